@@ -1,0 +1,768 @@
+"""Data access: Multi30k captions, human gold word alignments and the packaged demo set.
+
+Where the data lives
+--------------------
+Nothing here is committed to the repository. :func:`data_dir` picks the data root, in order:
+
+1. an explicit ``override`` (the CLI's ``--data-dir``);
+2. the environment variable ``OPTICAL_DATA_DIR``;
+3. ``shared/data`` next to the repository (``<repo>/../shared/data``, found from this file
+   and from the current working directory), when that folder exists;
+4. the user cache ``$OPTICAL_CACHE_DIR/data`` (default ``~/.cache/optical-explorer/data``),
+   which is where :func:`download_multi30k` writes.
+
+The data root has the layout of the official repositories::
+
+    <root>/multi30k/task1/raw/{split}.{lang}.gz
+    <root>/multi30k/task1/image_splits/{split}.txt
+    <root>/multi30k/task2/raw/{split}.{k}.{lang}.gz       (task2 split names: train, val, test_2016)
+    <root>/gold_alignments/{pair}.src-tgt, {pair}.gold
+
+A Multi30k file missing from the data root is also looked for in the download cache, so a
+partial shared folder can be completed with ``optical download`` / ``download=True``.
+A file that is in neither raises :class:`DataNotFoundError`, whose message names the file,
+the folders searched and the fixes.
+
+Conventions
+-----------
+* Captions are returned with surrounding whitespace stripped (some test_2018 cs lines carry
+  trailing spaces; 46 fr/de lines carry a leading space).
+* Gold links are 0-indexed ``(source, target)`` tuples. ``possible`` always *includes* the
+  sure links (the usual AER convention S ⊆ P, Och & Ney 2003), so ``sure <= possible`` holds.
+* In ``roen`` the **source is Romanian and the target is English**; in ``enfr`` the source
+  is English. See :data:`GOLD_LANGS` and :meth:`GoldPair.reversed`.
+* Split, language and pair names are checked against fixed sets before they become part of
+  a path, and every path is checked to stay inside its data root.
+
+Task 2 alignment (checked on the shared copy, commit a3d2e0d): every task2 file has as many
+lines as ``task1/image_splits/{split}.txt`` (29000 / 1014 / 1000), and line i of task1 English
+equals, character for character, one of the five task2 English captions of line i for 100 %
+of lines in train, val and test_2016 (0 % when shifted by one line). So task2 line i
+describes task1 image i. The task2 German captions are independent descriptions, not
+translations (the task1 German line is among them for < 0.3 % of lines). Image names are
+unique within each split and no image appears in two splits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import http.client
+import json
+import os
+import re
+import tempfile
+import unicodedata
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+# --------------------------------------------------------------------------- constants
+
+ENV_DATA_DIR = "OPTICAL_DATA_DIR"
+ENV_CACHE_DIR = "OPTICAL_CACHE_DIR"
+ENV_DOWNLOAD_URL = "OPTICAL_MULTI30K_URL"
+
+#: Base of the official files; ``{base}/task1/raw/{split}.{lang}.gz`` etc.
+OFFICIAL_BASE_URL = "https://github.com/multi30k/dataset/raw/master/data"
+
+SPLITS: tuple[str, ...] = (
+    "train",
+    "val",
+    "test_2016_flickr",
+    "test_2017_flickr",
+    "test_2017_mscoco",
+    "test_2018_flickr",
+)
+LANGS: tuple[str, ...] = ("en", "de", "fr", "cs")
+
+#: Languages present for each task1 split (Czech only for train, val, 2016 and 2018).
+SPLIT_LANGS: dict[str, tuple[str, ...]] = {
+    "train": ("en", "de", "fr", "cs"),
+    "val": ("en", "de", "fr", "cs"),
+    "test_2016_flickr": ("en", "de", "fr", "cs"),
+    "test_2017_flickr": ("en", "de", "fr"),
+    "test_2017_mscoco": ("en", "de", "fr"),
+    "test_2018_flickr": ("en", "de", "fr", "cs"),
+}
+#: Number of lines of every task1 file of a split (and of its image_splits file).
+SPLIT_SIZES: dict[str, int] = {
+    "train": 29000,
+    "val": 1014,
+    "test_2016_flickr": 1000,
+    "test_2017_flickr": 1000,
+    "test_2017_mscoco": 461,
+    "test_2018_flickr": 1071,
+}
+
+#: Task 2 (five independent captions per image): task1 split name -> task2 file split name.
+TASK2_SPLITS: dict[str, str] = {"train": "train", "val": "val", "test_2016_flickr": "test_2016"}
+TASK2_LANGS: tuple[str, ...] = ("en", "de")
+TASK2_K: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+GOLD_PAIRS: tuple[str, ...] = ("enfr", "roen")
+#: (source language, target language) of each gold set: roen has English on the target side.
+GOLD_LANGS: dict[str, tuple[str, str]] = {"enfr": ("en", "fr"), "roen": ("ro", "en")}
+
+DEMO_LANGS: tuple[str, ...] = ("de", "fr", "cs", "en-para")
+
+_LINK_RE = re.compile(r"^(\d+)([-p])(\d+)$")
+_TOKEN_RE = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]")
+
+
+class DataNotFoundError(FileNotFoundError):
+    """A data file is missing (or could not be downloaded); the message says how to fix it.
+
+    Attributes:
+        missing: the missing path relative to the data root (e.g. ``multi30k/task1/raw/val.cs.gz``).
+        searched: the folders that were searched.
+    """
+
+    def __init__(self, message: str, missing: str = "", searched: Sequence[Path] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.searched = [Path(p) for p in searched]
+
+
+# --------------------------------------------------------------------------- locations
+
+
+def repo_root() -> Path:
+    """The folder that holds the ``optical_core`` package (the repository root in a checkout)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def cache_dir() -> Path:
+    """Download cache for data: ``$OPTICAL_CACHE_DIR/data`` or ``~/.cache/optical-explorer/data``.
+
+    ``OPTICAL_CACHE_DIR`` names the project's cache root (other caches may live next to
+    ``data``); it need not exist.
+    """
+    env = os.environ.get(ENV_CACHE_DIR)
+    base = Path(env).expanduser() if env else Path.home() / ".cache" / "optical-explorer"
+    return base.resolve() / "data"
+
+
+def _shared_candidates() -> list[Path]:
+    cands = [Path(__file__).resolve().parents[2] / "shared" / "data"]
+    with contextlib.suppress(OSError):  # the working directory may have been deleted
+        cands.append(Path.cwd().resolve().parent / "shared" / "data")
+    return cands
+
+
+def _resolve_data_dir(override: str | os.PathLike[str] | None = None) -> tuple[Path, str]:
+    """Return the data root and a short description of where it came from."""
+    if override is not None and str(override) != "":
+        return Path(override).expanduser().resolve(), "--data-dir / data_dir argument"
+    env = os.environ.get(ENV_DATA_DIR)
+    if env:
+        return Path(env).expanduser().resolve(), f"environment variable {ENV_DATA_DIR}"
+    for cand in _shared_candidates():
+        if cand.is_dir():
+            return cand, "../shared/data next to the repository"
+    return cache_dir(), f"download cache (${ENV_CACHE_DIR} or ~/.cache/optical-explorer)"
+
+
+def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """The data root: ``override``, ``$OPTICAL_DATA_DIR``, ``../shared/data`` or the cache.
+
+    The returned path is absolute and may not exist; use :func:`multi30k_available` or
+    :func:`gold_available` to ask whether the data is there.
+    """
+    return _resolve_data_dir(override)[0]
+
+
+def _check_name(kind: str, value: object, allowed: Iterable[object]) -> None:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(map(str, allowed))}")
+
+
+def _check_split_lang(split: str, lang: str) -> None:
+    _check_name("Multi30k split", split, SPLITS)
+    _check_name("Multi30k language", lang, LANGS)
+    if lang not in SPLIT_LANGS[split]:
+        raise ValueError(
+            f"Multi30k split {split!r} has no {lang!r} file; languages of {split}: "
+            f"{', '.join(SPLIT_LANGS[split])}"
+        )
+
+
+def safe_join(root: str | os.PathLike[str], *parts: str) -> Path:
+    """``root / parts`` made absolute; raises ``ValueError`` if the result leaves ``root``.
+
+    The root is resolved (symlinks followed); the joined part is normalised lexically, so a
+    data folder made of symlinks to elsewhere still works while ``..`` or an absolute part
+    cannot escape it.
+    """
+    base = Path(root).expanduser().resolve()
+    for part in parts:
+        if not part or "\x00" in part or Path(part).is_absolute():
+            raise ValueError(f"invalid path component {part!r}")
+    joined = Path(os.path.normpath(base.joinpath(*parts)))
+    if joined != base and base not in joined.parents:
+        raise ValueError(f"path {'/'.join(parts)!r} escapes the data folder {base}")
+    return joined
+
+
+def _task1_rel(split: str, lang: str) -> tuple[str, ...]:
+    return ("multi30k", "task1", "raw", f"{split}.{lang}.gz")
+
+
+def _image_rel(split: str) -> tuple[str, ...]:
+    return ("multi30k", "task1", "image_splits", f"{split}.txt")
+
+
+def _task2_rel(split2: str, k: int, lang: str) -> tuple[str, ...]:
+    return ("multi30k", "task2", "raw", f"{split2}.{k}.{lang}.gz")
+
+
+def _fix_hint(what: str = "Multi30k file") -> str:
+    if what.startswith("gold"):
+        return (
+            f"Fix: set {ENV_DATA_DIR} or pass --data-dir to a folder that contains "
+            "gold_alignments/{pair}.src-tgt and gold_alignments/{pair}.gold (the examples "
+            "folder of awesome-align), or use load_gold_file() for files elsewhere."
+        )
+    return (
+        f"Fix: set {ENV_DATA_DIR} or pass --data-dir to a folder laid out as "
+        "<dir>/multi30k/task1/raw/... and <dir>/gold_alignments/..., or run `optical download` "
+        "(Python: download_multi30k() or download=True) to fetch Multi30k from "
+        "https://github.com/multi30k/dataset into the cache."
+    )
+
+
+def _find_file(
+    rel: tuple[str, ...],
+    override: str | os.PathLike[str] | None,
+    *,
+    download: bool = False,
+    use_cache: bool = True,
+    what: str = "Multi30k file",
+) -> Path:
+    """Locate ``rel`` in the data root, then in the cache; optionally download it to the cache."""
+    root, source = _resolve_data_dir(override)
+    searched: list[tuple[Path, str]] = [(root, source)]
+    cache = cache_dir()
+    if use_cache and cache != root:
+        searched.append((cache, "download cache"))
+    for folder, _ in searched:
+        path = safe_join(folder, *rel)
+        if path.is_file():
+            return path
+    relstr = "/".join(rel)
+    if download and use_cache:
+        base_url = os.environ.get(ENV_DOWNLOAD_URL) or OFFICIAL_BASE_URL
+        _fetch(rel[1:], cache, base_url=base_url, timeout=30.0)
+        return safe_join(cache, *rel)
+    where = "; ".join(f"{folder} ({src})" for folder, src in searched)
+    raise DataNotFoundError(
+        f"{what} not found: {relstr}\nSearched: {where}\n{_fix_hint(what)}",
+        missing=relstr,
+        searched=[f for f, _ in searched],
+    )
+
+
+def multi30k_available(
+    data_dir: str | os.PathLike[str] | None = None,
+    splits: Iterable[str] = SPLITS,
+    langs: Iterable[str] = LANGS,
+    image_splits: bool = True,
+) -> bool:
+    """Whether every existing task1 file of ``splits`` × ``langs`` (and image list) can be found.
+
+    Looks where the loaders look (data root, then the download cache); downloads nothing.
+    """
+    splits, langs = tuple(splits), tuple(langs)
+    for s in splits:
+        _check_name("Multi30k split", s, SPLITS)
+    for lang in langs:
+        _check_name("Multi30k language", lang, LANGS)
+    rels = [_task1_rel(s, lang) for s in splits for lang in langs if lang in SPLIT_LANGS[s]]
+    if image_splits:
+        rels += [_image_rel(s) for s in splits]
+    try:
+        for rel in rels:
+            _find_file(rel, data_dir)
+    except DataNotFoundError:
+        return False
+    return True
+
+
+def gold_available(pair: str = "enfr", data_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Whether both files of the gold alignment set ``pair`` are in the data root."""
+    _check_name("gold alignment pair", pair, GOLD_PAIRS)
+    root = _resolve_data_dir(data_dir)[0]
+    return all(
+        safe_join(root, "gold_alignments", f"{pair}.{ext}").is_file() for ext in ("src-tgt", "gold")
+    )
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_gzip_lines(path: Path) -> list[str]:
+    # newline="" keeps a stray "\r" inside a caption; only "\n" ends a line.
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+        text = f.read()
+    return _split_lines(text)
+
+
+def _read_text_lines(path: Path) -> list[str]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return _split_lines(f.read())
+
+
+def _split_lines(text: str) -> list[str]:
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.strip() for line in lines]
+
+
+def load_multi30k(
+    split: str,
+    lang: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = False,
+) -> list[str]:
+    """Task1 captions of ``split`` in ``lang``, one per line, whitespace-stripped.
+
+    Args:
+        split: one of :data:`SPLITS`.
+        lang: one of :data:`LANGS` present for that split (:data:`SPLIT_LANGS`).
+        data_dir: data root override (see :func:`data_dir`).
+        download: fetch the file into the cache if it is missing.
+
+    Raises:
+        ValueError: unknown split / language or a combination that does not exist.
+        DataNotFoundError: the file is missing (or the download failed).
+    """
+    _check_split_lang(split, lang)
+    return _read_gzip_lines(_find_file(_task1_rel(split, lang), data_dir, download=download))
+
+
+def load_bitext(
+    split: str,
+    src_lang: str,
+    tgt_lang: str = "en",
+    data_dir: str | os.PathLike[str] | None = None,
+    limit: int | None = None,
+    download: bool = False,
+) -> list[tuple[str, str]]:
+    """Aligned ``(src, tgt)`` caption pairs of a task1 split (line i with line i).
+
+    ``limit`` keeps the first ``limit`` pairs (file order). Raises ``ValueError`` if the two
+    files differ in length.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0 or None, got {limit}")
+    _check_split_lang(split, src_lang)
+    _check_split_lang(split, tgt_lang)
+    src = load_multi30k(split, src_lang, data_dir, download=download)
+    tgt = load_multi30k(split, tgt_lang, data_dir, download=download)
+    if len(src) != len(tgt):
+        raise ValueError(
+            f"Multi30k {split}: {src_lang} has {len(src)} lines but {tgt_lang} has {len(tgt)}"
+        )
+    pairs = list(zip(src, tgt))
+    return pairs if limit is None else pairs[:limit]
+
+
+def load_image_ids(
+    split: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = False,
+) -> list[str]:
+    """Image file name of every line of a task1 split (``task1/image_splits/{split}.txt``).
+
+    COCO names carry a ``#<caption id>`` suffix, kept as is.
+    """
+    _check_name("Multi30k split", split, SPLITS)
+    return _read_text_lines(_find_file(_image_rel(split), data_dir, download=download))
+
+
+def load_task2(
+    split: str,
+    lang: str,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    check: bool = True,
+) -> list[list[str]]:
+    """The five independent task2 captions of every image: ``result[k - 1][i]``, k = 1..5.
+
+    Args:
+        split: a task1 name (``train``, ``val``, ``test_2016_flickr``) or the task2 file name
+            ``test_2016``.
+        lang: ``en`` or ``de``.
+        check: verify that all five files have as many lines as the task1 image list of the
+            split (``ValueError`` otherwise). Line i then describes image i of
+            :func:`load_image_ids` (verified on the shared copy, see the module docstring).
+    """
+    if split == "test_2016":
+        split = "test_2016_flickr"
+    _check_name("Multi30k task2 split", split, (*TASK2_SPLITS, "test_2016"))
+    _check_name("Multi30k task2 language", lang, TASK2_LANGS)
+    split2 = TASK2_SPLITS[split]
+    caps = [
+        _read_gzip_lines(_find_file(_task2_rel(split2, k, lang), data_dir, download=download))
+        for k in TASK2_K
+    ]
+    if check:
+        n_images = len(load_image_ids(split, data_dir, download=download))
+        sizes = [len(c) for c in caps]
+        if any(n != n_images for n in sizes):
+            raise ValueError(
+                f"Multi30k task2 {split2}.{{1..5}}.{lang} have {sizes} lines but "
+                f"task1/image_splits/{split}.txt lists {n_images} images"
+            )
+    return caps
+
+
+# --------------------------------------------------------------------------- download
+
+
+def _fetch(rel: Sequence[str], dest_root: Path, base_url: str, timeout: float) -> bool:
+    """Download ``{base_url}/{rel}`` to ``dest_root/multi30k/{rel}`` atomically.
+
+    ``rel`` is relative to the official ``data/`` folder (e.g. ``("task1", "raw", "val.de.gz")``).
+    Returns ``False`` if the file was already there. The bytes go to a temporary file in the
+    destination folder, are validated (whole gzip stream decodes, or UTF-8 text for ``.txt``),
+    then ``os.replace`` moves them in place; on any failure nothing is left behind.
+    """
+    target = safe_join(dest_root, "multi30k", *rel)
+    if target.is_file():
+        return False
+    scheme = urllib.parse.urlsplit(base_url).scheme
+    if scheme not in ("http", "https"):
+        raise ValueError(f"base_url must be http(s), got {base_url!r}")
+    url = base_url.rstrip("/") + "/" + "/".join(urllib.parse.quote(p) for p in rel)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as out:
+                req = urllib.request.Request(url, headers={"User-Agent": "optical-explorer"})
+                with urllib.request.urlopen(req, timeout=timeout) as resp:
+                    expected = resp.headers.get("Content-Length")
+                    written = 0
+                    while chunk := resp.read(1 << 16):
+                        out.write(chunk)
+                        written += len(chunk)
+                if expected is not None and expected.isdigit() and int(expected) != written:
+                    # http.client returns a short body without raising when the peer hangs up.
+                    raise http.client.IncompleteRead(b"", int(expected) - written)
+                out.flush()
+                os.fsync(out.fileno())
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            if isinstance(exc, urllib.error.HTTPError):
+                reason: object = f"HTTP {exc.code} {exc.reason}"
+            else:
+                reason = getattr(exc, "reason", None) or exc
+            raise DataNotFoundError(
+                f"could not download {url}: {reason}\n"
+                f"Check the network or the URL, or copy the files by hand into "
+                f"{target.parent} (or point {ENV_DATA_DIR} / --data-dir at a copy).",
+                missing="multi30k/" + "/".join(rel),
+                searched=[dest_root],
+            ) from exc
+        _validate_download(tmp, url, "multi30k/" + "/".join(rel))
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache file need not be private
+        os.replace(tmp, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return True
+
+
+def _validate_download(path: Path, url: str, missing: str) -> None:
+    try:
+        if url.endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                while f.read(1 << 20):
+                    pass
+        else:
+            text = path.read_bytes().decode("utf-8")
+            if not text.strip() or text.lstrip().startswith("<"):
+                raise ValueError("empty file or an HTML page")
+    except (OSError, EOFError, ValueError, UnicodeDecodeError) as exc:
+        raise DataNotFoundError(
+            f"downloaded {url} but it is not a valid "
+            f"{'gzip' if url.endswith('.gz') else 'UTF-8 text'} file ({exc}); nothing was saved.",
+            missing=missing,
+        ) from exc
+
+
+def download_multi30k(
+    dest: str | os.PathLike[str] | None = None,
+    base_url: str = OFFICIAL_BASE_URL,
+    splits: Iterable[str] = SPLITS,
+    langs: Iterable[str] = LANGS,
+    timeout: float = 30,
+    image_splits: bool = True,
+    task2: bool = False,
+) -> Path:
+    """Fetch the official Multi30k files into ``dest`` (default: :func:`cache_dir`).
+
+    Files already present are skipped; each new file is written atomically and checked to
+    be a complete gzip stream before it appears. Combinations that do not exist (cs for the
+    2017 tests) are skipped.
+
+    Args:
+        dest: data root to fill; files land in ``dest/multi30k/task1/...``.
+        base_url: URL of the official ``data`` folder (a local mirror in tests).
+        splits, langs: task1 splits and languages to fetch.
+        timeout: seconds per request.
+        image_splits: also fetch ``task1/image_splits/{split}.txt``.
+        task2: also fetch the task2 en/de captions of the splits that have them.
+
+    Returns:
+        The data root (usable as ``data_dir=`` / ``--data-dir``).
+
+    Raises:
+        DataNotFoundError: a download failed or returned an invalid file.
+    """
+    root = Path(dest).expanduser().resolve() if dest is not None else cache_dir()
+    splits, langs = tuple(splits), tuple(langs)
+    for s in splits:
+        _check_name("Multi30k split", s, SPLITS)
+    for lang in langs:
+        _check_name("Multi30k language", lang, LANGS)
+    rels: list[tuple[str, ...]] = []
+    for s in splits:
+        rels += [_task1_rel(s, lang)[1:] for lang in langs if lang in SPLIT_LANGS[s]]
+        if image_splits:
+            rels.append(_image_rel(s)[1:])
+        if task2 and s in TASK2_SPLITS:
+            rels += [
+                _task2_rel(TASK2_SPLITS[s], k, lang)[1:]
+                for lang in langs
+                if lang in TASK2_LANGS
+                for k in TASK2_K
+            ]
+    if not rels:
+        raise ValueError(f"nothing to download for splits={splits} langs={langs}")
+    for rel in rels:
+        _fetch(rel, root, base_url=base_url, timeout=timeout)
+    return root
+
+
+# --------------------------------------------------------------------------- gold alignments
+
+
+@dataclass
+class GoldPair:
+    """One human-aligned sentence pair.
+
+    Links are 0-indexed ``(source index, target index)``; ``possible`` includes ``sure``.
+    """
+
+    src_tokens: list[str]
+    tgt_tokens: list[str]
+    sure: set[tuple[int, int]]
+    possible: set[tuple[int, int]]
+
+    def reversed(self) -> GoldPair:
+        """The same pair with source and target swapped (e.g. English first for ``roen``)."""
+        return GoldPair(
+            src_tokens=list(self.tgt_tokens),
+            tgt_tokens=list(self.src_tokens),
+            sure={(j, i) for i, j in self.sure},
+            possible={(j, i) for i, j in self.possible},
+        )
+
+
+def parse_gold_line(
+    line: str,
+    n_src: int | None,
+    n_tgt: int | None,
+    one_indexed: bool = True,
+) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """Parse ``"i-j i-j ipj ..."`` into ``(sure, possible)``, 0-indexed, ``sure ⊆ possible``.
+
+    ``i-j`` is a sure link and ``ipj`` a possible link, source index first. Indices are
+    checked against ``n_src`` / ``n_tgt`` (pass ``None`` to skip). An empty line gives two
+    empty sets. Raises ``ValueError`` on a malformed link or an index out of range.
+    """
+    sure: set[tuple[int, int]] = set()
+    possible: set[tuple[int, int]] = set()
+    offset = 1 if one_indexed else 0
+    for tok in line.split():
+        m = _LINK_RE.match(tok)
+        if m is None:
+            raise ValueError(f"malformed link {tok!r} (expected i-j or ipj)")
+        i, j = int(m.group(1)) - offset, int(m.group(3)) - offset
+        if i < 0 or j < 0:
+            raise ValueError(f"link {tok!r}: indices start at {offset}")
+        if n_src is not None and i >= n_src:
+            raise ValueError(f"link {tok!r}: source index out of range ({n_src} source tokens)")
+        if n_tgt is not None and j >= n_tgt:
+            raise ValueError(f"link {tok!r}: target index out of range ({n_tgt} target tokens)")
+        possible.add((i, j))
+        if m.group(2) == "-":
+            sure.add((i, j))
+    return sure, possible
+
+
+def load_gold_file(
+    text_path: str | os.PathLike[str],
+    gold_path: str | os.PathLike[str],
+    one_indexed: bool = True,
+) -> list[GoldPair]:
+    """Read a ``src ||| tgt`` text file and its Pharaoh-style gold file (one line per pair).
+
+    Tokens are whitespace-separated. Raises ``FileNotFoundError`` for a missing file and
+    ``ValueError`` naming file and line for a malformed line, an out-of-range index or a
+    line-count mismatch.
+    """
+    tpath, gpath = Path(text_path).expanduser().resolve(), Path(gold_path).expanduser().resolve()
+    texts = _read_user_lines(tpath)
+    golds = _read_user_lines(gpath)
+    if len(texts) != len(golds):
+        raise ValueError(
+            f"{tpath} has {len(texts)} lines but {gpath} has {len(golds)}; "
+            "expected one gold line per sentence pair"
+        )
+    out: list[GoldPair] = []
+    for lineno, (text, gold) in enumerate(zip(texts, golds), start=1):
+        sides = text.split("|||")
+        if len(sides) != 2:
+            raise ValueError(f"{tpath}:{lineno}: expected 'source ||| target', got {text!r}")
+        src, tgt = sides[0].split(), sides[1].split()
+        try:
+            sure, possible = parse_gold_line(gold, len(src), len(tgt), one_indexed=one_indexed)
+        except ValueError as exc:
+            raise ValueError(f"{gpath}:{lineno}: {exc}") from None
+        out.append(GoldPair(src, tgt, sure, possible))
+    return out
+
+
+def _read_user_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"file not found: {path}")
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            lines = f.read().split("\n")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 ({exc})") from None
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def load_gold(pair: str, data_dir: str | os.PathLike[str] | None = None) -> list[GoldPair]:
+    """The human gold alignments ``enfr`` (200 pairs) or ``roen`` (248 pairs, sure only).
+
+    Source/target languages are given by :data:`GOLD_LANGS`: English is the *target* of
+    ``roen``. Raises :class:`DataNotFoundError` if the files are missing.
+    """
+    _check_name("gold alignment pair", pair, GOLD_PAIRS)
+    text = _find_file(
+        ("gold_alignments", f"{pair}.src-tgt"), data_dir, use_cache=False, what="gold file"
+    )
+    gold = _find_file(
+        ("gold_alignments", f"{pair}.gold"), data_dir, use_cache=False, what="gold file"
+    )
+    return load_gold_file(text, gold)
+
+
+# --------------------------------------------------------------------------- demo set
+
+
+@dataclass
+class DemoPair:
+    """A hand-written caption pair of the packaged demo set.
+
+    ``src`` is English; ``tgt`` is German, French, Czech or (``lang == "en-para"``) an
+    English paraphrase. Pairs of different languages with the same ``scene`` describe the
+    same picture, so the set doubles as a tiny retrieval corpus. When the pair has gold
+    links, ``src_tokens`` / ``tgt_tokens`` are the tokens they index (those of
+    :func:`simple_tokenize`), links are 0-indexed ``(src, tgt)`` and ``possible`` includes
+    ``sure``; otherwise these fields are ``None``.
+    """
+
+    id: str
+    lang: str
+    scene: str
+    src: str
+    tgt: str
+    src_tokens: list[str] | None = None
+    tgt_tokens: list[str] | None = None
+    sure: set[tuple[int, int]] | None = None
+    possible: set[tuple[int, int]] | None = None
+
+    @property
+    def has_gold(self) -> bool:
+        return self.sure is not None
+
+    def to_gold(self) -> GoldPair:
+        """This pair as a :class:`GoldPair` (``ValueError`` if it has no gold links)."""
+        if self.sure is None or self.possible is None:
+            raise ValueError(f"demo pair {self.id} has no gold links")
+        assert self.src_tokens is not None and self.tgt_tokens is not None
+        return GoldPair(list(self.src_tokens), list(self.tgt_tokens), set(self.sure),
+                        set(self.possible))
+
+
+def simple_tokenize(text: str) -> list[str]:
+    """The demo set's tokenisation: words (letters/digits, inner ``'`` or ``-`` kept) and
+    single punctuation marks, e.g. ``"l'étang."`` → ``["l'étang", "."]``."""
+    return _TOKEN_RE.findall(text)
+
+
+def _links(raw: object, where: str) -> set[tuple[int, int]]:
+    if not isinstance(raw, list):
+        raise ValueError(f"{where}: links must be a list of [i, j]")
+    out: set[tuple[int, int]] = set()
+    for link in raw:
+        if (
+            not isinstance(link, list)
+            or len(link) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in link)
+        ):
+            raise ValueError(f"{where}: bad link {link!r}")
+        out.add((link[0], link[1]))
+    return out
+
+
+def load_demo(lang: str | None = None) -> list[DemoPair]:
+    """The packaged demo pairs (``optical_core/demo/demo_pairs.jsonl``), optionally one language.
+
+    ``lang`` is one of :data:`DEMO_LANGS` (``de``, ``fr``, ``cs``, ``en-para``) or ``None``
+    for all. Gold links are checked against the stored tokens.
+    """
+    if lang is not None:
+        _check_name("demo language", lang, DEMO_LANGS)
+    text = resources.files("optical_core").joinpath("demo").joinpath("demo_pairs.jsonl").read_text(
+        encoding="utf-8"
+    )
+    pairs: list[DemoPair] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"demo_pairs.jsonl:{lineno}"
+        rec = json.loads(line)
+        pair = DemoPair(
+            id=rec["id"],
+            lang=rec["lang"],
+            scene=rec["scene"],
+            src=unicodedata.normalize("NFC", rec["src"]),
+            tgt=unicodedata.normalize("NFC", rec["tgt"]),
+        )
+        if "sure" in rec:
+            pair.src_tokens = list(rec["src_tokens"])
+            pair.tgt_tokens = list(rec["tgt_tokens"])
+            pair.sure = _links(rec["sure"], where)
+            pair.possible = _links(rec.get("possible", []), where) | pair.sure
+            n, m = len(pair.src_tokens), len(pair.tgt_tokens)
+            bad = [(i, j) for i, j in pair.possible if not (0 <= i < n and 0 <= j < m)]
+            if bad:
+                raise ValueError(f"{where}: links {sorted(bad)} out of range ({n} x {m} tokens)")
+        if lang is None or pair.lang == lang:
+            pairs.append(pair)
+    return pairs
