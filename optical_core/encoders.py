@@ -301,6 +301,11 @@ def _load_sentence_transformer(target: str, device: str):
             )
         target = str(path.resolve())
     offline = not _allow_download()
+    from transformers.utils import logging as hf_logging
+
+    # Weight-loading progress bars and long-input notices would bury our own messages.
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

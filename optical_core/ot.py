@@ -303,8 +303,9 @@ def _solve_unbalanced(a, b, c, cfg: OTConfig, messages: list[str]):
         trouble = any("numerical" in str(w.message).lower() for w in caught)
         plan = np.asarray(plan)
         bad = trouble or not np.all(np.isfinite(plan))
-        err = float(log.get("err", [np.inf])[-1]) if log.get("err") else np.inf
-        return plan, int(log.get("niter", cfg.max_iter)), bad, err
+        errs = log.get("err") or [np.inf]
+        # POT logs the relative change of the scalings once per iteration.
+        return plan, len(errs), bad, float(errs[-1])
 
     plan, it, bad, err = run("sinkhorn")
     used = "unbalanced"
@@ -315,7 +316,7 @@ def _solve_unbalanced(a, b, c, cfg: OTConfig, messages: list[str]):
             f"ε = {cfg.epsilon:g} is small for these costs: the plain unbalanced Sinkhorn "
             "overflowed, so the stabilised one was used instead."
         )
-    converged = (not bad) and err <= cfg.tol * 10
+    converged = (not bad) and err < cfg.tol
     if not converged:
         messages.append(
             f"Unbalanced Sinkhorn stopped after {it} iterations before reaching tol {cfg.tol:g}."
@@ -404,8 +405,12 @@ def sinkhorn_batch(
     cost = cost.to(dtype)
     a = torch.full((bsz, n), 1.0 / n, device=device) if a is None else a
     b = torch.full((bsz, m), 1.0 / m, device=device) if b is None else b
+    # Renormalise in the compute dtype: float32 marginals that sum to 1 ± 1e-7 would make
+    # the balanced problem infeasible at a tighter tol.
     a = a.detach().to(dtype)
     b = b.detach().to(dtype)
+    a = a / a.sum(1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+    b = b / b.sum(1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
     if bsz == 0:
         return BatchOTResult(
             cost.new_zeros(cost.shape).to(out_dtype), torch.zeros(0, dtype=torch.long),
@@ -434,27 +439,32 @@ def sinkhorn_batch(
     prev_err = torch.full((bsz,), float("inf"), dtype=torch.float64)
     checks = torch.zeros(bsz, dtype=torch.long)
     active = torch.arange(bsz, device=device)
+    # Real tokens end at these lengths: the working set is trimmed to its longest pair, so
+    # short pairs left at the end do not pay for the padding of long ones.
+    n_len = ((torch.arange(n, device=device) + 1) * (a > 0)).amax(1)
+    m_len = ((torch.arange(m, device=device) + 1) * (b > 0)).amax(1)
     done = 1
     while done < max_iter and active.numel() > 0:
         steps = min(check_every, max_iter - done)
-        c_act, la, lb = cost[active], log_a[active], log_b[active]
-        fa, ga, w = f[active], g[active], omegas[active].view(-1, 1, 1)
+        nk, mk = int(n_len[active].max()), int(m_len[active].max())
+        c_act = cost[active, :nk, :mk]
+        la, lb = log_a[active, :nk], log_b[active, :mk]
+        f0, g0 = f[active, :nk], g[active, :mk]
+        w = omegas[active].view(-1, 1, 1)
         fa, ga, err, bad = _scaling_chunk(
-            c_act, la, lb, pad_a[active], pad_b[active], fa, ga, w, epsilon, steps
+            c_act, la, lb, pad_a[active, :nk], pad_b[active, :mk], f0, g0, w, epsilon, steps
         )
         if bad.any():  # over/underflow in the scaling steps: redo those pairs in log domain
+            sel = bad.nonzero().squeeze(1)
             fl, gl, el = _log_chunk(
-                c_act[bad], la[bad], lb[bad], f[active][bad], g[active][bad],
-                w[bad].view(-1, 1), epsilon, steps,
+                c_act[sel], la[sel], lb[sel], f0[sel], g0[sel], w[sel].view(-1, 1), epsilon, steps
             )
-            keep = (~bad).view(-1, 1)
-            fa = torch.where(keep, fa, fa.new_zeros(()).expand_as(fa).index_put((bad.nonzero().squeeze(1),), fl))
-            ga = torch.where(keep, ga, ga.new_zeros(()).expand_as(ga).index_put((bad.nonzero().squeeze(1),), gl))
-            err = err.clone()
+            fa = fa.index_copy(0, sel, fl)
+            ga = ga.index_copy(0, sel, gl)
             err[bad.cpu()] = el
         done += steps
-        f = f.index_copy(0, active, fa)
-        g = g.index_copy(0, active, ga)
+        f = f.index_copy(0, active, torch.cat([fa, f[active, nk:]], 1))
+        g = g.index_copy(0, active, torch.cat([ga, g[active, mk:]], 1))
         with torch.no_grad():
             idx = active.cpu()
             errors[idx] = err
@@ -488,16 +498,29 @@ def _scaling_chunk(c, la, lb, pad_a, pad_b, f, g, w, eps, steps):
     """
     kernel = torch.exp(la.unsqueeze(2) + lb.unsqueeze(1) + (f.unsqueeze(2) + g.unsqueeze(1) - c) / eps)
     a, b = la.exp().unsqueeze(2), lb.exp().unsqueeze(2)
-    a_safe, b_safe = a + pad_a.unsqueeze(2), b + pad_b.unsqueeze(2)
+    pa, pb = pad_a.unsqueeze(2), pad_b.unsqueeze(2)
+    a_safe, b_safe = a + pa, b + pb
     u = torch.ones_like(a)
     v = torch.ones_like(b)
     kt = kernel.transpose(1, 2)
     relaxed = bool((w != 1).any())
+    # Without autograd the updates run in place: at these sizes the cost is per-op overhead.
+    inplace = not (torch.is_grad_enabled() and c.requires_grad)
     for _ in range(steps):
-        u_new = a_safe / (torch.bmm(kernel, v) + pad_a.unsqueeze(2))
-        u = u * (u_new / u).pow(w) if relaxed else u_new
-        v_new = b_safe / (torch.bmm(kt, u) + pad_b.unsqueeze(2))
-        v = v * (v_new / v).pow(w) if relaxed else v_new
+        u_new = a_safe / torch.baddbmm(pa, kernel, v)
+        if not relaxed:
+            u = u_new
+        elif inplace:
+            u.mul_(u_new.div_(u).pow_(w))
+        else:
+            u = u * (u_new / u).pow(w)
+        v_new = b_safe / torch.baddbmm(pb, kt, u)
+        if not relaxed:
+            v = v_new
+        elif inplace:
+            v.mul_(v_new.div_(v).pow_(w))
+        else:
+            v = v * (v_new / v).pow(w)
     with torch.no_grad():
         bad = ~(torch.isfinite(u).all(1) & torch.isfinite(v).all(1) & (u > 0).all(1) & (v > 0).all(1)).squeeze(1)
     f = f + eps * torch.log(u.squeeze(2).clamp_min(torch.finfo(u.dtype).tiny))
