@@ -144,7 +144,7 @@ class Encoder:
 
     @property
     def dim(self) -> int:
-        return int(self.model.get_sentence_embedding_dimension())
+        return int(self.model.get_embedding_dimension())
 
     def _forward(self, texts: list[str]):
         feats = self.tokenizer(

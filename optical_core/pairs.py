@@ -77,9 +77,13 @@ def links_from(
     plan: np.ndarray, cost: np.ndarray, method: str, threshold: float = al.DEFAULT_OT_THRESHOLD
 ) -> al.Links:
     """Links from a solved pair: ``ot`` thresholds the plan, ``argmax``/``itermax`` read the
-    similarity ``1 - C/2`` (in [0, 1] for cosine costs) as SimAlign does."""
+    similarity ``1 - C/2`` (in [0, 1] for cosine costs) as SimAlign does.
+
+    The plan is divided by its total mass first, so that the threshold means the same for
+    partial and unbalanced plans (which move less than 1) as for balanced ones."""
     if method == "ot":
-        return al.threshold_links(plan, threshold=threshold)
+        mass = float(plan.sum())
+        return al.threshold_links(plan / mass if mass > 0 else plan, threshold=threshold)
     similarity = 1.0 - cost / max(float(cost.max()), 2.0)
     return al.extract_links(similarity, method)
 
