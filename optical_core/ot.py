@@ -424,6 +424,20 @@ def sinkhorn_batch(
     # Padded entries must stay finite so that no inf - inf reaches the log-sum-exp.
     cost = torch.where(real, cost, torch.zeros((), dtype=dtype, device=device))
 
+    n_len = ((torch.arange(n, device=device) + 1) * (a > 0)).amax(1)
+    m_len = ((torch.arange(m, device=device) + 1) * (b > 0)).amax(1)
+    opts = dict(epsilon=epsilon, max_iter=max_iter, tol=tol, check_every=check_every,
+                omega=omega)
+    plan, iterations, errors, converged = _sinkhorn_core(cost, a, b, n_len, m_len, **opts)
+    return BatchOTResult(plan.to(out_dtype), iterations, errors.to(out_dtype), converged)
+
+
+def _sinkhorn_core(cost, a, b, n_len, m_len, epsilon, max_iter, tol, check_every, omega):
+    """The iterations of :func:`sinkhorn_batch`, on the batch's real extent only."""
+    bsz, n, m = cost.shape
+    dtype, device = cost.dtype, cost.device
+    n0, m0 = int(n_len.max()), int(m_len.max())
+    cost, a, b = cost[:, :n0, :m0], a[:, :n0], b[:, :m0]
     log_a = torch.log(a)  # -inf on padding masks those rows out of every LSE
     log_b = torch.log(b)
     # Padded rows/columns get a dummy denominator of 1 so their scalings stay at 1.
@@ -439,13 +453,10 @@ def sinkhorn_batch(
     prev_err = torch.full((bsz,), float("inf"), dtype=torch.float64)
     checks = torch.zeros(bsz, dtype=torch.long)
     active = torch.arange(bsz, device=device)
-    # Real tokens end at these lengths: the working set is trimmed to its longest pair, so
-    # short pairs left at the end do not pay for the padding of long ones.
-    n_len = ((torch.arange(n, device=device) + 1) * (a > 0)).amax(1)
-    m_len = ((torch.arange(m, device=device) + 1) * (b > 0)).amax(1)
     done = 1
     while done < max_iter and active.numel() > 0:
         steps = min(check_every, max_iter - done)
+        # The working set is trimmed to its longest remaining pair.
         nk, mk = int(n_len[active].max()), int(m_len[active].max())
         c_act = cost[active, :nk, :mk]
         la, lb = log_a[active, :nk], log_b[active, :mk]
@@ -470,15 +481,9 @@ def sinkhorn_batch(
             errors[idx] = err
             checks[idx] += 1
             if omega > 1.0:
-                w_now = omegas[active].double().cpu()
-                ratio = err / prev_err[idx]
-                estimate = (checks[idx] == 2) & torch.isfinite(ratio) & (ratio < 1)
-                rate = ratio.clamp(0, 1).pow(1.0 / steps)
-                w_est = (2.0 / (1.0 + torch.sqrt(1.0 - rate))).clamp(1.0, omega)
-                rising = (w_now > 1.0) & (ratio > 1.0)
-                w_next = torch.where(estimate, w_est, w_now)
-                w_next = torch.where(rising, 1.0 + (w_now - 1.0) / 2, w_next)
-                omegas[active] = w_next.to(dtype=dtype, device=device)
+                omegas[active] = _next_omega(
+                    omegas[active].double().cpu(), err / prev_err[idx], checks[idx], steps, omega
+                ).to(dtype=dtype, device=device)
             prev_err[idx] = err
             ok = err <= tol
             if ok.any():
@@ -486,8 +491,27 @@ def sinkhorn_batch(
                 converged[idx[ok]] = True
                 active = active[(~ok).to(device)]
     log_p = log_a.unsqueeze(2) + log_b.unsqueeze(1) + (f.unsqueeze(2) + g.unsqueeze(1) - cost) / epsilon
-    plan = torch.exp(log_p).to(out_dtype)
-    return BatchOTResult(plan, iterations, errors.to(out_dtype), converged)
+    plan = torch.nn.functional.pad(torch.exp(log_p), (0, m - m0, 0, n - n0))
+    return plan, iterations, errors, converged
+
+
+def _next_omega(w, ratio, checks, steps, omega_max):
+    """Per-pair over-relaxation factor for the next chunk (Young's SOR theory).
+
+    ``ratio`` is the change of the marginal error over the last ``steps`` iterations, so
+    ``λ = ratio^(1/steps)`` is the observed rate. Under SOR with factor ``ω`` the rate of
+    plain Sinkhorn ``r`` satisfies ``(λ + ω − 1)² = λ ω² r``; the best factor for ``r`` is
+    ``2 / (1 + sqrt(1 − r))``. The first two chunks run plain (ω = 1) to measure ``r``
+    directly; later chunks only raise ω as the estimate of ``r`` firms up, and a pair
+    whose error rises is damped halfway back to plain Sinkhorn.
+    """
+    lam = ratio.clamp(1e-300, 1.0).pow(1.0 / steps)
+    r = ((lam + w - 1.0) ** 2 / (lam * w * w)).clamp(0.0, 1.0 - 1e-12)
+    w_opt = (2.0 / (1.0 + torch.sqrt(1.0 - r))).clamp(1.0, omega_max)
+    measurable = torch.isfinite(ratio) & (ratio < 1.0) & (checks >= 2)
+    w_next = torch.where(measurable, torch.maximum(w, w_opt), w)
+    rising = (w > 1.0) & (ratio > 1.0)
+    return torch.where(rising, 1.0 + (w - 1.0) / 2, w_next)
 
 
 def _scaling_chunk(c, la, lb, pad_a, pad_b, f, g, w, eps, steps):
