@@ -102,7 +102,11 @@ def main() -> None:
     ap.add_argument("--eps", type=float, nargs="+", default=[0.05, 0.02])
     ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (POT's loop is single-threaded; at these sizes extra "
+                    "threads only add contention)")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore")
     costs = real_costs(args.pairs)
     n0 = min(c.shape[0] for c in costs)

@@ -450,8 +450,11 @@ def _sinkhorn_core(cost, a, b, n_len, m_len, epsilon, max_iter, tol, check_every
     errors = torch.full((bsz,), float("inf"), dtype=torch.float64)
     converged = torch.zeros(bsz, dtype=torch.bool)
     omegas = torch.ones(bsz, dtype=dtype, device=device)
-    prev_err = torch.full((bsz,), float("inf"), dtype=torch.float64)
-    checks = torch.zeros(bsz, dtype=torch.long)
+    with torch.no_grad():  # the starting error lets the first chunk already measure a rate
+        prev_err = _marginal_error(
+            torch.exp(log_a.unsqueeze(2) + log_b.unsqueeze(1)
+                      + (f.unsqueeze(2) + g.unsqueeze(1) - cost) / epsilon), a, b)
+    checks = torch.ones(bsz, dtype=torch.long)
     active = torch.arange(bsz, device=device)
     done = 1
     while done < max_iter and active.numel() > 0:
@@ -495,13 +498,19 @@ def _sinkhorn_core(cost, a, b, n_len, m_len, epsilon, max_iter, tol, check_every
     return plan, iterations, errors, converged
 
 
+def _marginal_error(plan: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` float64 CPU ``max(‖P𝟙 − a‖₁, ‖Pᵀ𝟙 − b‖₁)``; NaN counts as infinitely wrong."""
+    err = torch.maximum((plan.sum(2) - a).abs().sum(1), (plan.sum(1) - b).abs().sum(1))
+    return torch.nan_to_num(err.double().cpu(), nan=float("inf"), posinf=float("inf"))
+
+
 def _next_omega(w, ratio, checks, steps, omega_max):
     """Per-pair over-relaxation factor for the next chunk (Young's SOR theory).
 
     ``ratio`` is the change of the marginal error over the last ``steps`` iterations, so
     ``λ = ratio^(1/steps)`` is the observed rate. Under SOR with factor ``ω`` the rate of
     plain Sinkhorn ``r`` satisfies ``(λ + ω − 1)² = λ ω² r``; the best factor for ``r`` is
-    ``2 / (1 + sqrt(1 − r))``. The first two chunks run plain (ω = 1) to measure ``r``
+    ``2 / (1 + sqrt(1 − r))``. The first chunk runs plain (ω = 1) to measure ``r``
     directly; later chunks only raise ω as the estimate of ``r`` firms up, and a pair
     whose error rises is damped halfway back to plain Sinkhorn.
     """
@@ -550,9 +559,7 @@ def _scaling_chunk(c, la, lb, pad_a, pad_b, f, g, w, eps, steps):
     f = f + eps * torch.log(u.squeeze(2).clamp_min(torch.finfo(u.dtype).tiny))
     g = g + eps * torch.log(v.squeeze(2).clamp_min(torch.finfo(v.dtype).tiny))
     with torch.no_grad():
-        p = u * kernel * v.transpose(1, 2)
-        err = torch.maximum((p.sum(2) - a.squeeze(2)).abs().sum(1), (p.sum(1) - b.squeeze(2)).abs().sum(1))
-        err = torch.nan_to_num(err.double().cpu(), nan=float("inf"), posinf=float("inf"))
+        err = _marginal_error(u * kernel * v.transpose(1, 2), a.squeeze(2), b.squeeze(2))
     return f, g, err, bad
 
 
@@ -565,8 +572,7 @@ def _log_chunk(c, la, lb, f, g, w, eps, steps):
         g = g + w * (g_new - g)
     with torch.no_grad():
         p = torch.exp(la.unsqueeze(2) + lb.unsqueeze(1) + (f.unsqueeze(2) + g.unsqueeze(1) - c) / eps)
-        err = torch.maximum((p.sum(2) - la.exp()).abs().sum(1), (p.sum(1) - lb.exp()).abs().sum(1))
-        err = torch.nan_to_num(err.double().cpu(), nan=float("inf"), posinf=float("inf"))
+        err = _marginal_error(p, la.exp(), lb.exp())
     return f, g, err
 
 
