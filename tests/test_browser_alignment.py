@@ -1,0 +1,196 @@
+"""Real-browser test: `streamlit run app.py` + Debian's chromium driven by Playwright.
+
+Opens the Alignment page, moves the ε slider with the keyboard, waits for the redrawn
+heatmap and checks that the plotted plan changed. Skipped when /usr/bin/chromium or the
+Python playwright package is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("OPTICAL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+pytestmark = pytest.mark.browser
+
+# The plan heatmap's z as nested plain arrays. The figure JSON carries z as a base64 typed
+# array ({dtype, bdata, shape}); plotly.js decodes it into gd._fullData.
+PLAN_JS = """() => {
+  for (const d of document.querySelectorAll('.js-plotly-plot')) {
+    if (d.layout && d.layout.meta && d.layout.meta.kind === 'plan' && d._fullData
+        && d._fullData[0] && d._fullData[0].z) {
+      return {z: Array.from(d._fullData[0].z, r => Array.from(r)),
+              title: d.layout.title && d.layout.title.text};
+    }
+  }
+  return null;
+}"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium, or set OPTICAL_CHROMIUM)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    env = dict(os.environ, OPTICAL_RUNS_DIR=str(log.parent / "runs"))
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_epsilon_slider_redraws_the_plan(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/Alignment", wait_until="domcontentloaded")
+    page.wait_for_function(f"({PLAN_JS})() !== null", timeout=120_000)
+    before = page.evaluate(PLAN_JS)
+    assert "ε = 0.05" in before["title"]
+    assert len(before["z"]) == 7 and len(before["z"][0]) == 8
+    page.screenshot(path=str(tmp_path / "alignment_before.png"))
+
+    # Streamlit's slider thumb holds a visually hidden <input type="range"> (react-aria):
+    # focus it and use the keyboard, as a keyboard user would.
+    slider = page.locator('[data-testid="stSidebar"]').get_by_role("slider", name="ε — entropic blur")
+    slider.focus()
+    t0 = time.perf_counter()
+    for _ in range(3):  # 0.05 → 0.07 → 0.1 → 0.15
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        f"(() => {{ const p = ({PLAN_JS})(); return p && p.title.includes('ε = 0.15'); }})()",
+        timeout=60_000,
+    )
+    redraw_s = time.perf_counter() - t0
+    after = page.evaluate(PLAN_JS)
+    page.screenshot(path=str(tmp_path / "alignment_after.png"))
+
+    assert after["z"] != before["z"]
+    # a larger ε blurs: the largest entry of the plan gets smaller
+    assert max(map(max, after["z"])) < max(map(max, before["z"]))
+    assert (tmp_path / "alignment_after.png").stat().st_size > 10_000
+    assert redraw_s < 20, f"redraw took {redraw_s:.1f} s"
+    body = page.inner_text("body")
+    assert "Traceback" not in body and not errors, errors
+    page.close()
+
+
+def test_home_page_renders(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server, wait_until="domcontentloaded")
+    page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+    text = page.inner_text("body")
+    assert "Alignment as transport" in text and "Alignment" in text
+    page.screenshot(path=str(tmp_path / "home.png"))
+    page.close()
+
+
+SLIDER_VALUES_JS = """() => Object.fromEntries(Array.from(
+  document.querySelectorAll('input[type=range]'),
+  e => [e.getAttribute('aria-label'), e.getAttribute('aria-valuetext')]))"""
+
+
+def _settle(page, plan_with: str | None = None):
+    """Wait for the rerun to finish (and, optionally, for a plan whose title has ``plan_with``)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    if plan_with is not None:
+        page.wait_for_function(
+            f"(() => {{ const p = ({PLAN_JS})(); return p && p.title.includes({plan_with!r}); }})()",
+            timeout=60_000,
+        )
+
+
+def test_controls_keep_their_values_after_bad_input_and_page_switch(server, browser):
+    """Widgets hidden by an early stop (empty text) or a visit to another page come back
+    with the values the user left, in the browser as well as on the server."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    page.goto(f"{server}/Alignment", wait_until="domcontentloaded")
+    page.wait_for_function(f"({PLAN_JS})() !== null", timeout=120_000)
+    page.get_by_role("slider", name="OT threshold").focus()
+    for _ in range(4):  # 0.50 → 0.70
+        page.keyboard.press("ArrowRight")
+    _settle(page)
+    page.locator('[data-testid="stSidebar"]').get_by_role("slider", name="ε — entropic blur").focus()
+    for _ in range(2):  # 0.05 → 0.1
+        page.keyboard.press("ArrowRight")
+    _settle(page, "ε = 0.1")
+    assert page.evaluate(SLIDER_VALUES_JS)["OT threshold"] == "0.70"
+
+    target = page.get_by_role("textbox", name="Target text (columns)")
+    target.fill("   ")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector("text=The target text is empty", timeout=60_000)
+    target.fill("A puppy is running on the sand.")
+    page.keyboard.press("Control+Enter")
+    _settle(page, "ε = 0.1")
+    values = page.evaluate(SLIDER_VALUES_JS)
+    assert values["OT threshold"] == "0.70", values
+    assert values["ε — entropic blur"] == "0.1", values
+
+    page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Home").click()
+    page.wait_for_selector("text=Alignment as transport", timeout=60_000)
+    page.locator('[data-testid="stSidebar"]').get_by_role("link", name="Alignment").click()
+    _settle(page, "ε = 0.1")
+    values = page.evaluate(SLIDER_VALUES_JS)
+    assert values["OT threshold"] == "0.70" and values["ε — entropic blur"] == "0.1", values
+    page.close()
