@@ -447,27 +447,32 @@ def _sinkhorn_core(cost, a, b, n_len, m_len, epsilon, max_iter, tol, check_every
     f = -epsilon * torch.logsumexp(log_b.unsqueeze(1) - cost / epsilon, dim=2)
     g = -epsilon * torch.logsumexp(log_a.unsqueeze(2) + (f.unsqueeze(2) - cost) / epsilon, dim=1)
     iterations = torch.full((bsz,), max_iter, dtype=torch.long)
-    errors = torch.full((bsz,), float("inf"), dtype=torch.float64)
     converged = torch.zeros(bsz, dtype=torch.bool)
-    omegas = torch.ones(bsz, dtype=dtype, device=device)
     with torch.no_grad():  # the starting error lets the first chunk already measure a rate
-        prev_err = _marginal_error(
+        errors = _marginal_error(
             torch.exp(log_a.unsqueeze(2) + log_b.unsqueeze(1)
                       + (f.unsqueeze(2) + g.unsqueeze(1) - cost) / epsilon), a, b)
-    checks = torch.ones(bsz, dtype=torch.long)
+    # Per-pair state of the working set (CPU, float64), shrunk whenever pairs converge.
     active = torch.arange(bsz, device=device)
+    idx = active.cpu()
+    w_act = torch.ones(bsz, dtype=torch.float64)
+    prev_act = errors.clone()
+    checks_act = torch.ones(bsz, dtype=torch.long)
+    gathered = False
     done = 1
     while done < max_iter and active.numel() > 0:
         steps = min(check_every, max_iter - done)
-        # The working set is trimmed to its longest remaining pair.
-        nk, mk = int(n_len[active].max()), int(m_len[active].max())
-        c_act = cost[active, :nk, :mk]
-        la, lb = log_a[active, :nk], log_b[active, :mk]
-        f0, g0 = f[active, :nk], g[active, :mk]
-        w = omegas[active].view(-1, 1, 1)
-        fa, ga, err, bad = _scaling_chunk(
-            c_act, la, lb, pad_a[active, :nk], pad_b[active, :mk], f0, g0, w, epsilon, steps
-        )
+        if not gathered:  # advanced indexing is costly: only when the working set changed
+            # The working set is trimmed to its longest remaining pair.
+            nk, mk = int(n_len[active].max()), int(m_len[active].max())
+            c_act = cost[active, :nk, :mk]
+            la, lb = log_a[active, :nk], log_b[active, :mk]
+            pa, pb = pad_a[active, :nk], pad_b[active, :mk]
+            fa, ga = f[active, :nk], g[active, :mk]
+            gathered = True
+        w = w_act.to(dtype=dtype, device=device).view(-1, 1, 1)
+        f0, g0 = fa, ga
+        fa, ga, err, bad = _scaling_chunk(c_act, la, lb, pa, pb, f0, g0, w, epsilon, steps)
         if bad.any():  # over/underflow in the scaling steps: redo those pairs in log domain
             sel = bad.nonzero().squeeze(1)
             fl, gl, el = _log_chunk(
@@ -477,22 +482,22 @@ def _sinkhorn_core(cost, a, b, n_len, m_len, epsilon, max_iter, tol, check_every
             ga = ga.index_copy(0, sel, gl)
             err[bad.cpu()] = el
         done += steps
-        f = f.index_copy(0, active, torch.cat([fa, f[active, nk:]], 1))
-        g = g.index_copy(0, active, torch.cat([ga, g[active, mk:]], 1))
-        with torch.no_grad():
-            idx = active.cpu()
-            errors[idx] = err
-            checks[idx] += 1
-            if omega > 1.0:
-                omegas[active] = _next_omega(
-                    omegas[active].double().cpu(), err / prev_err[idx], checks[idx], steps, omega
-                ).to(dtype=dtype, device=device)
-            prev_err[idx] = err
-            ok = err <= tol
+        errors[idx] = err
+        checks_act += 1
+        if omega > 1.0:
+            w_act = _next_omega(w_act, err / prev_act, checks_act, steps, omega)
+        prev_act = err
+        ok = err <= tol
+        if ok.any() or done >= max_iter:
+            f = f.index_copy(0, active, torch.cat([fa, f[active, nk:]], 1))
+            g = g.index_copy(0, active, torch.cat([ga, g[active, mk:]], 1))
+            gathered = False
             if ok.any():
                 iterations[idx[ok]] = done
                 converged[idx[ok]] = True
-                active = active[(~ok).to(device)]
+                keep = ~ok
+                active, idx = active[keep.to(device)], idx[keep]
+                w_act, prev_act, checks_act = w_act[keep], prev_act[keep], checks_act[keep]
     log_p = log_a.unsqueeze(2) + log_b.unsqueeze(1) + (f.unsqueeze(2) + g.unsqueeze(1) - cost) / epsilon
     plan = torch.nn.functional.pad(torch.exp(log_p), (0, m - m0, 0, n - n0))
     return plan, iterations, errors, converged
