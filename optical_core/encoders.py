@@ -284,9 +284,12 @@ def load_encoder(model_id: str | None = None, device: str = "cpu") -> Encoder:
 def _load_sentence_transformer(target: str, device: str):
     from sentence_transformers import SentenceTransformer
 
+    from .runs import resolve_model_dir
+
     path = Path(target).expanduser()
     looks_like_path = path.is_absolute() or target.startswith((".", "~")) or path.exists()
     if looks_like_path:
+        path = resolve_model_dir(path)  # a Distillation run folder holds its model in model/
         if not path.is_dir():
             raise ModelLoadError(f"model folder {target!r} does not exist")
         if not (path / "config.json").exists() and not (path / "modules.json").exists():

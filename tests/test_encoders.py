@@ -137,3 +137,13 @@ def test_corrupt_safetensors_is_a_clear_error(tiny_bert_dir, tmp_path):
     (folder / "model.safetensors").write_bytes(b"\x00" * 64)
     with pytest.raises(ModelLoadError, match="could not load the model folder"):
         load_encoder(str(folder))
+
+
+def test_a_distillation_run_folder_loads_its_model(tiny_bert_dir, tmp_path):
+    import shutil
+
+    run = tmp_path / "my-run"
+    shutil.copytree(tiny_bert_dir, run / "model")
+    (run / "run.json").write_text("{}")
+    enc = load_encoder(str(run))
+    assert enc.dim == 32
