@@ -195,7 +195,19 @@ def _write_out(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-SUBCOMMANDS: list[Callable] = [add_align, add_score, add_download]
+def add_distill(sub) -> None:
+    from .distill_cli import add_distill as _add
+
+    _add(sub)
+
+
+def add_evaluate(sub) -> None:
+    from .evaluate_cli import add_evaluate as _add
+
+    _add(sub)
+
+
+SUBCOMMANDS: list[Callable] = [add_align, add_score, add_download, add_distill, add_evaluate]
 
 
 def build_parser() -> argparse.ArgumentParser:

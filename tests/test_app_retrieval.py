@@ -1,0 +1,183 @@
+"""Streamlit AppTest of the Retrieval page (pages/3_Retrieval.py).
+
+Runs the real page in-process with the real default MiniLM. Most tests use the packaged
+demo corpus (no data folder: the page must fall back to it and say so); one uses Multi30k
+test_2016_flickr when it is present. Embeddings are cached in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the page imports the ui package from the repository root
+    sys.path.insert(0, str(ROOT))
+
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+PAGE = str(ROOT / "pages" / "3_Retrieval.py")
+TIMEOUT = 90
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.getbasetemp() / "retrieval-app-cache"
+    monkeypatch.setenv("OPTICAL_CACHE_DIR", str(cache))
+    monkeypatch.setenv("OPTICAL_RUNS_DIR", str(cache / "runs"))
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch):
+    """No Multi30k anywhere: an empty data folder and an empty download cache."""
+    from ui.common import data_sources
+
+    monkeypatch.setenv("OPTICAL_DATA_DIR", str(tmp_path / "empty"))
+    data_sources.clear()
+    yield
+    data_sources.clear()
+
+
+def page(**state) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    for k, v in state.items():
+        at.session_state[k] = v
+    return ok(at.run())
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def charts(at: AppTest, kind: str) -> list[dict]:
+    out = []
+    for el in at.get("plotly_chart"):
+        spec = json.loads(el.proto.spec)
+        if spec["layout"].get("meta", {}).get("kind") == kind:
+            out.append(spec)
+    return out
+
+
+def tables(at: AppTest):
+    """The clean and the noisy ranking tables."""
+    ranked = [t.value for t in at.table if "caption" in t.value.columns]
+    assert len(ranked) == 2, [t.value.columns for t in at.table]
+    return ranked
+
+
+def test_demo_fallback_shows_both_rankings_and_plans(no_data):
+    at = page()
+    assert any("Demo set" in i.value and "Multi30k" in i.value for i in at.info)
+    clean, noisy = tables(at)
+    assert len(clean) == len(noisy) == 10
+    assert "change" in noisy.columns and "change" not in clean.columns
+    assert set(noisy["change"]) <= {"=", "new"} | {f"{a}{n}" for a in "↑↓" for n in range(1, 24)}
+    assert clean["rank"].tolist() == list(range(1, 11))
+    plans = charts(at, "plan")
+    assert len(plans) == 2
+    assert "Clean query" in plans[0]["layout"]["title"]["text"]
+    assert at.text_area(key="ret_noisy").value != at.session_state["ret_typed"]
+    assert any(m.label.startswith("Relevant caption") for m in at.metric)
+
+
+def test_noise_level_moves_the_noisy_ranking(no_data):
+    at = page(ret_qidx=4, ret_kind="random_char")
+    at.slider(key="ret_cer").set_value(0)
+    ok(at.run())
+    clean, noisy = tables(at)
+    assert at.text_area(key="ret_noisy").value == at.selectbox(key="ret_qidx").options[4][3:]
+    assert clean["caption"].tolist() == noisy["caption"].tolist()
+    assert set(noisy["change"]) == {"="}
+    at.slider(key="ret_cer").set_value(30)
+    ok(at.run())
+    clean2, noisy2 = tables(at)
+    assert clean2["caption"].tolist() == clean["caption"].tolist()  # clean side unchanged
+    assert noisy2["caption"].tolist() != clean2["caption"].tolist()
+    assert set(noisy2["change"]) != {"="}
+    assert any("Measured character error rate" in c.value for c in at.caption)
+
+
+def test_hand_edit_is_kept_until_a_setting_changes(no_data):
+    at = page()
+    at.text_area(key="ret_noisy").input("Ein Hund rennt am Meer.")
+    ok(at.run())
+    assert at.text_area(key="ret_noisy").value == "Ein Hund rennt am Meer."
+    assert any(c.value.startswith("Edited by hand") for c in at.caption)
+    assert "Ein Hund rennt am Meer." in "".join(m.value for m in at.markdown)
+    at.number_input(key="ret_seed").set_value(7)
+    ok(at.run())
+    assert at.text_area(key="ret_noisy").value != "Ein Hund rennt am Meer."
+
+
+def test_typed_query_and_empty_query(no_data):
+    at = page(ret_source="typed", ret_typed="Zwei Kinder spielen Fußball im Park.")
+    clean, noisy = tables(at)
+    assert set(clean["relevant"]) == {""}  # a typed query has no relevance judgement
+    assert not any(m.label.startswith("Relevant caption") for m in at.metric)
+    at.text_input(key="ret_typed").input("   ")
+    ok(at.run())
+    assert any("Type a query" in w.value for w in at.warning)
+    # the batch tab still renders below an empty query
+    assert at.button(key="ret_batch_go")
+
+
+@pytest.mark.parametrize("scorer", ["maxsim", "ot"])
+def test_token_scorers(no_data, scorer):
+    at = page(ret_scorer=scorer, ret_qidx=1)
+    clean, noisy = tables(at)
+    assert len(clean) == 10
+    captions = " ".join(c.value for c in at.caption)
+    assert ("−⟨P*, C⟩" in captions) == (scorer == "ot")
+    assert not at.error
+
+
+def test_select_a_caption_redraws_the_plans(no_data):
+    at = page(ret_qidx=0)
+    box = at.selectbox(key="ret_doc")
+    assert box.options[0].startswith("✓ ")  # the relevant caption comes first
+    before = charts(at, "plan")[0]["layout"]["xaxis"]["ticktext"]
+    box.select_index(3)
+    ok(at.run())
+    after = charts(at, "plan")
+    assert len(after) == 2
+    assert after[0]["layout"]["xaxis"]["ticktext"] != before  # other caption's tokens
+    assert after[0]["layout"]["xaxis"]["ticktext"] == after[1]["layout"]["xaxis"]["ticktext"]
+
+
+def test_batch_view_plots_metrics_against_noise(no_data):
+    at = page(ret_lang="fr", ret_kind="random_char")
+    at.button(key="ret_batch_go").click()
+    ok(at.run())
+    curves = charts(at, "noise_curve")
+    assert len(curves) == 1
+    traces = curves[0]["data"]
+    assert len(traces) == 6  # one model (the second picker defaults to the same) x 6 metrics
+    assert [round(x) for x in traces[0]["x"]] == [0, 5, 10, 20]
+    assert not at.error
+
+
+def test_unknown_model_says_what_to_do(no_data):
+    at = page(optical_model_id="no-such/model-xyz")
+    assert any("Could not load the model" in e.value for e in at.error)
+
+
+@pytest.mark.skipif(
+    not __import__("optical_core.data", fromlist=["x"]).multi30k_available(
+        splits=("test_2016_flickr",), image_splits=False),
+    reason="Multi30k test_2016_flickr not found",
+)
+def test_multi30k_test_set_query():
+    from ui.common import data_sources
+
+    data_sources.clear()
+    at = page(ret_qidx=2, ret_lang="fr")
+    assert not any("Demo set" in i.value for i in at.info)
+    clean, noisy = tables(at)
+    assert len(clean) == 10
+    assert at.selectbox(key="ret_split").value == "test_2016_flickr"
+    label = [m for m in at.metric if m.label == "Relevant caption, clean"]
+    assert label and label[0].value.startswith("rank ")

@@ -1,0 +1,154 @@
+"""Real-browser test of the Retrieval page: `streamlit run app.py` + Debian's chromium.
+
+Types a query, sets the noise level to 0 (the noisy ranking equals the clean one), then
+raises it to the maximum with the keyboard and waits for the noisy ranking table to change.
+Runs on the packaged demo corpus (an empty data folder), so it needs no Multi30k. Skipped
+when /usr/bin/chromium or the Python playwright package is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("OPTICAL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+QUERY = "Zwei Kinder spielen Fußball im Park."
+
+pytestmark = pytest.mark.browser
+
+# Cell texts of the ranking tables (those with a "caption" column), clean first: a noisy
+# row is [rank, change, score, relevant, caption].
+TABLES_JS = """() => Array.from(document.querySelectorAll('[data-testid="stTable"] table'))
+  .filter(t => Array.from(t.querySelectorAll('th')).some(h => h.innerText.trim() === 'caption'))
+  .map(t => Array.from(t.querySelectorAll('tbody tr')).map(r =>
+      Array.from(r.querySelectorAll('th,td')).map(c => c.innerText.trim())))"""
+RUNNING_JS = """() => !document.querySelector('[data-testid="stStatusWidget"]')"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium, "
+                    "or set OPTICAL_CHROMIUM)")
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing")
+    port = _free_port()
+    tmp = tmp_path_factory.mktemp("streamlit-retrieval")
+    log = tmp / "server.log"
+    env = dict(os.environ, OPTICAL_RUNS_DIR=str(tmp / "runs"),
+               OPTICAL_DATA_DIR=str(tmp / "no-data"), OPTICAL_CACHE_DIR=str(tmp / "cache"))
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1"],
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(0.3)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _tables(page):
+    return page.evaluate(TABLES_JS)
+
+
+def _wait_tables(page, predicate_js: str, timeout: int = 90_000):
+    page.wait_for_function(
+        f"(() => {{ const t = ({TABLES_JS})(); return t.length === 2 && ({predicate_js}); }})()",
+        timeout=timeout,
+    )
+    page.wait_for_function(RUNNING_JS, timeout=timeout)
+    return _tables(page)
+
+
+def test_typed_query_noise_moves_the_ranking(server, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1500, "height": 1400})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/Retrieval", wait_until="domcontentloaded")
+    _wait_tables(page, "true", timeout=180_000)
+    assert page.get_by_text("Demo set: 24 hand-written scenes").count() >= 1
+
+    page.get_by_text("Type a query", exact=True).click()
+    box = page.get_by_label("Your query", exact=True).and_(page.get_by_test_id("stTextInputField"))
+    box.wait_for(timeout=60_000)
+    box.fill(QUERY)
+    box.press("Enter")
+    # the noisy-query heading shows the typed text once the page has rerun
+    page.get_by_text(f"Clean query — {QUERY}").wait_for(timeout=90_000)
+
+    slider = page.get_by_role("slider", name="Noise level (target character error rate, %)")
+    slider.focus()
+    page.keyboard.press("Home")  # 0 %: the noisy query is the clean one
+    quiet = _wait_tables(
+        page, "t[1].every(r => r[1] === '=') && t[0].map(r => r[r.length - 1]).join('|') === "
+        "t[1].map(r => r[r.length - 1]).join('|')")
+    page.screenshot(path=str(tmp_path / "retrieval_clean.png"), full_page=True)
+    captions0 = [r[-1] for r in quiet[1]]
+
+    t0 = time.perf_counter()
+    slider.focus()
+    page.keyboard.press("End")  # 30 %
+    noisy = _wait_tables(page, "t[1].some(r => r[1] !== '=')")
+    elapsed = time.perf_counter() - t0
+    page.screenshot(path=str(tmp_path / "retrieval_noisy.png"), full_page=True)
+
+    clean_now, noisy_now = noisy
+    assert [r[-1] for r in clean_now] == captions0  # the clean ranking did not move
+    assert [r[-1] for r in noisy_now] != captions0  # the noisy one did
+    assert any(r[1].startswith(("↑", "↓")) or r[1] == "new" for r in noisy_now)
+    noisy_query = page.locator("textarea").first.input_value()
+    assert noisy_query != QUERY
+    print(f"\nnoisy ranking redrawn {elapsed:.1f} s after the key press; "
+          f"noisy query: {noisy_query}")
+    assert not errors, errors
+    page.close()
