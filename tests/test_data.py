@@ -61,7 +61,7 @@ def test_cache_dir_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 
 @needs_m30k
 def test_default_data_dir_is_shared() -> None:
-    assert D.data_dir() == SHARED.resolve()
+    assert D.data_dir().resolve() == SHARED.resolve()
     assert D.multi30k_available()
     assert D.multi30k_available(SHARED, splits=["val"], langs=["cs"])
 
