@@ -8,23 +8,12 @@ when /usr/bin/chromium or the Python playwright package is missing.
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("OPTICAL_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
+from browser_support import chromium, require_browser, streamlit_server
+
 QUERY = "Zwei Kinder spielen Fußball im Park."
 
 pytestmark = pytest.mark.browser
@@ -38,63 +27,20 @@ TABLES_JS = """() => Array.from(document.querySelectorAll('[data-testid="stTable
 RUNNING_JS = """() => !document.querySelector('[data-testid="stStatusWidget"]')"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium, "
-                    "or set OPTICAL_CHROMIUM)")
-    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing")
-    port = _free_port()
+    require_browser()
     tmp = tmp_path_factory.mktemp("streamlit-retrieval")
-    log = tmp / "server.log"
-    env = dict(os.environ, OPTICAL_RUNS_DIR=str(tmp / "runs"),
-               OPTICAL_DATA_DIR=str(tmp / "no-data"), OPTICAL_CACHE_DIR=str(tmp / "cache"))
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
+    with streamlit_server(tmp, OPTICAL_RUNS_DIR=str(tmp / "runs"),
+                          OPTICAL_DATA_DIR=str(tmp / "no-data"),
+                          OPTICAL_CACHE_DIR=str(tmp / "cache")) as url:
         yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
 
 
 @pytest.fixture(scope="module")
 def browser(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+    with chromium() as b:
+        yield b
 
 
 def _tables(page):
