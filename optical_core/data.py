@@ -111,7 +111,9 @@ GOLD_LANGS: dict[str, tuple[str, str]] = {"enfr": ("en", "fr"), "roen": ("ro", "
 DEMO_LANGS: tuple[str, ...] = ("de", "fr", "cs", "en-para")
 
 _LINK_RE = re.compile(r"^(\d+)([-p])(\d+)$")
-_TOKEN_RE = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]")
+WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]")
+"""A word: letters/digits with inner apostrophes or hyphens, or one punctuation mark (the
+demo set's tokenisation, and the default word segmentation of the encoders)."""
 
 
 class DataNotFoundError(FileNotFoundError):
@@ -712,7 +714,7 @@ class DemoPair:
 def simple_tokenize(text: str) -> list[str]:
     """The demo set's tokenisation: words (letters/digits, inner ``'`` or ``-`` kept) and
     single punctuation marks, e.g. ``"l'étang."`` → ``["l'étang", "."]``."""
-    return _TOKEN_RE.findall(text)
+    return WORD_RE.findall(text)
 
 
 def _links(raw: object, where: str) -> set[tuple[int, int]]:

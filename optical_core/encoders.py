@@ -10,7 +10,6 @@ downloads with ``OPTICAL_ALLOW_DOWNLOAD=1`` (a failed lookup otherwise retries f
 from __future__ import annotations
 
 import os
-import re
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -19,14 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .data import WORD_RE
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Names that all mean "the embedded default model".
 _DEFAULT_ALIASES = {
     "", "default", DEFAULT_MODEL.lower(), "sentence-transformers/all-minilm-l6-v2",
 }
-# A word is a run of letters/digits (with inner apostrophes/hyphens) or a single other
-# non-space character, so punctuation becomes its own word as in Moses/awesome-align tokens.
-_WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]", re.UNICODE)
 
 
 class ModelLoadError(RuntimeError):
@@ -91,7 +89,7 @@ def word_spans(text: str, words: list[str] | None = None) -> list[tuple[int, int
             gold alignment file); default: letters/digits runs and single punctuation marks.
     """
     if words is None:
-        return [m.span() for m in _WORD_RE.finditer(text)]
+        return [m.span() for m in WORD_RE.finditer(text)]
     spans, pos = [], 0
     for word in words:
         start = text.find(word, pos)
