@@ -213,15 +213,23 @@ def marginal_error(plan: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     return float(max(np.abs(plan.sum(1) - a).sum(), np.abs(plan.sum(0) - b).sum()))
 
 
-def _pot_sinkhorn(a, b, c, cfg: OTConfig, method: str):
+def _call_pot(solver, *args, **kwargs):
+    """Run a POT iterative solver; return its plan, its log and whether it hit numerical
+    trouble (a "numerical errors" warning or a non-finite plan)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        plan, log = pot.sinkhorn(
-            a, b, c, cfg.epsilon, method=method, numItermax=cfg.max_iter,
-            stopThr=cfg.tol, log=True,
-        )
-    numeric_trouble = any("numerical" in str(w.message).lower() for w in caught)
-    return np.asarray(plan), int(log.get("niter", cfg.max_iter)), numeric_trouble
+        plan, log = solver(*args, log=True, **kwargs)
+    plan = np.asarray(plan)
+    trouble = any("numerical" in str(w.message).lower() for w in caught)
+    return plan, log, trouble or not np.all(np.isfinite(plan))
+
+
+def _pot_sinkhorn(a, b, c, cfg: OTConfig, method: str):
+    plan, log, trouble = _call_pot(
+        pot.sinkhorn, a, b, c, cfg.epsilon, method=method, numItermax=cfg.max_iter,
+        stopThr=cfg.tol,
+    )
+    return plan, int(log.get("niter", cfg.max_iter)), trouble
 
 
 def solve(cost, a=None, b=None, config: OTConfig | None = None) -> OTResult:
@@ -254,25 +262,25 @@ def solve(cost, a=None, b=None, config: OTConfig | None = None) -> OTResult:
         plan = np.asarray(pot.emd(a, b, c))
     elif cfg.solver == "sinkhorn":
         plan, iterations, trouble = _pot_sinkhorn(a, b, c, cfg, "sinkhorn")
-        if trouble or not np.all(np.isfinite(plan)) or plan.sum() <= 0:
+        if trouble or plan.sum() <= 0:
             plan, iterations, _ = _pot_sinkhorn(a, b, c, cfg, "sinkhorn_log")
             used = "sinkhorn_log"
             messages.append(
                 f"ε = {cfg.epsilon:g} is small for these costs: the scaling Sinkhorn under- or "
                 "overflowed, so the log-domain Sinkhorn was used instead."
             )
-        converged = marginal_error(plan, a, b) <= max(cfg.tol, 1e-12) * 10
     elif cfg.solver == "unbalanced":
         plan, iterations, used, converged = _solve_unbalanced(a, b, c, cfg, messages)
     else:  # partial
-        mass = min(cfg.mass, 1.0)
-        if mass >= 1.0 - 1e-12:
+        if cfg.mass >= 1.0 - 1e-12:
             plan = np.asarray(pot.emd(a, b, c))
         else:
-            plan = np.asarray(pot.partial.partial_wasserstein(a, b, c, m=mass))
+            plan = np.asarray(pot.partial.partial_wasserstein(a, b, c, m=cfg.mass))
     plan = np.clip(np.nan_to_num(plan, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
     err = marginal_error(plan, a, b)
-    if cfg.solver in ("sinkhorn",) and not converged:
+    if cfg.solver == "sinkhorn":
+        converged = err <= max(cfg.tol, 1e-12) * 10
+    if cfg.solver == "sinkhorn" and not converged:
         messages.append(
             f"Sinkhorn stopped after {iterations} iterations with marginal error {err:.2g} "
             f"(> tol {cfg.tol:g}); raise the iteration budget or ε for an exact fit."
@@ -294,15 +302,10 @@ def solve(cost, a=None, b=None, config: OTConfig | None = None) -> OTResult:
 
 def _solve_unbalanced(a, b, c, cfg: OTConfig, messages: list[str]):
     def run(method: str):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            plan, log = pot.unbalanced.sinkhorn_unbalanced(
-                a, b, c, cfg.epsilon, cfg.tau, method=method, numItermax=cfg.max_iter,
-                stopThr=cfg.tol, log=True,
-            )
-        trouble = any("numerical" in str(w.message).lower() for w in caught)
-        plan = np.asarray(plan)
-        bad = trouble or not np.all(np.isfinite(plan))
+        plan, log, bad = _call_pot(
+            pot.unbalanced.sinkhorn_unbalanced, a, b, c, cfg.epsilon, cfg.tau, method=method,
+            numItermax=cfg.max_iter, stopThr=cfg.tol,
+        )
         errs = log.get("err") or [np.inf]
         # POT logs the relative change of the scalings once per iteration.
         return plan, len(errs), bad, float(errs[-1])
@@ -544,21 +547,17 @@ def _scaling_chunk(c, la, lb, pad_a, pad_b, f, g, w, eps, steps):
     relaxed = bool((w != 1).any())
     # Without autograd the updates run in place: at these sizes the cost is per-op overhead.
     inplace = not (torch.is_grad_enabled() and c.requires_grad)
+
+    def relax(old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        if not relaxed:
+            return new
+        if inplace:
+            return old.mul_(new.div_(old).pow_(w))
+        return old * (new / old).pow(w)
+
     for _ in range(steps):
-        u_new = a_safe / torch.baddbmm(pa, kernel, v)
-        if not relaxed:
-            u = u_new
-        elif inplace:
-            u.mul_(u_new.div_(u).pow_(w))
-        else:
-            u = u * (u_new / u).pow(w)
-        v_new = b_safe / torch.baddbmm(pb, kt, u)
-        if not relaxed:
-            v = v_new
-        elif inplace:
-            v.mul_(v_new.div_(v).pow_(w))
-        else:
-            v = v * (v_new / v).pow(w)
+        u = relax(u, a_safe / torch.baddbmm(pa, kernel, v))
+        v = relax(v, b_safe / torch.baddbmm(pb, kt, u))
     with torch.no_grad():
         bad = ~(torch.isfinite(u).all(1) & torch.isfinite(v).all(1) & (u > 0).all(1) & (v > 0).all(1)).squeeze(1)
     f = f + eps * torch.log(u.squeeze(2).clamp_min(torch.finfo(u.dtype).tiny))

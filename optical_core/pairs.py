@@ -14,7 +14,15 @@ import numpy as np
 
 from . import alignment as al
 from .encoders import Encoder, TokenEmbeddings
-from .ot import OTConfig, OTResult, cost_matrix, norm_weights, solve, weighted_marginal
+from .ot import (
+    OTConfig,
+    OTResult,
+    cost_matrix,
+    norm_weights,
+    solve,
+    uniform_marginal,
+    weighted_marginal,
+)
 
 Level = Literal["subword", "word"]
 Weighting = Literal["uniform", "norm"]
@@ -67,7 +75,7 @@ def level_view(emb: TokenEmbeddings, level: Level) -> TokenEmbeddings:
 def marginal_for(emb: TokenEmbeddings, weighting: Weighting) -> np.ndarray:
     """``(n,)`` marginal of a token set: uniform, or proportional to the vector norms."""
     if weighting == "uniform":
-        return np.full(len(emb), 1.0 / len(emb))
+        return uniform_marginal(len(emb))
     if weighting == "norm":
         return weighted_marginal(norm_weights(emb.embeddings))
     raise ValueError(f"unknown marginal weighting {weighting!r}; choose one of {WEIGHTINGS}")
