@@ -207,7 +207,15 @@ def add_evaluate(sub) -> None:
     _add(sub)
 
 
-SUBCOMMANDS: list[Callable] = [add_align, add_score, add_download, add_distill, add_evaluate]
+def add_experiment(sub) -> None:
+    from .experiment_cli import add_experiment as _add
+
+    _add(sub)
+
+
+SUBCOMMANDS: list[Callable] = [
+    add_align, add_score, add_download, add_distill, add_evaluate, add_experiment,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

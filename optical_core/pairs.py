@@ -160,3 +160,32 @@ def align_texts(
 def score_pair(pair: PairAlignment, sure, possible=None) -> al.AlignmentScores:
     """Word-level AER, precision, recall and F1 of a pair against gold links."""
     return al.score_alignment(pair.word_links, sure, possible)
+
+
+def score_gold(
+    encoder: Encoder,
+    gold,
+    link_method: str = "argmax",
+    config: OTConfig | None = None,
+) -> al.AlignmentScores:
+    """Corpus-level word-alignment scores of ``encoder`` on a gold set.
+
+    Each pair is aligned on the gold file's own tokens (so link indices match), subword
+    vectors averaged per word, and the counts micro-averaged over the corpus
+    (:func:`optical_core.alignment.score_corpus`).
+
+    Args:
+        gold: items of :func:`optical_core.data.load_gold` (``src_tokens``, ``tgt_tokens``,
+            ``sure``, ``possible``).
+        link_method: how links are read from the pair (default ``argmax``: the
+            intersection of both argmax directions on the similarity, DESIGN's sanity setting).
+        config: the OT settings for plan-based link methods (default ε = 0.05).
+    """
+    cfg = config or OTConfig(epsilon=0.05)
+    preds = [
+        align_texts(encoder, " ".join(g.src_tokens), " ".join(g.tgt_tokens),
+                    src_words=list(g.src_tokens), tgt_words=list(g.tgt_tokens), level="word",
+                    link_method=link_method, config=cfg).word_links
+        for g in gold
+    ]
+    return al.score_corpus(preds, gold)
