@@ -216,9 +216,30 @@ def _fmt_lr(lr: float) -> str:
 
 
 def run_hash(cfg_dict: dict[str, Any]) -> str:
-    """Short hash of everything in a distillation config that changes what is learnt."""
-    keep = {k: v for k, v in sorted(cfg_dict.items()) if k not in _VOLATILE}
+    """Short hash of what a distillation config changes about the learnt model.
+
+    Only values that differ from :class:`~optical_core.distill.DistillConfig`'s defaults
+    enter, so a new option added later (with a default that keeps the old behaviour) does
+    not rename old runs; reuse still compares whole configs (:func:`same_config`).
+    """
+    from .distill import DistillConfig
+
+    defaults = DistillConfig().to_dict()
+    keep = {k: v for k, v in sorted(cfg_dict.items())
+            if k not in _VOLATILE and (k not in defaults or v != defaults[k])}
     return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def same_config(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether a stored run's config trains the same model as ``wanted`` (bookkeeping
+    fields aside; an option missing on one side counts as its default)."""
+    from .distill import DistillConfig
+
+    defaults = DistillConfig().to_dict()
+    return all(
+        stored.get(k, defaults.get(k)) == wanted.get(k, defaults.get(k))
+        for k in set(stored) | set(wanted) if k not in _VOLATILE
+    )
 
 
 def distill_config(grid: GridConfig, method: str, lang: str, pairs: int, seed: int, lr: float):
@@ -398,19 +419,31 @@ class ExperimentRunner:
 
     # ------------------------------------------------------------------ training
 
+    def _find_run(self, cfg) -> tuple[Path, dict[str, Any] | None]:
+        """The run folder for ``cfg``: its own name, or an earlier run of the same config
+        (same method, language, size, lr and seed prefix, equal config)."""
+        name = run_name(cfg)
+        prefix = name.rsplit("-", 1)[0]
+        candidates = [self.runs_dir / name]
+        if self.runs_dir.is_dir():
+            candidates += sorted(p for p in self.runs_dir.glob(f"{prefix}-*")
+                                 if p.name != name and ".stale-" not in p.name)
+        for path in candidates:
+            try:
+                rec = runs_mod.read_record(path)
+            except runs_mod.RunError:
+                continue
+            if same_config(rec.get("config", {}), cfg.to_dict()):
+                return path, rec
+        return self.runs_dir / name, None
+
     def _train(self, method: str, lang: str, pairs: int, seed: int, lr: float) -> tuple[Path, dict]:
         from .distill import DistillError, run_distillation
 
         cfg = distill_config(self.grid, method, lang, pairs, seed, lr)
         if self.data_dir:
             cfg.data_dir = self.data_dir
-        run_dir = self.runs_dir / run_name(cfg)
-        rec = None
-        if (run_dir / runs_mod.RUN_FILE).is_file():
-            try:
-                rec = runs_mod.read_record(run_dir)
-            except runs_mod.RunError:
-                rec = None
+        run_dir, rec = self._find_run(cfg)
         if rec and rec.get("status") == "finished" and (run_dir / runs_mod.MODEL_DIR).is_dir():
             self._emit(kind="task", label=f"reuse {run_dir.name}", reused=True)
             return run_dir, rec

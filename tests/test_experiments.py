@@ -66,6 +66,15 @@ def test_run_hash_ignores_bookkeeping_but_not_what_is_learnt():
     assert ex.run_name(c1) != ex.run_name(c3)
 
 
+def test_same_config_treats_a_missing_newer_option_as_its_default():
+    grid = ex.GridConfig(methods=["ot"], langs=["de"], lr={"ot": 5e-4})
+    new = ex.distill_config(grid, "ot", "de", 100, 1, 5e-4).to_dict()
+    old = {k: v for k, v in new.items() if k != "epsilon"}  # a run written before ε existed
+    assert ex.same_config(old, new)
+    assert not ex.same_config({**new, "epsilon": 0.5}, new)
+    assert ex.same_config({**new, "save_steps": 3}, new)  # bookkeeping only
+
+
 # ----------------------------------------------------------------------- configs
 
 
