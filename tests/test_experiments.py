@@ -206,3 +206,20 @@ def test_micro_grid_rerun_reuses_everything(micro, capsys):
     assert cli_main(args) == 0
     assert (run / "run.json").stat().st_mtime_ns == before  # not retrained
     assert sorted(p.name for p in (root / "results" / "micro" / "cache").iterdir()) == cache
+
+
+def test_a_cancelled_rerun_keeps_the_finished_tables(micro):
+    import threading
+
+    root, _ = micro
+    out = root / "results" / "micro"
+    before = {p.name: p.read_bytes() for p in out.glob("*.csv")}
+    cancel = threading.Event()
+    cancel.set()
+    runner = ex.ExperimentRunner(ex.load_config(root / "micro.toml"), root / "results",
+                                 root / "runs", cancel=cancel)
+    with pytest.raises(ex.ExperimentError, match="cancelled"):
+        runner.run()
+    assert {p.name: p.read_bytes() for p in out.glob("*.csv")} == before
+    rec = json.loads((out / "results.json").read_text())
+    assert rec["status"] == "cancelled" and len(rec["cells"]) == 4
