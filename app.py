@@ -54,7 +54,8 @@ descriptions = {
     "loss, watch the probe pair's plan sharpen, save a checkpoint.",
     "Retrieval": "a foreign query against English captions; perturb it with typos and see "
     "the ranking move and which tokens still match.",
-    "Results": "the research grid: MRR against noise per method and language.",
+    "Results": "the research grid: MRR against noise per method and language, with "
+    "intervals, significance and a link from each result to its checkpoint.",
 }
 for path, label in app_pages()[1:]:
     c1, c2 = st.columns([1, 4], vertical_alignment="center")

@@ -21,6 +21,14 @@ class CLIError(Exception):
     """An error whose message is meant for the user as it is."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (argparse prints the whole usage block first)."""
+
+    def error(self, message: str):
+        print(f"error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        self.exit(EXIT_ERROR)
+
+
 def _progress(iterable: Iterable, total: int | None, desc: str, quiet: bool):
     from tqdm import tqdm
 
@@ -88,6 +96,7 @@ def run_align(args) -> int:
     encoder = load_encoder(args.model)
     out_lines: list[str] = []
     truncated = 0
+    noted: list[str] = []  # the first solver note of each pair that had one
     bs = max(1, args.batch_size)
     bar = _progress(range(len(pairs)), len(pairs), "aligning", args.quiet)
     for start in range(0, len(pairs), bs):
@@ -104,8 +113,12 @@ def run_align(args) -> int:
                 level=args.level, link_method=args.method, threshold=args.threshold,
             )
             out_lines.append(to_pharaoh(result.word_links, one_indexed=args.one_indexed))
+            noted += result.ot.messages[:1]
             bar.update(1)
     bar.close()
+    if noted:
+        print(f"warning: the solver reported on {len(noted)} of {len(pairs)} pairs, e.g.: "
+              f"{noted[0]}", file=sys.stderr)
     if truncated:
         print(f"warning: {truncated} sentences were longer than the model limit and were cut; "
               "their last words have no links", file=sys.stderr)
@@ -126,6 +139,9 @@ def add_score(sub) -> None:
                    help="both files are 1-indexed (the WPT/awesome-align gold files are)")
     p.add_argument("--gold-one-indexed", action="store_true",
                    help="only the gold file is 1-indexed")
+    p.add_argument("--text", default=None,
+                   help="the 'source ||| target' file both alignments index: every link "
+                   "is checked to lie inside its sentence")
     p.set_defaults(func=run_score)
 
 
@@ -136,6 +152,8 @@ def run_score(args) -> int:
     pred = read_pharaoh_file(args.pred, one_indexed=args.one_indexed)
     if len(gold) != len(pred):
         raise CLIError(f"{args.gold} has {len(gold)} lines but {args.pred} has {len(pred)}")
+    if args.text:
+        _check_link_ranges(args, gold, pred)
     scores = score_corpus([sure for sure, _ in pred], gold)
     print(f"AER\t{100 * scores.aer:.2f}")
     print(f"Precision\t{100 * scores.precision:.2f}")
@@ -143,6 +161,28 @@ def run_score(args) -> int:
     print(f"F1\t{100 * scores.f1:.2f}")
     print(f"sentences\t{len(gold)}")
     return 0
+
+
+def _check_link_ranges(args, gold, pred) -> None:
+    """Every gold and predicted link must index a word of its line of ``--text``."""
+    with _open_in(args.text) as stream:
+        lines = [line.rstrip("\n") for line in stream]
+    if len(lines) != len(gold):
+        raise CLIError(f"{args.text} has {len(lines)} lines but {args.gold} has {len(gold)}")
+    for path, links, one in ((args.gold, gold, args.one_indexed or args.gold_one_indexed),
+                             (args.pred, pred, args.one_indexed)):
+        for lineno, ((_, possible), text) in enumerate(zip(links, lines), 1):
+            if "|||" not in text:
+                raise CLIError(f"{args.text}, line {lineno}: expected 'source ||| target'")
+            n, m = (len(side.split()) for side in text.split("|||", 1))
+            bad = sorted((i, j) for i, j in possible if i >= n or j >= m)
+            if bad:
+                i, j = bad[0]
+                raise CLIError(
+                    f"{path}, line {lineno}: link {i + one}-{j + one} is outside the sentence "
+                    f"({n} source, {m} target words in {args.text}); check the files and "
+                    "--one-indexed / --gold-one-indexed"
+                )
 
 
 # -------------------------------------------------------------------- download
@@ -213,13 +253,20 @@ def add_experiment(sub) -> None:
     _add(sub)
 
 
+def add_retrieve_images(sub) -> None:
+    from .multimodal_cli import add_retrieve_images as _add
+
+    _add(sub)
+
+
 SUBCOMMANDS: list[Callable] = [
     add_align, add_score, add_download, add_distill, add_evaluate, add_experiment,
+    add_retrieve_images,
 ]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="optical",
         description="OPTICAL Explorer: optimal-transport token alignment and distillation.",
     )

@@ -9,6 +9,9 @@ transport plan::
     P*  = Sinkhorn(C, a, b, ε)  detached                      (envelope theorem)
     L   = mean over the batch of  Σ_ij P*_ij C_ij
 
+With ``solver="unbalanced"`` the marginals are KL-relaxed with strength τ, so a token with
+no good partner keeps part of its mass instead of being forced onto some English token.
+
 Special tokens ([CLS], [SEP]) and padding get marginal 0, so they carry no mass. The
 baseline is the "make multilingual" MSE loss of Reimers & Gurevych 2020 (sentence-transformers
 ``MSELoss``): student(en) and student(x) both regress onto teacher(en) sentence embeddings.
@@ -27,6 +30,7 @@ retrieval and AER), 64 tokens, batch 32, lr 5e-4 (the best lr of both methods on
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import platform
@@ -43,12 +47,16 @@ import torch
 from torch import nn
 
 from . import runs as runs_mod
-from .ot import OTInputError, sinkhorn_batch
+from .ot import OTInputError, sinkhorn_batch, sinkhorn_unbalanced_batch
 
 LOSSES: tuple[str, ...] = ("ot", "mse", "ot+mse")
-OT_SOLVERS: tuple[str, ...] = ("sinkhorn", "exact")
+OT_SOLVERS: tuple[str, ...] = ("sinkhorn", "unbalanced", "exact")
 MARGINALS: tuple[str, ...] = ("uniform", "norm")
 DATA_SOURCES: tuple[str, ...] = ("multi30k", "demo")
+#: Test hook, unset in normal use: seconds to pause inside every checkpoint write, after the
+#: model files and before the optimizer state and ``trainer_state.json``, so that a crash
+#: test can kill the process mid-write at a known point (tests/test_crash_safety.py).
+ENV_SLOW_SAVE = "OPTICAL_TEST_SLOW_SAVE"
 
 #: The probe pair whose plan is snapshotted during training, per language (English, foreign).
 PROBES: dict[str, tuple[str, str]] = {
@@ -66,6 +74,21 @@ class DistillError(RuntimeError):
 
 class CheckpointError(DistillError):
     """A checkpoint folder that cannot be resumed from (missing or damaged files)."""
+
+
+class CancelEvent(threading.Event):
+    """A cancel flag that can say why; :func:`run_distillation` stores the reason as the
+    run's ``note``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason: str | None = None
+
+    def cancel(self, reason: str | None = None) -> None:
+        """Set the flag; the first reason given is kept."""
+        if reason and self.reason is None:
+            self.reason = reason
+        self.set()
 
 
 # =========================================================================== loss
@@ -92,8 +115,15 @@ class OpticalLoss(nn.Module):
         epsilon: entropic regularisation in cosine-cost units (costs span [0, 2]).
         max_iter: Sinkhorn iteration budget per pair.
         tol: Sinkhorn stops a pair once its marginal error is below this.
-        solver: ``"sinkhorn"`` (batched, padded, log-stabilised) or ``"exact"`` (POT's
+        solver: ``"sinkhorn"`` (batched, padded, log-stabilised), ``"unbalanced"``
+            (batched log-domain Sinkhorn with KL-relaxed marginals, strength ``tau``; see
+            :func:`~optical_core.ot.sinkhorn_unbalanced_batch`) or ``"exact"`` (POT's
             network simplex pair by pair: slow, for checks and small runs).
+        tau: marginal relaxation of ``"unbalanced"`` in cosine-cost units, > 0; small τ
+            leaves more mass untransported, large τ approaches balanced Sinkhorn (and
+            needs more iterations). With unbalanced OT the loss is still ``<P*, C>`` with
+            ``P*`` detached: the KL terms of the unbalanced objective do not depend on
+            ``C``, so its envelope gradient w.r.t. ``C`` is still ``P*``.
         marginals: ``"uniform"`` over real tokens, or ``"norm"`` (proportional to each
             token vector's norm, detached).
         align_english: also add the OT loss between student(en) and teacher(en), which keeps
@@ -102,7 +132,8 @@ class OpticalLoss(nn.Module):
             (``MSELoss`` of sentence-transformers on student(en), student(x) vs teacher(en)).
 
     After each call ``last_components`` holds the unweighted terms as floats and
-    ``last_ot_stats`` the Sinkhorn diagnostics (mean iterations, share of converged pairs).
+    ``last_ot_stats`` the Sinkhorn diagnostics (mean iterations, share of converged pairs,
+    and for ``"unbalanced"`` the mean transported mass).
     """
 
     def __init__(
@@ -117,6 +148,7 @@ class OpticalLoss(nn.Module):
         align_english: bool = False,
         ot_weight: float = 1.0,
         mse_weight: float = 0.0,
+        tau: float = 1.0,
     ) -> None:
         super().__init__()
         if not (math.isfinite(epsilon) and epsilon > 0):
@@ -125,6 +157,8 @@ class OpticalLoss(nn.Module):
             raise DistillError("the Sinkhorn iteration budget must be at least 1")
         if solver not in OT_SOLVERS:
             raise DistillError(f"unknown OT solver {solver!r}; choose one of {OT_SOLVERS}")
+        if not (math.isfinite(tau) and tau > 0):
+            raise DistillError("τ (the marginal relaxation of unbalanced OT) must be a finite number > 0")
         if marginals not in MARGINALS:
             raise DistillError(f"unknown marginals {marginals!r}; choose one of {MARGINALS}")
         if ot_weight < 0 or mse_weight < 0 or ot_weight + mse_weight <= 0:
@@ -139,6 +173,7 @@ class OpticalLoss(nn.Module):
         self.max_iter = int(max_iter)
         self.tol = float(tol)
         self.solver = solver
+        self.tau = float(tau)
         self.marginals = marginals
         self.align_english = bool(align_english)
         self.ot_weight = float(ot_weight)
@@ -214,8 +249,12 @@ class OpticalLoss(nn.Module):
                 plans[k][rows.nonzero().squeeze(1).unsqueeze(1), cols.nonzero().squeeze(1)] = block
             self.last_ot_stats = {"iterations": 0.0, "converged": 1.0}
             return plans
+        opts = dict(epsilon=self.epsilon, max_iter=self.max_iter, tol=self.tol)
         try:
-            res = sinkhorn_batch(cost, a, b, epsilon=self.epsilon, max_iter=self.max_iter, tol=self.tol)
+            if self.solver == "unbalanced":
+                res = sinkhorn_unbalanced_batch(cost, a, b, tau=self.tau, **opts)
+            else:
+                res = sinkhorn_batch(cost, a, b, **opts)
         except OTInputError as exc:
             raise DistillError(f"the OT plan could not be computed: {exc}") from exc
         self.last_ot_stats = {
@@ -223,6 +262,8 @@ class OpticalLoss(nn.Module):
             "converged": float(res.converged.float().mean()),
             "marginal_error": float(res.marginal_error.float().max()),
         }
+        if self.solver == "unbalanced":
+            self.last_ot_stats["mass"] = float(res.plan.sum(dim=(1, 2)).float().mean())
         return res.plan.detach()
 
     # -- forward ---------------------------------------------------------------
@@ -353,9 +394,9 @@ def mrr_and_accuracy(q: np.ndarray, d: np.ndarray, k: int = 10) -> dict[str, flo
 
 
 def _evaluator_base():
-    from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
+    from .encoders import locked_import  # a page may be importing sentence_transformers too
 
-    return SentenceEvaluator
+    return locked_import("sentence_transformers.sentence_transformer.evaluation").SentenceEvaluator
 
 
 class RetrievalEvaluator(_evaluator_base()):
@@ -406,9 +447,11 @@ class DistillConfig:
         epochs, batch_size, lr, warmup_ratio, seed, max_steps (overrides epochs if > 0).
         max_tokens: tokens per sentence (student and teacher ``max_seq_length``).
         teacher, student: model id or folder; ``None`` = the embedded MiniLM. The student
-            starts from ``student`` or, when that is ``None``, from the teacher's weights.
+            starts from ``student`` or, when that is ``None``, from the teacher's weights
+            (from the embedded MiniLM when the teacher is a CLIP model; see :func:`load_models`).
         epsilon, sinkhorn_iters, sinkhorn_tol, ot_solver, marginals, align_english:
             the OT loss (see :class:`OpticalLoss`).
+        ot_tau: marginal relaxation τ of ``ot_solver="unbalanced"`` (cosine-cost units).
         ot_weight, mse_weight: weights of the two terms of ``ot+mse``.
         data: ``multi30k`` or ``demo`` (the packaged hand-written pairs, for tests/offline).
         eval_split: Multi30k split for evaluation (``val``); eval_limit: its first N lines.
@@ -436,6 +479,7 @@ class DistillConfig:
     sinkhorn_iters: int = 300
     sinkhorn_tol: float = 1e-6
     ot_solver: str = "sinkhorn"
+    ot_tau: float = 1.0
     marginals: str = "uniform"
     align_english: bool = False
     ot_weight: float = 1.0
@@ -471,6 +515,8 @@ class DistillConfig:
             (8 <= self.max_tokens <= 512, "max_tokens must lie in [8, 512]"),
             (math.isfinite(self.epsilon) and self.epsilon > 0, "ε must be > 0"),
             (self.sinkhorn_iters >= 1, "the Sinkhorn iteration budget must be at least 1"),
+            (math.isfinite(self.ot_tau) and self.ot_tau > 0,
+             "τ (the marginal relaxation of unbalanced OT) must be > 0"),
             (self.ot_weight >= 0 and self.mse_weight >= 0, "loss weights must be >= 0"),
             (self.save_steps >= 1, "save_steps must be at least 1"),
         ]
@@ -509,7 +555,8 @@ def load_pairs(cfg: DistillConfig, split: str = "train", limit: int | None = Non
     try:
         bitext = data.load_bitext(split, cfg.lang, "en", data_dir=cfg.data_dir, limit=None)
     except data.DataNotFoundError as exc:
-        raise DistillError(f"{exc}\n(or choose the packaged demo pairs: data='demo')") from exc
+        raise DistillError(f"{exc}\n(or train on the packaged demo pairs: --demo-data on the "
+                           "command line, data='demo' in Python)") from exc
     pairs = [(en, x) for x, en in bitext if x.strip() and en.strip()]
     return pairs[:limit] if limit else pairs
 
@@ -523,12 +570,20 @@ def package_versions() -> dict[str, str]:
 
 
 def load_models(cfg: DistillConfig):
-    """Fresh (uncached) teacher and student ``SentenceTransformer`` objects on CPU."""
+    """Fresh (uncached) teacher and student ``SentenceTransformer`` objects on CPU.
+
+    With a CLIP-family teacher the student defaults to the embedded MiniLM (not the teacher)
+    and is fitted to the teacher's text embeddings by
+    :func:`optical_core.multimodal.fit_student_to_clip` (a ``Dense`` projection when the
+    widths differ).
+    """
     from .encoders import ModelLoadError, _load_sentence_transformer, resolve_model
+    from .multimodal import fit_student_to_clip, is_clip_model
 
     try:
         teacher = _load_sentence_transformer(resolve_model(cfg.teacher), "cpu")
-        student_id = cfg.student if cfg.student is not None else cfg.teacher
+        clip = is_clip_model(teacher)
+        student_id = cfg.student if cfg.student is not None else (None if clip else cfg.teacher)
         student = _load_sentence_transformer(
             str(runs_mod.resolve_model_dir(resolve_model(student_id))), "cpu"
         )
@@ -536,18 +591,36 @@ def load_models(cfg: DistillConfig):
         raise DistillError(str(exc)) from exc
     teacher.max_seq_length = cfg.max_tokens
     student.max_seq_length = cfg.max_tokens
+    if clip:
+        fit_student_to_clip(student, teacher, seed=cfg.seed)
     return teacher, student
 
 
 def build_loss(cfg: DistillConfig, student, teacher) -> nn.Module:
-    """The loss module of ``cfg.loss`` (``mse`` → sentence-transformers ``MSELoss``)."""
+    """The loss module of ``cfg.loss`` (``mse`` → sentence-transformers ``MSELoss``).
+
+    A CLIP-family teacher takes ``mse`` only. CLIP ties images to one vector per caption,
+    the projected end-of-text state of a causally masked text tower; its other token states
+    were never trained towards the image–text space (and early ones do not see the whole
+    caption), so OT onto them, projected or not, would pull the student somewhere images are
+    not. Multilingual CLIP was distilled with sentence-level MSE for the same reason.
+    """
     if cfg.loss == "mse":
         from sentence_transformers.sentence_transformer.losses import MSELoss
 
         return MSELoss(student)
+    from .multimodal import is_clip_model
+
+    if is_clip_model(teacher):
+        raise DistillError(
+            f"loss {cfg.loss!r} aligns the teacher's token embeddings, but a CLIP teacher has "
+            "only its pooled caption embedding in the image–text space; use --loss mse with "
+            "a CLIP teacher"
+        )
     return OpticalLoss(
         student, teacher, epsilon=cfg.epsilon, max_iter=cfg.sinkhorn_iters, tol=cfg.sinkhorn_tol,
-        solver=cfg.ot_solver, marginals=cfg.marginals, align_english=cfg.align_english,
+        solver=cfg.ot_solver, tau=cfg.ot_tau, marginals=cfg.marginals,
+        align_english=cfg.align_english,
         ot_weight=cfg.ot_weight if cfg.loss == "ot+mse" else 1.0,
         mse_weight=cfg.mse_weight if cfg.loss == "ot+mse" else 0.0,
     )
@@ -640,13 +713,60 @@ def validate_checkpoint(path: str | os.PathLike[str]) -> None:
             raise fail(f"{name} has a corrupt entry {bad}")
 
 
-def last_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest checkpoint of a run after :func:`validate_checkpoint` (``None`` if none)."""
-    cps = checkpoint_dirs(run_dir)
-    if not cps:
-        return None
-    validate_checkpoint(cps[-1])
-    return cps[-1]
+def checkpoint_complete(path: str | os.PathLike[str]) -> bool:
+    """Whether the trainer finished writing a checkpoint folder.
+
+    The trainer writes ``trainer_state.json`` last (after the model, optimizer, scheduler
+    and RNG files) and not atomically, so a folder without a readable one was cut short by
+    a crash or kill mid-write.
+    """
+    import json
+
+    try:
+        json.loads((Path(path) / "trainer_state.json").read_text(encoding="utf-8"))["global_step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return True
+
+
+def last_checkpoint(run_dir: str | os.PathLike[str], skipped: list[Path] | None = None) -> Path | None:
+    """The newest checkpoint of a run that can be resumed from (``None`` if none).
+
+    Newer folders whose write was cut short (:func:`checkpoint_complete`) are passed over and
+    appended to ``skipped``. A complete checkpoint goes through :func:`validate_checkpoint`:
+    damage found there raises :class:`CheckpointError` rather than silently falling back.
+    """
+    for cp in reversed(checkpoint_dirs(run_dir)):
+        if not checkpoint_complete(cp):
+            if skipped is not None:
+                skipped.append(cp)
+            continue
+        validate_checkpoint(cp)
+        return cp
+    return None
+
+
+def _forget_after(record: dict[str, Any], probe_doc: dict[str, Any], resume_from: Path | None) -> None:
+    """Drop the losses, evaluations and probe snapshots logged after the checkpoint a resume
+    starts from (all of them without one): a crashed process logged steps past its last
+    checkpoint, and those steps are trained again."""
+    last = int(resume_from.name[11:]) if resume_from is not None else -1
+    record["losses"] = [x for x in record.get("losses", []) if x[0] <= last]
+    record["evals"] = [e for e in record.get("evals", []) if e.get("step", 0) <= last]
+    if "snapshots" in probe_doc:
+        probe_doc["snapshots"] = [s for s in probe_doc["snapshots"] if s.get("step", 0) <= last]
+
+
+def _set_aside(incomplete: list[Path], resume_from: Path | None) -> str:
+    """Rename cut-short checkpoints to ``incomplete-checkpoint-N-<time>`` (the trainer would
+    otherwise write into them again and rotate by their stale times); return the note."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for cp in incomplete:
+        os.replace(cp, cp.with_name(f"incomplete-{cp.name}-{stamp}"))
+    names = ", ".join(cp.name for cp in incomplete)
+    goes_on = f"from {resume_from.name}" if resume_from else "from step 0 (no complete checkpoint)"
+    return (f"set aside the incomplete checkpoint(s) {names} (their write was interrupted) "
+            f"as incomplete-<name>-{stamp}; resuming {goes_on}")
 
 
 # ======================================================================= callback
@@ -664,14 +784,18 @@ def _make_callback_class():
             probe: ``(english, foreign)`` probe pair or ``None``.
             probe_every: steps between probe snapshots (0 = only first and last).
             cancel: set to stop after the current step (a checkpoint is still saved).
+            aer: ``model -> AER (%) or None``, added to every evaluation's metrics as
+                ``aer_enfr`` (``None``: not tracked).
         """
 
-        def __init__(self, recorder, loss, probe, probe_every: int, cancel: threading.Event | None):
+        def __init__(self, recorder, loss, probe, probe_every: int, cancel: threading.Event | None,
+                     aer: Callable[[Any], float | None] | None = None):
             self.recorder = recorder
             self.loss = loss
             self.probe = probe
             self.probe_every = probe_every
             self.cancel = cancel
+            self.aer = aer
             self.cancelled = False
             self.t0 = time.monotonic()
             self.step0 = 0
@@ -722,6 +846,9 @@ def _make_callback_class():
                 clean = {k[5:] if k.startswith("eval_") else k: float(v) for k, v in metrics.items()
                          if isinstance(v, (int, float)) and k != "epoch"
                          and not k.endswith(("_runtime", "per_second"))}
+                aer = self.aer(kw["model"]) if self.aer is not None else None
+                if aer is not None:
+                    clean["aer_enfr"] = aer
                 self.recorder.eval(state.global_step, state.epoch or 0.0, clean)
             return control
 
@@ -870,7 +997,8 @@ def run_distillation(
         progress: called with event dicts (``kind``: ``status``, ``step``, ``loss``,
             ``eval``, ``probe``) from the training thread; exceptions in it are ignored.
         cancel: when set, training stops after the current step, a checkpoint is saved and
-            the status becomes ``cancelled``.
+            the status becomes ``cancelled``; the ``reason`` of a :class:`CancelEvent` is
+            stored as the run's ``note``.
         train_pairs, eval_pairs: ``(english, foreign)`` pairs overriding the data source.
 
     Returns:
@@ -892,6 +1020,7 @@ def run_distillation(
     run_dir = Path(out_dir).expanduser().resolve()
     ckpt_root = run_dir / runs_mod.CHECKPOINT_DIR
     resume_from: Path | None = None
+    incomplete: list[Path] = []
     old_record: dict[str, Any] | None = None
     if resume:
         try:
@@ -902,7 +1031,7 @@ def run_distillation(
         stored.epochs = max(stored.epochs, config.epochs) if config.epochs else stored.epochs
         stored.max_steps = config.max_steps or stored.max_steps
         config = stored
-        resume_from = last_checkpoint(run_dir)
+        resume_from = last_checkpoint(run_dir, incomplete)
         if resume_from is None and old_record.get("status") == "finished":
             raise DistillError(f"run {run_dir.name} has finished and has no checkpoint to resume")
     elif is_main and (run_dir / runs_mod.RUN_FILE).exists():
@@ -940,15 +1069,19 @@ def run_distillation(
               "source": cfg.data if train_pairs is None else "given"},
         seed=cfg.seed, config=cfg.to_dict(),
         # flat copies for readers that do not dig into "config" (ui.common.list_runs)
-        lang=cfg.lang, loss=cfg.loss, model_dir=runs_mod.MODEL_DIR,
+        lang=cfg.lang, loss=cfg.loss, model_dir=runs_mod.MODEL_DIR, note=None,
     )
     probe_doc = (runs_mod.read_probe(run_dir) or {}) if resume else {}
     probe_doc.update(english=probe[0], foreign=probe[1], epsilon=cfg.epsilon)
+    if resume:
+        _forget_after(record, probe_doc, resume_from)
     recorder = None
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
+        note = _set_aside(incomplete, resume_from) if incomplete else None
         recorder = _RunRecorder(run_dir, record, probe_doc, progress)
-        recorder.status("running", resumed_from=resume_from.name if resume_from else None)
+        recorder.status("running", resumed_from=resume_from.name if resume_from else None,
+                        resume_note=note)
 
     eval_strategy = "no"
     if evaluator is not None:
@@ -980,7 +1113,8 @@ def run_distillation(
         args_kw["ddp_backend"] = "gloo"
     args = SentenceTransformerTrainingArguments(**args_kw)
 
-    callback = _make_callback_class()(recorder, loss, probe, cfg.probe_every, cancel)
+    track_aer = functools.partial(aer_on_gold, data_dir=cfg.data_dir) if cfg.track_aer else None
+    callback = _make_callback_class()(recorder, loss, probe, cfg.probe_every, cancel, track_aer)
     trainer = SentenceTransformerTrainer(
         model=student, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator,
         callbacks=[callback],
@@ -988,32 +1122,29 @@ def run_distillation(
     for cb in (PrinterCallback, ProgressCallback):
         with contextlib.suppress(ValueError):
             trainer.remove_callback(cb)
+    _slow_save_hook(trainer)
 
     try:
         if evaluator is not None and resume_from is None and is_main:
             base = evaluator(student)
             metrics = {k: float(v) for k, v in base.items()}
-            if cfg.track_aer:
-                aer = aer_on_gold(student, data_dir=cfg.data_dir)
-                if aer is not None:
-                    metrics["aer_enfr"] = aer
+            aer = track_aer(student) if track_aer is not None else None
+            if aer is not None:
+                metrics["aer_enfr"] = aer
             recorder.eval(0, 0.0, metrics)
         if cancel is not None and cancel.is_set():
             raise _CancelledBeforeStart
         trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        if cfg.track_aer and is_main and evaluator is not None and not callback.cancelled:
-            aer = aer_on_gold(student, data_dir=cfg.data_dir)
-            if aer is not None and record.get("evals"):
-                record["evals"][-1]["metrics"]["aer_enfr"] = aer
         status = "cancelled" if callback.cancelled else "finished"
         model_dir = None
         if is_main:
             model_dir = runs_mod.save_model_atomic(student, run_dir / runs_mod.MODEL_DIR)
             recorder.status(status, step=trainer.state.global_step,
-                            finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                            finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                            note=getattr(cancel, "reason", None) if callback.cancelled else None)
     except _CancelledBeforeStart:
         if recorder is not None:
-            recorder.status("cancelled", step=0)
+            recorder.status("cancelled", step=0, note=getattr(cancel, "reason", None))
         return RunResult(run_dir, "cancelled", None, 0, {}, record)
     except BaseException as exc:
         if recorder is not None:
@@ -1027,6 +1158,22 @@ def run_distillation(
 
 class _CancelledBeforeStart(Exception):
     pass
+
+
+def _slow_save_hook(trainer) -> None:
+    """Apply the :data:`ENV_SLOW_SAVE` test hook: pause after a checkpoint's model files."""
+    delay = 0.0
+    with contextlib.suppress(ValueError):
+        delay = float(os.environ.get(ENV_SLOW_SAVE) or 0)
+    if delay <= 0:
+        return
+    save_model = trainer.save_model
+
+    def slow_save_model(*args, **kwargs):
+        save_model(*args, **kwargs)
+        time.sleep(delay)
+
+    trainer.save_model = slow_save_model
 
 
 def evaluate_model(model_id: str | None, lang: str, split: str = "test_2016_flickr",

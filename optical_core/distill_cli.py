@@ -33,6 +33,12 @@ def add_distill(sub) -> None:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--epsilon", type=float, default=0.01, help="Sinkhorn ε in cosine-cost units")
     p.add_argument("--sinkhorn-iters", type=int, default=300, help="Sinkhorn iteration budget")
+    p.add_argument("--ot-solver", choices=("sinkhorn", "unbalanced", "exact"), default="sinkhorn",
+                   help="plan of the OT loss: balanced Sinkhorn, unbalanced Sinkhorn (KL-relaxed "
+                   "marginals, see --tau) or exact (POT, slow)")
+    p.add_argument("--tau", type=float, default=None,
+                   help="marginal relaxation τ of --ot-solver unbalanced, in cosine-cost units "
+                   "(default 1; smaller leaves more mass unaligned)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-tokens", type=int, default=64)
     p.add_argument("--seed", type=int, default=42)
@@ -56,19 +62,26 @@ def add_distill(sub) -> None:
 def run_distill(args) -> int:
     from tqdm import tqdm
 
-    from .distill import DistillConfig, run_distillation
+    from .data import gold_available
+    from .distill import DistillConfig, DistillError, run_distillation
 
+    if args.tau is not None and args.ot_solver != "unbalanced":
+        raise DistillError("--tau only applies to --ot-solver unbalanced")
     cfg = DistillConfig(
         lang=args.lang, pairs=args.pairs, loss=args.loss, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, seed=args.seed, max_steps=args.max_steps,
         max_tokens=args.max_tokens, teacher=args.teacher, student=args.student,
-        epsilon=args.epsilon, sinkhorn_iters=args.sinkhorn_iters, marginals=args.marginals,
+        epsilon=args.epsilon, sinkhorn_iters=args.sinkhorn_iters, ot_solver=args.ot_solver,
+        **({} if args.tau is None else {"ot_tau": args.tau}), marginals=args.marginals,
         align_english=args.align_english, ot_weight=args.ot_weight, mse_weight=args.mse_weight,
         data="demo" if args.demo_data else "multi30k", eval_limit=args.eval_limit,
         eval_steps=args.eval_steps, evaluate=not args.no_eval, track_aer=args.track_aer,
         save_steps=args.save_steps, data_dir=getattr(args, "data_dir", None),
     )
     quiet = getattr(args, "quiet", False) or int(os.environ.get("RANK", "0")) != 0
+    if cfg.track_aer and not gold_available("enfr", cfg.data_dir):
+        print("warning: --track-aer: the en-fr gold alignments were not found in the data "
+              "folder, so no AER is tracked", file=sys.stderr)
     bar = tqdm(total=None, desc="distilling", unit="step", file=sys.stderr, disable=quiet or None,
                dynamic_ncols=True)
     last_loss: list[float] = []
@@ -87,8 +100,11 @@ def run_distill(args) -> int:
         elif kind == "eval":
             m = ev["metrics"]
             mrr = next((v for k, v in m.items() if k.endswith("mrr@10")), None)
+            aer = f", AER {m['aer_enfr']:.1f}" if "aer_enfr" in m else ""
             if mrr is not None:
-                bar.write(f"step {ev['step']}: MRR@10 {100 * mrr:.1f}", file=sys.stderr)
+                bar.write(f"step {ev['step']}: MRR@10 {100 * mrr:.1f}{aer}", file=sys.stderr)
+        elif kind == "status" and ev.get("resume_note"):
+            bar.write(f"note: {ev['resume_note']}", file=sys.stderr)
 
     cancel = threading.Event()
     previous = None

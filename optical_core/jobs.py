@@ -7,11 +7,21 @@ manager is tested directly.
 
 Each job runs :func:`optical_core.distill.run_distillation` in the manager's single worker
 thread; its progress events are folded into a :class:`JobState` that the page polls.
+
+A job belongs to the session that submitted it. With ``orphan_s`` set, that session must
+keep calling :meth:`JobManager.heartbeat` (the page does, from its polling fragment); a
+job whose session has been silent for longer than ``orphan_s`` seconds (its browser tab
+was closed) is cancelled like a Cancel click: a checkpoint is saved, the status becomes
+``cancelled`` with a note, and any tab can resume the run later. Stale sessions are looked
+for on every heartbeat, on every progress event of the running job and before a queued
+job starts, so the rule needs no timer thread and a test can drive it with a fake clock.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import os
 import threading
 import time
 import traceback
@@ -21,10 +31,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .distill import DistillConfig, RunResult, run_distillation
+from .distill import CancelEvent, DistillConfig, RunResult, run_distillation
 
 JOB_STATUSES = ("queued", "running", "finished", "cancelled", "failed")
 ACTIVE = ("queued", "running")
+
+#: Environment variable with the grace period (seconds) before an abandoned job is
+#: cancelled; 0 turns the rule off.
+ENV_ORPHAN_S = "OPTICAL_JOB_ORPHAN_S"
+#: Long enough to outlast the once-a-minute timers of a browser's background tabs.
+DEFAULT_ORPHAN_S = 120.0
+ORPHAN_NOTE = "cancelled: the browser tab that started it was closed"
+
+
+def orphan_grace_s() -> float | None:
+    """The grace period from :data:`ENV_ORPHAN_S` (default 120 s; ``None`` when it is 0).
+
+    Raises:
+        ValueError: the variable is set to something that is not a number >= 0.
+    """
+    raw = os.environ.get(ENV_ORPHAN_S, "").strip()
+    if not raw:
+        return DEFAULT_ORPHAN_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{ENV_ORPHAN_S}={raw!r} is not a number of seconds >= 0 "
+                         f"(0 keeps jobs of closed tabs running); using {DEFAULT_ORPHAN_S:g} s")
+    return value or None
 
 
 @dataclass
@@ -48,10 +84,11 @@ class JobState:
     probe_tokens: tuple[list[str], list[str]] | None = None
     components: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    note: str | None = None
     submitted: float = field(default_factory=time.time)
     started: float | None = None
     ended: float | None = None
-    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    cancel_event: CancelEvent = field(default_factory=CancelEvent, repr=False)
     result: RunResult | None = None
 
     @property
@@ -79,10 +116,18 @@ class JobManager:
     Args:
         runner: the training function (default :func:`run_distillation`); tests may pass a
             fake with the same signature.
+        orphan_s: cancel a session's active job once the session has not called
+            :meth:`heartbeat` for this many seconds; ``None`` keeps jobs running whatever
+            happens to their session (scripts, tests).
+        clock: the time source for heartbeats, in seconds (tests inject a fake one).
     """
 
-    def __init__(self, runner: Runner | None = None) -> None:
+    def __init__(self, runner: Runner | None = None, orphan_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._runner = runner or run_distillation
+        self.orphan_s = orphan_s
+        self._clock = clock
+        self._seen: dict[str, float] = {}  # session -> clock() of its last heartbeat
         self._lock = threading.Lock()
         self._jobs: dict[str, JobState] = {}
         self._queue: deque[str] = deque()
@@ -114,13 +159,17 @@ class JobManager:
                 raise RuntimeError(f"another job is already writing to {run_dir.name}")
             job = JobState(id=f"job-{next(self._ids)}", owner=owner, name=name or run_dir.name,
                            run_dir=run_dir, config=config, resume=resume)
+            self._seen[owner] = self._clock()
             self._jobs[job.id] = job
             self._queue.append(job.id)
             self._wake.notify_all()
             return job.copy()
 
-    def cancel(self, job_id: str) -> bool:
+    def cancel(self, job_id: str, reason: str | None = None) -> bool:
         """Cancel a queued job at once, or stop a running one after its current step.
+
+        Args:
+            reason: kept as the job's ``note`` (and the run's, once it stops).
 
         Returns ``True`` if the job was active.
         """
@@ -128,12 +177,45 @@ class JobManager:
             job = self._jobs.get(job_id)
             if job is None or not job.active:
                 return False
-            job.cancel_event.set()
-            if job.status == "queued":
-                with _suppress_value_error():
-                    self._queue.remove(job_id)
-                job.status, job.ended = "cancelled", time.time()
+            self._cancel_locked(job, reason)
             return True
+
+    def _cancel_locked(self, job: JobState, reason: str | None) -> None:
+        job.cancel_event.cancel(reason)
+        job.note = job.note or reason
+        if job.status == "queued":
+            with _suppress_value_error():
+                self._queue.remove(job.id)
+            job.status, job.ended = "cancelled", time.time()
+
+    # -- sessions ----------------------------------------------------------------
+
+    def heartbeat(self, owner: str) -> None:
+        """Record that session ``owner`` is still there (its tab is open and polling)."""
+        with self._lock:
+            self._seen[owner] = self._clock()
+            self._reap_locked()
+
+    def reap(self) -> list[str]:
+        """Cancel the active jobs whose session has been silent for over ``orphan_s``;
+        returns their ids."""
+        with self._lock:
+            return self._reap_locked()
+
+    def _reap_locked(self) -> list[str]:
+        if self.orphan_s is None:
+            return []
+        now = self._clock()
+        reaped = []
+        for job in self._jobs.values():
+            last = self._seen.get(job.owner, now)
+            if job.active and not job.cancel_event.is_set() and now - last > self.orphan_s:
+                self._cancel_locked(job, ORPHAN_NOTE)
+                reaped.append(job.id)
+        owners = {j.owner for j in self._jobs.values() if j.active}
+        for owner in [o for o in self._seen if o not in owners]:
+            del self._seen[owner]  # a session without an active job has nothing to lose
+        return reaped
 
     # -- reading ---------------------------------------------------------------
 
@@ -191,6 +273,9 @@ class JobManager:
             with self._lock:
                 while not self._queue:
                     self._wake.wait()
+                self._reap_locked()  # a queued job of a closed tab must not start
+                if not self._queue:
+                    continue
                 job_id = self._queue.popleft()
                 job = self._jobs[job_id]
                 if job.cancel_event.is_set():
@@ -205,6 +290,8 @@ class JobManager:
                 with self._lock:
                     job.result = result
                     job.status = result.status
+                    if result.status != "cancelled":  # it ended before the cancel took hold
+                        job.note = None
             except BaseException as exc:  # noqa: BLE001 - the job fails, the worker lives on
                 with self._lock:
                     job.status = "failed"
@@ -219,6 +306,7 @@ class JobManager:
     def _on_event(self, job: JobState, ev: dict[str, Any]) -> None:
         kind = ev.get("kind")
         with self._lock:
+            self._reap_locked()
             if kind == "step":
                 job.step, job.max_steps = int(ev["step"]), int(ev["max_steps"])
                 job.epoch, job.eta_s = float(ev.get("epoch") or 0.0), ev.get("eta_s")

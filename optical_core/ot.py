@@ -13,11 +13,14 @@ Conventions used throughout the package:
 
 Single pairs go through POT (exact, Sinkhorn, unbalanced, partial); many pairs at once go
 through :func:`sinkhorn_batch`, a padded and masked log-domain Sinkhorn in torch that is
-checked against POT pair by pair in the tests and in ``bench/bench_sinkhorn.py``.
+checked against POT pair by pair in the tests and in ``bench/bench_sinkhorn.py``, or its
+unbalanced twin :func:`sinkhorn_unbalanced_batch` (KL-relaxed marginals, τ), checked
+against ``ot.unbalanced.sinkhorn_unbalanced`` the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -135,7 +138,10 @@ class OTConfig:
         if self.solver in ("sinkhorn", "unbalanced") and not (
             math.isfinite(self.epsilon) and self.epsilon > 0
         ):
-            raise OTInputError("ε must be a finite number > 0 for the entropic solvers")
+            raise OTInputError(
+                "ε must be a finite number > 0 for the entropic solvers (e.g. 0.05 for "
+                "cosine costs); for the ε → 0 limit use the exact solver"
+            )
         if self.solver == "unbalanced" and not (math.isfinite(self.tau) and self.tau > 0):
             raise OTInputError("τ must be a finite number > 0")
         if self.solver == "partial" and not (0 < self.mass <= 1):
@@ -197,6 +203,39 @@ def check_cost(cost) -> np.ndarray:
     return c
 
 
+#: Largest cost spread, in units of ε, that the entropic solvers accept. Past it the
+#: exponent ``C/ε`` carries rounding errors of ``C/ε · 2⁻⁵²`` (1e12 → 2e-4), no digit is
+#: left to tell plans apart, and the plan would be the exact one up to rounding anyway.
+MAX_SPREAD_OVER_EPSILON = 1e12
+#: ε above this many times the cost spread gives a plan within about 1 % of ``a bᵀ``.
+UNIFORM_EPSILON_FACTOR = 100.0
+
+
+def epsilon_notes(spread: float, epsilon: float) -> list[str]:
+    """Check ε against the spread ``max C − min C`` of the costs it regularises.
+
+    Returns a note when ε swamps the costs (the plan is practically the uniform coupling).
+
+    Raises:
+        OTInputError: the spread exceeds :data:`MAX_SPREAD_OVER_EPSILON` × ε (e.g. costs
+            of 1e30), which float64 cannot solve.
+    """
+    if spread > MAX_SPREAD_OVER_EPSILON * epsilon:
+        raise OTInputError(
+            f"the costs span {spread:.3g}, {spread / epsilon:.2g} times ε = {epsilon:g}: the "
+            "entropic solvers cannot resolve that in float64. Divide the costs by their "
+            "largest value, raise ε, or use the exact solver"
+        )
+    # Below 1e-9 the costs are all equal (e.g. repeated tokens): every plan is optimal.
+    if spread > 1e-9 and epsilon > UNIFORM_EPSILON_FACTOR * spread:
+        return [(
+            f"ε = {epsilon:g} is over {UNIFORM_EPSILON_FACTOR:g} times the spread of the costs "
+            f"({spread:.3g}): the plan is practically the uniform coupling and says nothing "
+            "about which tokens match. Lower ε (0.05 suits cosine costs)."
+        )]
+    return []
+
+
 def _check_marginal(w, n: int, name: str) -> np.ndarray:
     if w is None:
         return uniform_marginal(n)
@@ -246,7 +285,8 @@ def solve(cost, a=None, b=None, config: OTConfig | None = None) -> OTResult:
         on numerical trouble the log-domain one is used and ``messages`` says so.
 
     Raises:
-        OTInputError: NaN/inf in ``cost``, an empty side, or unusable marginals.
+        OTInputError: NaN/inf in ``cost``, an empty side, unusable marginals, or (entropic
+            solvers) costs whose spread is beyond float64 at this ε (:func:`epsilon_notes`).
     """
     cfg = config or OTConfig()
     c = check_cost(cost)
@@ -254,12 +294,14 @@ def solve(cost, a=None, b=None, config: OTConfig | None = None) -> OTResult:
     a = _check_marginal(a, n, "a")
     b = _check_marginal(b, m, "b")
     messages: list[str] = []
+    if cfg.solver in ("sinkhorn", "unbalanced"):
+        messages += epsilon_notes(float(c.max() - c.min()), cfg.epsilon)
     iterations = 0
     converged = True
     used = cfg.solver
 
-    if cfg.solver == "exact":
-        plan = np.asarray(pot.emd(a, b, c))
+    if cfg.solver in ("exact", "partial"):
+        plan = _solve_linear(a, b, c, cfg)
     elif cfg.solver == "sinkhorn":
         plan, iterations, trouble = _pot_sinkhorn(a, b, c, cfg, "sinkhorn")
         if trouble or plan.sum() <= 0:
@@ -269,13 +311,8 @@ def solve(cost, a=None, b=None, config: OTConfig | None = None) -> OTResult:
                 f"ε = {cfg.epsilon:g} is small for these costs: the scaling Sinkhorn under- or "
                 "overflowed, so the log-domain Sinkhorn was used instead."
             )
-    elif cfg.solver == "unbalanced":
+    else:  # unbalanced
         plan, iterations, used, converged = _solve_unbalanced(a, b, c, cfg, messages)
-    else:  # partial
-        if cfg.mass >= 1.0 - 1e-12:
-            plan = np.asarray(pot.emd(a, b, c))
-        else:
-            plan = np.asarray(pot.partial.partial_wasserstein(a, b, c, m=cfg.mass))
     plan = np.clip(np.nan_to_num(plan, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
     err = marginal_error(plan, a, b)
     if cfg.solver == "sinkhorn":
@@ -298,6 +335,28 @@ def solve(cost, a=None, b=None, config: OTConfig | None = None) -> OTResult:
         unaligned_target=np.clip(b - plan.sum(0), 0.0, None),
         messages=messages,
     )
+
+
+def _solve_linear(a, b, c, cfg: OTConfig) -> np.ndarray:
+    """The exact (or partial, ``cfg.mass`` < 1) plan from POT's network simplex.
+
+    Raises:
+        OTInputError: POT found no plan (it warns "Problem infeasible" and returns zeros
+            when sums of the costs overflow float64, e.g. costs near 1e308).
+    """
+    mass = cfg.mass if cfg.solver == "partial" and cfg.mass < 1.0 - 1e-12 else 1.0
+    plan = None
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Problem infeasible")
+        with contextlib.suppress(ValueError):  # POT's partial solver raises instead
+            plan = np.asarray(pot.emd(a, b, c) if mass == 1.0
+                              else pot.partial.partial_wasserstein(a, b, c, m=mass))
+    if plan is None or abs(float(plan.sum()) - mass) > 1e-6:
+        raise OTInputError(
+            f"the {cfg.solver} solver found no plan for costs up to {np.abs(c).max():.3g} "
+            "(their sums overflow float64); divide the costs by their largest value"
+        )
+    return plan
 
 
 def _solve_unbalanced(a, b, c, cfg: OTConfig, messages: list[str]):
@@ -394,31 +453,56 @@ def sinkhorn_batch(
 
     Raises:
         OTInputError: NaN/inf in the real part of ``cost``, a pair with an empty side,
-            or ``epsilon <= 0``.
+            ``epsilon <= 0``, or costs whose spread is beyond float64 at this ε
+            (:func:`epsilon_notes`).
+    """
+    if not 1.0 <= omega < 2.0:
+        raise OTInputError("omega must lie in [1, 2)")
+    out_dtype = cost.dtype
+    # Renormalise in the compute dtype: float32 marginals that sum to 1 ± 1e-7 would make
+    # the balanced problem infeasible at a tighter tol.
+    cost, a, b = _batch_inputs(cost, a, b, epsilon, compute_dtype, normalise=True)
+    if cost.shape[0] == 0:
+        return _empty_result(cost, out_dtype)
+    real = (a > 0).unsqueeze(2) & (b > 0).unsqueeze(1)
+    top = torch.finfo(cost.dtype).max
+    spread = (cost.detach().masked_fill(~real, -top).amax((1, 2))
+              - cost.detach().masked_fill(~real, top).amin((1, 2)))
+    epsilon_notes(float(spread.max()), epsilon)  # raises on costs float64 cannot solve
+    n_len, m_len = _real_lengths(a, b)
+    opts = dict(epsilon=epsilon, max_iter=max_iter, tol=tol, check_every=check_every,
+                omega=omega)
+    plan, iterations, errors, converged = _sinkhorn_core(cost, a, b, n_len, m_len, **opts)
+    return BatchOTResult(plan.to(out_dtype), iterations, errors.to(out_dtype), converged)
+
+
+def _batch_inputs(cost, a, b, epsilon, compute_dtype, normalise: bool):
+    """Check and cast the inputs of a batched solver.
+
+    Returns ``cost (B, n, m)``, ``a (B, n)``, ``b (B, m)`` detached (marginals) in the
+    compute dtype, with the cost zeroed outside each pair's real tokens.
+
+    Raises:
+        OTInputError: not ``(B, n, m)``, a bad ε, a pair with an empty side, NaN/inf on
+            real tokens.
     """
     if cost.ndim != 3:
         raise OTInputError(f"batched cost must be (B, n, m), got {tuple(cost.shape)}")
     if not (math.isfinite(epsilon) and epsilon > 0):
         raise OTInputError("ε must be a finite number > 0")
-    if not 1.0 <= omega < 2.0:
-        raise OTInputError("omega must lie in [1, 2)")
     bsz, n, m = cost.shape
-    out_dtype, device = cost.dtype, cost.device
-    dtype = compute_dtype or (torch.float64 if device.type == "cpu" else out_dtype)
+    device = cost.device
+    dtype = compute_dtype or (torch.float64 if device.type == "cpu" else cost.dtype)
     cost = cost.to(dtype)
     a = torch.full((bsz, n), 1.0 / n, device=device) if a is None else a
     b = torch.full((bsz, m), 1.0 / m, device=device) if b is None else b
-    # Renormalise in the compute dtype: float32 marginals that sum to 1 ± 1e-7 would make
-    # the balanced problem infeasible at a tighter tol.
     a = a.detach().to(dtype)
     b = b.detach().to(dtype)
-    a = a / a.sum(1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
-    b = b / b.sum(1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+    if normalise:
+        a = a / a.sum(1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
+        b = b / b.sum(1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
     if bsz == 0:
-        return BatchOTResult(
-            cost.new_zeros(cost.shape).to(out_dtype), torch.zeros(0, dtype=torch.long),
-            cost.new_zeros(0), torch.zeros(0, dtype=torch.bool),
-        )
+        return cost, a, b
     if ((a > 0).sum(1) == 0).any() or ((b > 0).sum(1) == 0).any():
         raise OTInputError("a pair in the batch has a side with no tokens")
     real = (a > 0).unsqueeze(2) & (b > 0).unsqueeze(1)
@@ -426,13 +510,22 @@ def sinkhorn_batch(
         raise OTInputError("the batched cost has NaN/inf entries on real tokens")
     # Padded entries must stay finite so that no inf - inf reaches the log-sum-exp.
     cost = torch.where(real, cost, torch.zeros((), dtype=dtype, device=device))
+    return cost, a, b
 
-    n_len = ((torch.arange(n, device=device) + 1) * (a > 0)).amax(1)
-    m_len = ((torch.arange(m, device=device) + 1) * (b > 0)).amax(1)
-    opts = dict(epsilon=epsilon, max_iter=max_iter, tol=tol, check_every=check_every,
-                omega=omega)
-    plan, iterations, errors, converged = _sinkhorn_core(cost, a, b, n_len, m_len, **opts)
-    return BatchOTResult(plan.to(out_dtype), iterations, errors.to(out_dtype), converged)
+
+def _empty_result(cost: torch.Tensor, out_dtype: torch.dtype) -> BatchOTResult:
+    return BatchOTResult(
+        cost.new_zeros(cost.shape).to(out_dtype), torch.zeros(0, dtype=torch.long),
+        cost.new_zeros(0), torch.zeros(0, dtype=torch.bool),
+    )
+
+
+def _real_lengths(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B,)`` index + 1 of the last real (non-zero marginal) row and column per pair."""
+    n, m = a.shape[1], b.shape[1]
+    n_len = ((torch.arange(n, device=a.device) + 1) * (a > 0)).amax(1)
+    m_len = ((torch.arange(m, device=b.device) + 1) * (b > 0)).amax(1)
+    return n_len, m_len
 
 
 def _sinkhorn_core(cost, a, b, n_len, m_len, epsilon, max_iter, tol, check_every, omega):
@@ -578,6 +671,117 @@ def _log_chunk(c, la, lb, f, g, w, eps, steps):
         p = torch.exp(la.unsqueeze(2) + lb.unsqueeze(1) + (f.unsqueeze(2) + g.unsqueeze(1) - c) / eps)
         err = _marginal_error(p, la.exp(), lb.exp())
     return f, g, err
+
+
+def sinkhorn_unbalanced_batch(
+    cost: torch.Tensor,
+    a: torch.Tensor | None = None,
+    b: torch.Tensor | None = None,
+    epsilon: float = 0.05,
+    tau: float = 1.0,
+    max_iter: int = 1000,
+    tol: float = 1e-6,
+    check_every: int = 10,
+    compute_dtype: torch.dtype | None = None,
+) -> BatchOTResult:
+    """Unbalanced entropic OT for many pairs at once: log domain, padded, masked.
+
+    Solves, per pair, the problem of POT's ``ot.unbalanced.sinkhorn_unbalanced`` with
+    ``reg=ε``, ``reg_m=τ`` and ``reg_type="kl"``::
+
+        min_P  <P, C> + ε KL(P | a⊗b) + τ KL(P𝟙 | a) + τ KL(Pᵀ𝟙 | b)
+
+    by the scaling iterations ``u = (a / Kv)^φ``, ``v = (b / Kᵀu)^φ`` with
+    ``φ = τ / (τ + ε)``, run on the potentials ``f = ε log u``, ``g = ε log v`` as
+    log-sum-exps so that no ε under- or overflows. A token whose every cost is high
+    keeps part of its mass (small τ: more is left; τ → ∞: balanced Sinkhorn).
+
+    A pair stops when its fixed-point residual ``max(‖P𝟙 − a e^(−f/τ)‖₁,
+    ‖Pᵀ𝟙 − b e^(−g/τ)‖₁)`` (mass units; it is the marginal error of the balanced case
+    when τ → ∞) falls below ``tol``; it is checked every ``check_every`` iterations and
+    converged pairs leave the working set.
+
+    Args:
+        cost: ``(B, n, m)`` costs; entries outside a pair's real tokens may be anything
+            finite (they are masked by zero marginals).
+        a: ``(B, n)`` source masses, zero on padding (default: uniform ``1/n``). They are
+            used as given: the total mass enters the KL terms.
+        b: ``(B, m)`` target masses, likewise.
+        epsilon: entropic regularisation in cost units, > 0.
+        tau: marginal relaxation in cost units, > 0.
+        max_iter: iteration budget per pair.
+        tol: stop a pair when its residual is below this.
+        check_every: iterations between convergence checks.
+        compute_dtype: dtype of the iterations; default float64 on CPU, the input dtype
+            elsewhere.
+
+    Returns:
+        :class:`BatchOTResult` in the dtype of ``cost``; ``marginal_error`` is the gap
+        ``max(‖P𝟙 − a‖₁, ‖Pᵀ𝟙 − b‖₁)``, which the relaxation intends, not a solver error.
+        Gradients flow from ``plan`` to ``cost`` through the unrolled iterations; for a
+        loss ``<P*, C>`` detach the plan instead (the KL terms do not depend on ``C``, so
+        the envelope gradient is still ``P*``).
+
+    Raises:
+        OTInputError: NaN/inf in the real part of ``cost``, a pair with an empty side,
+            ``epsilon <= 0`` or ``tau <= 0``.
+    """
+    if not (math.isfinite(tau) and tau > 0):
+        raise OTInputError("τ must be a finite number > 0")
+    out_dtype = cost.dtype
+    cost, a, b = _batch_inputs(cost, a, b, epsilon, compute_dtype, normalise=False)
+    bsz, n, m = cost.shape
+    if bsz == 0:
+        return _empty_result(cost, out_dtype)
+    n_len, m_len = _real_lengths(a, b)
+    n0, m0 = int(n_len.max()), int(m_len.max())
+    # Scaled units: F = f/ε, G = g/ε, kernel exponent -C/ε.
+    neg_k = -cost[:, :n0, :m0] / epsilon
+    log_a, log_b = torch.log(a[:, :n0]), torch.log(b[:, :m0])  # -inf masks padding
+    phi = tau / (tau + epsilon)
+    big_f = neg_k.new_zeros(bsz, n0)
+    big_g = neg_k.new_zeros(bsz, m0)
+    iterations = torch.full((bsz,), max_iter, dtype=torch.long)
+    converged = torch.zeros(bsz, dtype=torch.bool)
+    active = torch.arange(bsz, device=cost.device)
+    idx = active.cpu()
+    done = 0
+    while done < max_iter and active.numel() > 0:
+        steps = min(check_every, max_iter - done)
+        k, la, lb = neg_k[active], log_a[active], log_b[active]
+        fa, ga = big_f[active], big_g[active]
+        for _ in range(steps):
+            fa = -phi * torch.logsumexp(k + (lb + ga).unsqueeze(1), dim=2)
+            ga = -phi * torch.logsumexp(k + (la + fa).unsqueeze(2), dim=1)
+        done += steps
+        big_f = big_f.index_copy(0, active, fa)
+        big_g = big_g.index_copy(0, active, ga)
+        with torch.no_grad():
+            res = _unbalanced_residual(k, la, lb, fa, ga, epsilon / tau)
+        ok = res <= tol
+        if ok.any():
+            iterations[idx[ok]] = done
+            converged[idx[ok]] = True
+            active, idx = active[(~ok).to(active.device)], idx[~ok]
+    plan = torch.exp(log_a.unsqueeze(2) + log_b.unsqueeze(1) + big_f.unsqueeze(2)
+                     + big_g.unsqueeze(1) + neg_k)
+    plan = torch.nn.functional.pad(plan, (0, m - m0, 0, n - n0))
+    with torch.no_grad():
+        gap = _marginal_error(plan, a, b)
+    return BatchOTResult(plan.to(out_dtype), iterations, gap.to(out_dtype), converged)
+
+
+def _unbalanced_residual(k, la, lb, big_f, big_g, eps_over_tau: float) -> torch.Tensor:
+    """``(B,)`` float64 CPU distance of the plan's marginals from their fixed point.
+
+    At the optimum ``P𝟙 = a e^(−f/τ)`` and ``Pᵀ𝟙 = b e^(−g/τ)`` (``f/τ = F ε/τ``).
+    """
+    log_p = la.unsqueeze(2) + lb.unsqueeze(1) + big_f.unsqueeze(2) + big_g.unsqueeze(1) + k
+    p = torch.exp(log_p)
+    row = (p.sum(2) - torch.exp(la - eps_over_tau * big_f)).abs().sum(1)
+    col = (p.sum(1) - torch.exp(lb - eps_over_tau * big_g)).abs().sum(1)
+    err = torch.maximum(row, col)
+    return torch.nan_to_num(err.double().cpu(), nan=float("inf"), posinf=float("inf"))
 
 
 def pad_costs(

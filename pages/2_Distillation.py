@@ -3,7 +3,10 @@
 The page is thin: the job queue lives in :mod:`optical_core.jobs` (one per server, held in
 ``st.cache_resource``), training in :mod:`optical_core.distill`, run folders in
 :mod:`optical_core.runs`. Each browser tab has a session id and sees its own job; one job
-trains at a time per server, others wait in the queue and are told so.
+trains at a time per server, others wait in the queue and are told so. The polling
+fragment doubles as the tab's heartbeat: a job whose tab has been closed for longer than
+``OPTICAL_JOB_ORPHAN_S`` seconds (default 120) is cancelled with a checkpoint, so an
+abandoned tab does not block a shared server; any tab can resume it from the runs list.
 
 For tests and demos, ``OPTICAL_DISTILL_DEFAULTS`` (a JSON object of
 :class:`~optical_core.distill.DistillConfig` fields, e.g. a tiny teacher and
@@ -20,9 +23,9 @@ import numpy as np
 import streamlit as st
 
 from optical_core import runs
-from optical_core.data import multi30k_available
-from optical_core.distill import LOSSES, PROBES, DistillConfig, DistillError
-from optical_core.jobs import JobManager
+from optical_core.data import gold_available, multi30k_available
+from optical_core.distill import LOSSES, OT_SOLVERS, PROBES, DistillConfig, DistillError
+from optical_core.jobs import DEFAULT_ORPHAN_S, JobManager, orphan_grace_s
 from ui.common import page_setup, show_error
 
 ENV_DEFAULTS = "OPTICAL_DISTILL_DEFAULTS"
@@ -41,9 +44,10 @@ st.markdown(
 
 
 @st.cache_resource(show_spinner=False)
-def job_manager() -> JobManager:
-    """One job queue per server process, shared by every tab."""
-    return JobManager()
+def job_manager(orphan_s: float | None) -> JobManager:
+    """One job queue per server process, shared by every tab (the grace period is part
+    of the key only so that tests can set it through the environment)."""
+    return JobManager(orphan_s=orphan_s)
 
 
 def session_id() -> str:
@@ -63,7 +67,12 @@ def form_defaults() -> DistillConfig:
     return cfg
 
 
-manager = job_manager()
+try:
+    grace = orphan_grace_s()
+except ValueError as exc:
+    show_error(exc)
+    grace = DEFAULT_ORPHAN_S
+manager = job_manager(grace)
 sid = session_id()
 base = form_defaults()
 have_multi30k = base.data == "multi30k" and multi30k_available(splits=("train", "val"), image_splits=False)
@@ -104,6 +113,33 @@ with st.expander("Configure a job", expanded=True):
                                   help="Lines of the val split used for MRR@10 after each epoch.")
     align_en = st.checkbox("Also align the student's English side", value=base.align_english,
                            disabled=loss == "mse")
+    st.markdown("**Advanced options**")
+    a1, a2, a3 = st.columns(3)
+    solvers = list(OT_SOLVERS)
+    solver = a1.selectbox(
+        "OT solver", solvers, index=solvers.index(base.ot_solver), disabled=loss == "mse",
+        format_func={"sinkhorn": "balanced Sinkhorn", "unbalanced": "unbalanced Sinkhorn (τ)",
+                     "exact": "exact (slow)"}.get,
+        help="Balanced: every token's mass must go somewhere. Unbalanced: the marginals are "
+        "relaxed (KL, strength τ), so a token with no English counterpart keeps part of its "
+        "mass instead of being pulled onto a wrong word. Exact: POT's network simplex, pair "
+        "by pair — slow, for checks.")
+    tau = a2.number_input(
+        "τ (unbalanced)", 0.01, 100.0, min(max(float(base.ot_tau), 0.01), 100.0), step=0.1,
+        disabled=loss == "mse" or solver != "unbalanced",
+        help="Marginal relaxation in cosine-cost units (costs span 0–2). Small τ leaves more "
+        "mass untransported; large τ approaches balanced Sinkhorn and needs more "
+        "iterations to converge.")
+    track_aer = a3.checkbox(
+        "Track word-alignment AER (en–fr gold)", value=base.track_aer,
+        help="At every evaluation, align the en–fr gold sentences (Hansards) with the "
+        "student and record the alignment error rate (lower is better): it shows whether "
+        "the loss keeps word alignment intact while retrieval improves. Each evaluation "
+        "then also aligns the 200 gold sentences.")
+    if track_aer and not gold_available("enfr", base.data_dir):
+        st.info("The en–fr gold alignments (`gold_alignments/enfr.src-tgt` and `enfr.gold`) "
+                "were not found in the data folder, so the job will train without AER. Set "
+                "`OPTICAL_DATA_DIR` to a folder that has them to track it.")
     if st.session_state.pop("distill_new_name", False) or "distill_run_name" not in st.session_state:
         st.session_state["distill_run_name"] = runs.suggest_name(f"{lang}-{loss.replace('+', '-')}")
     name = st.text_input("Run name", key="distill_run_name",
@@ -122,6 +158,7 @@ if start:
             "epochs": float(epochs), "lr": float(lr), "batch_size": int(batch),
             "max_tokens": int(max_tokens), "epsilon": float(eps), "sinkhorn_iters": int(iters),
             "seed": int(seed), "eval_limit": int(eval_limit), "align_english": bool(align_en),
+            "ot_solver": solver, "ot_tau": float(tau), "track_aer": bool(track_aer),
             "data": data_src,
         }).validate()
         path = runs.run_path(name.strip())
@@ -148,6 +185,29 @@ def _plan_figure(plan, src_tokens, en_tokens, step):
     return fig
 
 
+def show_eval_curves(job) -> None:
+    """MRR@10 per evaluation and, when tracked, the en–fr AER beside it (both in %)."""
+    mrr_key = next((k for k in job.evals[-1]["metrics"] if k.endswith("mrr@10")), None)
+    evals = [e for e in job.evals if mrr_key in e["metrics"]] if mrr_key else []
+    aers = [e for e in job.evals if "aer_enfr" in e["metrics"]]
+    mrr_col, aer_col = st.columns(2)
+    if len(evals) > 1:
+        mrr_col.markdown("**MRR@10 per evaluation**")
+        mrr_col.line_chart({"step": [e["step"] for e in evals],
+                            "MRR@10 (%)": [100 * e["metrics"][mrr_key] for e in evals]},
+                           x="step", height=200)
+    if aers:
+        aer_col.markdown("**Word-alignment AER (en–fr gold)**")
+        aer_col.line_chart({"step": [e["step"] for e in aers],
+                            "AER (%)": [e["metrics"]["aer_enfr"] for e in aers]},
+                           x="step", height=200, color="#d62728")
+        aer_col.caption(f"AER {aers[-1]['metrics']['aer_enfr']:.1f} at step {aers[-1]['step']} "
+                        f"(step 0: {aers[0]['metrics']['aer_enfr']:.1f}); lower is better.")
+    elif job.config.track_aer:
+        aer_col.caption("AER is not tracked: the en–fr gold alignments were not found in the "
+                        "data folder (`gold_alignments/enfr.*`).")
+
+
 def show_job(job) -> None:
     pos = manager.queue_position(job.id)
     if job.status == "queued":
@@ -163,8 +223,9 @@ def show_job(job) -> None:
         st.success(f"**{job.name}** finished after {job.step} steps. It is now offered in every "
                    "model picker.", icon=":material/check_circle:")
     elif job.status == "cancelled":
-        st.info(f"**{job.name}** was cancelled at step {job.step}. A checkpoint was saved: resume "
-                "it from the list below.", icon=":material/pause_circle:")
+        why = f" ({job.note})" if job.note else ""
+        st.info(f"**{job.name}** was cancelled at step {job.step}{why}. A checkpoint was saved: "
+                "resume it from the list below.", icon=":material/pause_circle:")
     elif job.status == "failed":
         st.error(f"**{job.name}** failed: {job.error}", icon=":material/error:")
     if job.active and st.button("Cancel", key=f"cancel-{job.id}"):
@@ -197,6 +258,8 @@ def show_job(job) -> None:
             st.caption(f"{job.config.lang} probe → English; transport cost {snap['ot_cost']:.3f}. "
                        "A sharp, near-diagonal plan means the student maps each word onto its "
                        "English counterpart.")
+    if job.evals:
+        show_eval_curves(job)
 
 
 job_now = manager.latest_for(sid)
@@ -205,6 +268,7 @@ poll = POLL_S if job_now is not None and job_now.active else None
 
 @st.fragment(run_every=poll)
 def live() -> None:
+    manager.heartbeat(sid)  # this tab is open: its job is not abandoned
     job = manager.latest_for(sid)
     if job is None:
         busy = manager.busy()
@@ -240,6 +304,7 @@ else:
             "MRR@10 before": round(100 * ev[0]["metrics"][key], 1) if key and ev else None,
             "MRR@10 after": round(100 * ev[-1]["metrics"][key], 1) if key and len(ev) > 1 else None,
             "updated": r.record.get("updated"),
+            "note": r.record.get("note"),
         })
     st.dataframe(rows, hide_index=True)
     resumable = [r for r in all_runs if r.status in ("cancelled", "interrupted", "failed")]

@@ -12,6 +12,7 @@ import streamlit as st
 
 from optical_core import retrieval as R
 from optical_core.data import DataNotFoundError
+from optical_core.encoders import SentenceOnlyEncoder
 from optical_core.figures import plan_figure
 from optical_core.perturb import NOISE_KINDS, character_error_rate
 from optical_core.retrieval_figures import noise_curve_figure
@@ -255,6 +256,11 @@ def one_query() -> tuple[str, int]:
 
     # ---------------------------------------------------------- plan explanation
     st.subheader("Why did it move?")
+    if isinstance(encoder, SentenceOnlyEncoder):
+        st.info(f"{model_label(model_id)} gives sentence embeddings only, so there are no "
+                "token plans to show; pick a token-level model (e.g. the default) for them.",
+                icon=":material/info:")
+        return kind, int(seed)
     cands = list(dict.fromkeys(
         [j for j in sorted(relevant)] + [int(j) for j in n_order[:DEPTH]]
         + [int(j) for j in c_order[:DEPTH]]

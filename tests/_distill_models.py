@@ -33,3 +33,21 @@ def make_tiny_model(path: str | os.PathLike[str], seed: int = 0, hidden: int = 3
     model = SentenceTransformer(modules=[tr, Pooling(hidden, "mean"), Normalize()], device="cpu")
     model.save(str(path))
     return str(path)
+
+
+def write_gold_subset(folder: str | os.PathLike[str], count: int = 4) -> Path | None:
+    """A data folder holding ``count`` real sentences of the en–fr gold alignments (the
+    full 200 take minutes per AER pass on a loaded 2-core machine); ``None`` when the gold
+    set is not in the data folder."""
+    from optical_core import data
+
+    if not data.gold_available("enfr"):
+        return None
+    src = data.data_dir() / "gold_alignments"
+    dst = Path(folder) / "gold_alignments"
+    dst.mkdir(parents=True, exist_ok=True)
+    for ext in ("src-tgt", "gold"):
+        # skip the first five, which are one-word interjections ("oh , oh !")
+        lines = (src / f"enfr.{ext}").read_text(encoding="utf-8").splitlines(keepends=True)
+        (dst / f"enfr.{ext}").write_text("".join(lines[5:5 + count]), encoding="utf-8")
+    return dst.parent

@@ -1,4 +1,6 @@
-"""What the real-browser tests share: a `streamlit run app.py` server and Debian's chromium."""
+"""What the real-browser tests share: a `streamlit run app.py` server, Debian's chromium and
+one place for screenshots (``$OPTICAL_SCREENSHOT_DIR``, else ``<tmp>/optical-screenshots``;
+``.ci/run`` sets it and prints it at the end, for CI to keep as artifacts)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +25,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+SCREENSHOT_ENV = "OPTICAL_SCREENSHOT_DIR"
 
 
 def require_browser() -> None:
@@ -82,3 +86,17 @@ def chromium() -> Iterator:
             yield browser
         finally:
             browser.close()
+
+
+def screenshot_dir() -> Path:
+    """The folder for screenshots: ``$OPTICAL_SCREENSHOT_DIR`` or ``<tmp>/optical-screenshots``."""
+    folder = Path(os.environ.get(SCREENSHOT_ENV) or Path(tempfile.gettempdir()) / "optical-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_screenshot(page, name: str) -> Path:
+    """Save a full-page PNG of a Playwright ``page`` as ``<screenshot dir>/<name>.png``."""
+    path = screenshot_dir() / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -276,7 +276,8 @@ def test_bad_model_id_gives_error_box_not_traceback():
     assert at.sidebar.text_input[0].value == "no-such-org/no-such-model-xyz"
 
 
-def test_folder_that_is_not_a_model(tmp_path):
+def test_folder_that_is_not_a_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTICAL_MODELS_DIR", str(tmp_path))  # typed folders must lie in one
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "notes.txt").write_text("hello")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from _distill_models import make_tiny_model
+from _distill_models import make_tiny_model, write_gold_subset
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "2_Distillation.py")
 
@@ -101,3 +101,91 @@ def test_bad_run_name_is_a_clear_error(env):
     at.text_input[0].set_value("../escape")
     next(b for b in at.button if b.label == "Start training").click().run()
     assert at.error and "invalid run name" in str(at.error[0].value).lower()
+
+
+def _widget(items, label):
+    return next(w for w in items if w.label == label)
+
+
+def _set_defaults(monkeypatch, **extra):
+    import os
+
+    defaults = json.loads(os.environ["OPTICAL_DISTILL_DEFAULTS"])
+    monkeypatch.setenv("OPTICAL_DISTILL_DEFAULTS", json.dumps({**defaults, **extra}))
+
+
+def test_unbalanced_solver_and_aer_curve(env, tmp_path, monkeypatch):
+    gold = write_gold_subset(tmp_path / "gold-data")
+    if gold is None:
+        pytest.skip("the en-fr gold alignments are not in the data folder")
+    _set_defaults(monkeypatch, data_dir=str(gold))
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.run()
+    assert _widget(at.number_input, "τ (unbalanced)").disabled  # only for the unbalanced solver
+    _widget(at.selectbox, "OT solver").set_value("unbalanced").run()
+    _widget(at.number_input, "τ (unbalanced)").set_value(0.5)
+    _widget(at.checkbox, "Track word-alignment AER (en–fr gold)").check()
+    at.text_input[0].set_value("aer-run")
+    _widget(at.button, "Start training").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    # step 0 and two epoch ends evaluated: the MRR and AER curves are drawn
+    _until(at, lambda a: "MRR@10 per evaluation" in _texts(a)
+           and "Word-alignment AER" in _texts(a), timeout=300)
+    assert "lower is better" in _texts(at)
+    _widget(at.button, "Cancel").click().run()
+    _until(at, lambda a: "was cancelled" in _texts(a))
+    rec = json.loads((env / "aer-run" / "run.json").read_text())
+    assert rec["config"]["ot_solver"] == "unbalanced" and rec["config"]["ot_tau"] == 0.5
+    assert all("aer_enfr" in e["metrics"] for e in rec["evals"]) and len(rec["evals"]) >= 2
+
+
+def test_aer_without_gold_is_a_note_not_a_crash(env, tmp_path, monkeypatch):
+    empty = tmp_path / "no-gold"
+    empty.mkdir()
+    _set_defaults(monkeypatch, data_dir=str(empty), track_aer=True)
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.run()
+    assert "were not found in the data folder" in _texts(at)
+    at.text_input[0].set_value("no-gold-run")
+    _widget(at.button, "Start training").click().run()
+    _until(at, lambda a: "AER is not tracked" in _texts(a), timeout=300)
+    assert not at.exception and not at.error
+    _widget(at.button, "Cancel").click().run()
+    _until(at, lambda a: "was cancelled" in _texts(a))
+
+
+def test_closing_the_tab_cancels_its_job_and_a_new_tab_resumes_it(env, monkeypatch):
+    # A page run takes seconds on a loaded machine: the grace period must outlast that.
+    monkeypatch.setenv("OPTICAL_JOB_ORPHAN_S", "20")
+    tab = AppTest.from_file(PAGE, default_timeout=90)
+    tab.run()
+    tab.text_input[0].set_value("closed-tab")
+    _widget(tab.button, "Start training").click().run()
+    _until(tab, lambda a: any(p.proto.value > 0 for p in a.get("progress")))
+    run_json = env / "closed-tab" / "run.json"
+    # While the tab polls (every run is a heartbeat) the job keeps training past the grace.
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        tab.run()
+        time.sleep(1)
+    assert json.loads(run_json.read_text())["status"] == "running"
+    # The tab is closed: it never runs again.
+    end = time.monotonic() + 300
+    while json.loads(run_json.read_text())["status"] == "running" and time.monotonic() < end:
+        time.sleep(0.5)
+    rec = json.loads(run_json.read_text())
+    assert rec["status"] == "cancelled"
+    assert rec["note"] == "cancelled: the browser tab that started it was closed"
+    assert (env / "closed-tab" / "model" / "model.safetensors").is_file()
+    # A reopened tab sees why in the runs list and resumes the run.
+    again = AppTest.from_file(PAGE, default_timeout=90)
+    again.run()
+    table = again.dataframe[0].value
+    row = table[table["run"] == "closed-tab"].iloc[0]
+    assert row["status"] == "cancelled" and "browser tab" in row["note"]
+    _widget(again.button, "Resume").click().run()
+    _until(again, lambda a: a.get("progress"))
+    _widget(again.button, "Cancel").click().run()
+    _until(again, lambda a: "was cancelled" in _texts(a))
+    rec = json.loads(run_json.read_text())
+    assert rec["resumed_from"] and rec["note"] is None

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from browser_support import chromium, require_browser, streamlit_server
+from browser_support import chromium, require_browser, save_screenshot, streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -43,7 +43,7 @@ def browser(server):
         yield b
 
 
-def test_epsilon_slider_redraws_the_plan(server, browser, tmp_path):
+def test_epsilon_slider_redraws_the_plan(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1200})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -52,7 +52,7 @@ def test_epsilon_slider_redraws_the_plan(server, browser, tmp_path):
     before = page.evaluate(PLAN_JS)
     assert "ε = 0.05" in before["title"]
     assert len(before["z"]) == 7 and len(before["z"][0]) == 8
-    page.screenshot(path=str(tmp_path / "alignment_before.png"))
+    save_screenshot(page, "alignment_before")
 
     # Streamlit's slider thumb holds a visually hidden <input type="range"> (react-aria):
     # focus it and use the keyboard, as a keyboard user would.
@@ -67,25 +67,25 @@ def test_epsilon_slider_redraws_the_plan(server, browser, tmp_path):
     )
     redraw_s = time.perf_counter() - t0
     after = page.evaluate(PLAN_JS)
-    page.screenshot(path=str(tmp_path / "alignment_after.png"))
+    shot = save_screenshot(page, "alignment_after")
 
     assert after["z"] != before["z"]
     # a larger ε blurs: the largest entry of the plan gets smaller
     assert max(map(max, after["z"])) < max(map(max, before["z"]))
-    assert (tmp_path / "alignment_after.png").stat().st_size > 10_000
+    assert shot.stat().st_size > 10_000
     print(f"\nplan redrawn {redraw_s:.2f} s after the key press")  # reported, never asserted
     body = page.inner_text("body")
     assert "Traceback" not in body and not errors, errors
     page.close()
 
 
-def test_home_page_renders(server, browser, tmp_path):
+def test_home_page_renders(server, browser):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(server, wait_until="domcontentloaded")
     page.wait_for_selector(".js-plotly-plot", timeout=120_000)
     text = page.inner_text("body")
     assert "Alignment as transport" in text and "Alignment" in text
-    page.screenshot(path=str(tmp_path / "home.png"))
+    save_screenshot(page, "home")
     page.close()
 
 
@@ -139,4 +139,5 @@ def test_controls_keep_their_values_after_bad_input_and_page_switch(server, brow
     _settle(page, "ε = 0.1")
     values = page.evaluate(SLIDER_VALUES_JS)
     assert values["OT threshold"] == "0.70" and values["ε — entropic blur"] == "0.1", values
+    save_screenshot(page, "alignment_values_kept")
     page.close()

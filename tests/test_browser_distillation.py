@@ -1,4 +1,5 @@
-"""Real-browser test of the Distillation page: start a job → watch progress → cancel.
+"""Real-browser tests of the Distillation page: start a job → watch progress → cancel, and
+close the tab of a running job → it is cancelled once the grace period is over.
 
 `streamlit run app.py` with ``OPTICAL_DISTILL_DEFAULTS`` pointing the form at a tiny
 random teacher and the demo pairs; Debian's chromium driven by Playwright. Skipped when
@@ -8,12 +9,13 @@ random teacher and the demo pairs; Debian's chromium driven by Playwright. Skipp
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from _distill_models import make_tiny_model
 
-from browser_support import chromium, require_browser, streamlit_server
+from browser_support import chromium, require_browser, save_screenshot, streamlit_server
 
 pytestmark = pytest.mark.browser
 
@@ -27,12 +29,15 @@ def server(tmp_path_factory):
         "teacher": tiny, "data": "demo", "pairs": 24, "batch_size": 4, "max_tokens": 32,
         "max_steps": 2000, "probe_every": 2, "eval_limit": 8, "lr": 1e-3,
     }
+    # A short grace period, so that the closed-tab test need not wait two minutes; the
+    # open tabs of the other test keep their job alive by polling every second.
     with streamlit_server(base, OPTICAL_RUNS_DIR=str(base / "runs"),
-                          OPTICAL_DISTILL_DEFAULTS=json.dumps(defaults)) as url:
+                          OPTICAL_DISTILL_DEFAULTS=json.dumps(defaults),
+                          OPTICAL_JOB_ORPHAN_S="15") as url:
         yield url, base / "runs"
 
 
-def test_start_progress_cancel_in_a_real_browser(server, tmp_path):
+def test_start_progress_cancel_in_a_real_browser(server):
     url, runs_dir = server
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1400})
@@ -49,12 +54,39 @@ def test_start_progress_cancel_in_a_real_browser(server, tmp_path):
             "() => /step [1-9][0-9]*\\//.test(document.body.innerText)", timeout=120_000)
         page.get_by_text("Training loss").wait_for(timeout=60_000)
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)  # the probe plan
-        page.screenshot(path=str(tmp_path / "distill_running.png"))
+        save_screenshot(page, "distill_running")
         page.get_by_role("button", name="Cancel").click()
         page.get_by_text("was cancelled").wait_for(timeout=120_000)
-        page.screenshot(path=str(tmp_path / "distill_cancelled.png"))
+        save_screenshot(page, "distill_cancelled")
         body = page.inner_text("body")
         assert "Traceback" not in body and not errors, errors
         rec = json.loads((runs_dir / "browser-run" / "run.json").read_text())
         assert rec["status"] == "cancelled" and rec["step"] >= 1
         assert (runs_dir / "browser-run" / "model" / "model.safetensors").is_file()
+
+
+def test_closing_the_tab_cancels_its_job(server):
+    url, runs_dir = server
+    run_json = runs_dir / "closed-tab" / "run.json"
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(f"{url}/Distillation", wait_until="domcontentloaded")
+        name = page.locator('input[aria-label="Run name"]')
+        name.wait_for(timeout=120_000)
+        name.fill("closed-tab")
+        name.press("Enter")
+        page.get_by_role("button", name="Start training").click()
+        page.wait_for_function(
+            "() => /step [1-9][0-9]*\\//.test(document.body.innerText)", timeout=120_000)
+        # The open tab's polling is its heartbeat: the job outlives the 15 s grace period.
+        page.wait_for_timeout(25_000)
+        assert json.loads(run_json.read_text())["status"] == "running"
+        page.close()
+        deadline = time.monotonic() + 240
+        while json.loads(run_json.read_text())["status"] == "running":
+            assert time.monotonic() < deadline, "the job of the closed tab kept running"
+            time.sleep(1)
+    rec = json.loads(run_json.read_text())
+    assert rec["status"] == "cancelled"
+    assert rec["note"] == "cancelled: the browser tab that started it was closed"
+    assert (runs_dir / "closed-tab" / "model" / "model.safetensors").is_file()

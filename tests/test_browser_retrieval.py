@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from browser_support import chromium, require_browser, streamlit_server
+from browser_support import chromium, require_browser, save_screenshot, streamlit_server
 
 QUERY = "Zwei Kinder spielen Fußball im Park."
 
@@ -56,7 +56,7 @@ def _wait_tables(page, predicate_js: str, timeout: int = 90_000):
     return _tables(page)
 
 
-def test_typed_query_noise_moves_the_ranking(server, browser, tmp_path):
+def test_typed_query_noise_moves_the_ranking(server, browser):
     page = browser.new_page(viewport={"width": 1500, "height": 1400})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -78,7 +78,7 @@ def test_typed_query_noise_moves_the_ranking(server, browser, tmp_path):
     quiet = _wait_tables(
         page, "t[1].every(r => r[1] === '=') && t[0].map(r => r[r.length - 1]).join('|') === "
         "t[1].map(r => r[r.length - 1]).join('|')")
-    page.screenshot(path=str(tmp_path / "retrieval_clean.png"), full_page=True)
+    save_screenshot(page, "retrieval_clean")
     captions0 = [r[-1] for r in quiet[1]]
 
     t0 = time.perf_counter()
@@ -86,7 +86,7 @@ def test_typed_query_noise_moves_the_ranking(server, browser, tmp_path):
     page.keyboard.press("End")  # 30 %
     noisy = _wait_tables(page, "t[1].some(r => r[1] !== '=')")
     elapsed = time.perf_counter() - t0
-    page.screenshot(path=str(tmp_path / "retrieval_noisy.png"), full_page=True)
+    save_screenshot(page, "retrieval_noisy")
 
     clean_now, noisy_now = noisy
     assert [r[-1] for r in clean_now] == captions0  # the clean ranking did not move

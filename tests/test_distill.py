@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from _distill_models import make_tiny_model
+from _distill_models import make_tiny_model, write_gold_subset
 from optical_core import distill, jobs, runs
 from optical_core.distill import (
     CheckpointError,
@@ -135,12 +135,43 @@ def test_combined_loss_reports_both_terms(tiny, tiny_other):
     assert total.item() == pytest.approx(comps["ot"] + comps["ot_en"] + comps["mse"], rel=1e-5)
 
 
+def test_unbalanced_loss_relaxes_the_marginals_and_trains_the_student_only(tiny, tiny_other):
+    student, teacher = _load(tiny_other), _load(tiny)
+    feats = [_features(student, EN), _features(student, DE)]
+    balanced = OpticalLoss(student, teacher, epsilon=0.05, max_iter=3000)
+    with torch.no_grad():
+        ref = balanced(feats, None).item()
+    masses, values = [], []
+    for tau in (0.05, 1.0, 20.0):
+        fn = OpticalLoss(student, teacher, solver="unbalanced", tau=tau, epsilon=0.05, max_iter=5000)
+        with torch.no_grad():
+            values.append(fn(feats, None).item())
+        assert fn.last_ot_stats["converged"] == 1.0
+        masses.append(fn.last_ot_stats["mass"])
+    # small τ: most mass stays put; large τ: nearly all of it moves, as balanced OT does
+    assert masses[0] < masses[1] < masses[2] < 1.0
+    assert masses[0] < 0.05 and masses[2] > 0.95
+    assert values[2] == pytest.approx(ref, rel=0.05)
+
+    loss_fn = OpticalLoss(student, teacher, solver="unbalanced", tau=1.0)
+    assert not any(p is q for p in loss_fn.parameters() for q in teacher.parameters())
+    loss = loss_fn(feats, None)
+    assert torch.isfinite(loss) and loss.item() > 0
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    assert all(p.grad is None for p in teacher.parameters())
+
+
 def test_bad_loss_options_are_refused(tiny):
     student, teacher = _load(tiny), _load(tiny)
     with pytest.raises(DistillError, match="ε"):
         OpticalLoss(student, teacher, epsilon=0)
     with pytest.raises(DistillError, match="solver"):
         OpticalLoss(student, teacher, solver="magic")
+    with pytest.raises(DistillError, match="τ"):
+        OpticalLoss(student, teacher, solver="unbalanced", tau=0.0)
+    with pytest.raises(DistillError, match="τ"):
+        DistillConfig(ot_solver="unbalanced", ot_tau=float("nan")).validate()
     with pytest.raises(DistillError, match="loss"):
         DistillConfig(loss="kl").validate()
     with pytest.raises(DistillError, match="language"):
@@ -190,6 +221,38 @@ def test_mse_and_combined_runs_finish_with_eval(tiny, tmp_path, loss):
 
     enc = load_encoder(str(rec.model_path))
     assert enc.sentence_embeddings(["ein Hund"]).shape == (1, 32)
+
+
+@pytest.fixture
+def gold_subset(tmp_path) -> Path:
+    folder = write_gold_subset(tmp_path / "gold-data")
+    if folder is None:
+        pytest.skip("the en-fr gold alignments are not in the data folder")
+    return folder
+
+
+def test_aer_is_tracked_at_every_evaluation_and_skipped_without_gold(tiny, tmp_path, gold_subset):
+    events = []
+    cfg = _cfg(tiny, max_steps=4, eval_steps=2, eval_limit=8, probe_every=0, track_aer=True,
+               data_dir=str(gold_subset), ot_solver="unbalanced", ot_tau=0.5)
+    res = run_distillation(cfg, tmp_path / "aer", progress=events.append)
+    assert res.status == "finished"
+    evals = runs.load_run(tmp_path / "aer").evals
+    assert [e["step"] for e in evals] == [0, 2, 4]
+    aers = [e["metrics"]["aer_enfr"] for e in evals]
+    assert all(0.0 <= a <= 100.0 for a in aers)
+    # the page sees the same values live, through the progress events
+    assert [e["metrics"]["aer_enfr"] for e in events if e["kind"] == "eval"] == aers
+    assert runs.load_run(tmp_path / "aer").config["ot_tau"] == 0.5
+
+    empty = tmp_path / "no-gold"
+    empty.mkdir()
+    cfg = _cfg(tiny, max_steps=2, eval_limit=8, probe_every=0, track_aer=True,
+               data_dir=str(empty))
+    res = run_distillation(cfg, tmp_path / "no-aer")
+    assert res.status == "finished"
+    evals = runs.load_run(tmp_path / "no-aer").evals
+    assert len(evals) == 2 and not any("aer_enfr" in e["metrics"] for e in evals)
 
 
 def test_cancel_stops_within_one_step_and_resume_finishes(tiny, tmp_path):
@@ -338,6 +401,96 @@ def test_job_manager_with_a_real_tiny_run(tiny, tmp_path):
     assert [p["step"] for p in done.probes] == [0, 3, 6] and done.probe_tokens
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _wait_for(mgr, job_id, cond, timeout=120.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        snap = mgr.snapshot(job_id)
+        if cond(snap):
+            return snap
+        time.sleep(0.02)
+    raise AssertionError(f"job state not reached: {mgr.snapshot(job_id)}")
+
+
+def test_a_job_whose_tab_stops_polling_is_cancelled_and_can_be_resumed(tiny, tmp_path):
+    clock = FakeClock()
+    mgr = jobs.JobManager(orphan_s=120, clock=clock)
+    run_dir = tmp_path / "orphan"
+    job = mgr.submit("tab", _cfg(tiny, max_steps=5000, evaluate=False, probe_every=0), run_dir)
+    _wait_for(mgr, job.id, lambda j: j.step >= 2)
+    # the tab polls: time passes, but never more than the grace period without a heartbeat
+    for _ in range(3):
+        clock.now += 100
+        mgr.heartbeat("tab")
+        step = mgr.snapshot(job.id).step
+        _wait_for(mgr, job.id, lambda j, s=step: j.step >= s + 2)
+    assert mgr.snapshot(job.id).status == "running" and not mgr.reap()
+    # the tab is closed: no heartbeat for longer than the grace period
+    clock.now += 121
+    done = mgr.wait(job.id, 120)
+    assert done.status == "cancelled" and done.note == jobs.ORPHAN_NOTE
+    assert 2 <= done.step < 5000
+    rec = runs.load_run(run_dir).record
+    assert rec["status"] == "cancelled" and rec["note"] == jobs.ORPHAN_NOTE
+    validate_checkpoint(run_dir / "checkpoints" / f"checkpoint-{done.step}")
+    # a reopened tab (a new session) resumes it from the runs list and it finishes
+    again = mgr.submit("new-tab", _cfg(tiny, max_steps=done.step + 2), run_dir, resume=True)
+    finished = mgr.wait(again.id, 120)
+    assert finished.status == "finished" and finished.step == done.step + 2
+    rec = runs.load_run(run_dir).record
+    assert rec["status"] == "finished" and rec["note"] is None
+    assert rec["resumed_from"] == f"checkpoint-{done.step}"
+
+
+def test_a_queued_job_of_a_closed_tab_is_dropped_and_a_live_one_is_kept(tmp_path):
+    gate = threading.Event()
+    clock = FakeClock()
+    mgr = jobs.JobManager(runner=_fake_runner(gate), orphan_s=60, clock=clock)
+    a = mgr.submit("tab-a", DistillConfig(), tmp_path / "a")
+    b = mgr.submit("tab-b", DistillConfig(), tmp_path / "b")
+    c = mgr.submit("tab-c", DistillConfig(), tmp_path / "c")
+    _wait_for(mgr, a.id, lambda j: j.status == "running")
+    clock.now += 50
+    mgr.heartbeat("tab-a")
+    mgr.heartbeat("tab-c")
+    clock.now += 50  # tab-b: silent for 100 s; tab-a and tab-c: 50 s
+    assert mgr.reap() == [b.id]
+    assert mgr.snapshot(b.id).status == "cancelled" and mgr.snapshot(b.id).note == jobs.ORPHAN_NOTE
+    assert mgr.snapshot(a.id).status == "running" and mgr.snapshot(c.id).status == "queued"
+    assert mgr.queue_position(c.id) == 1
+    gate.set()
+    assert mgr.wait(a.id, 10).status == "finished"
+    assert mgr.wait(c.id, 10).status == "finished"
+    # without a grace period nothing is ever reaped
+    still = jobs.JobManager(runner=_fake_runner(threading.Event()), clock=clock)
+    d = still.submit("tab-d", DistillConfig(), tmp_path / "d")
+    clock.now += 10_000
+    assert still.reap() == [] and still.snapshot(d.id).active
+    still.cancel(d.id)
+
+
+def test_orphan_grace_period_comes_from_the_environment(monkeypatch):
+    monkeypatch.delenv(jobs.ENV_ORPHAN_S, raising=False)
+    assert jobs.orphan_grace_s() == jobs.DEFAULT_ORPHAN_S == 120
+    monkeypatch.setenv(jobs.ENV_ORPHAN_S, "30")
+    assert jobs.orphan_grace_s() == 30
+    monkeypatch.setenv(jobs.ENV_ORPHAN_S, "0")
+    assert jobs.orphan_grace_s() is None
+    for bad in ("soon", "-5", "inf"):
+        monkeypatch.setenv(jobs.ENV_ORPHAN_S, bad)
+        with pytest.raises(ValueError, match=jobs.ENV_ORPHAN_S):
+            jobs.orphan_grace_s()
+
+
 # ------------------------------------------------------------------------------ CLI
 
 
@@ -364,6 +517,27 @@ def test_cli_distill_runs_and_reports_errors_on_one_line(tiny, tmp_path, capsys)
     err = capsys.readouterr().err
     assert code != 0 and err.startswith("error:") and "does not exist" in err
     assert err.strip().count("\n") == 0
+
+
+def test_cli_unbalanced_solver_and_tau(tiny, tmp_path, capsys):
+    from optical_core import cli
+
+    out = tmp_path / "ub"
+    code = cli.main(["distill", "--demo-data", "--teacher", tiny, "--pairs", "16",
+                     "--batch-size", "8", "--max-steps", "2", "--max-tokens", "32", "--no-eval",
+                     "--ot-solver", "unbalanced", "--tau", "0.3", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    cfg = json.loads((out / "run.json").read_text())["config"]
+    assert cfg["ot_solver"] == "unbalanced" and cfg["ot_tau"] == 0.3
+    for args, msg in ((["--tau", "0.3"], "only applies to --ot-solver unbalanced"),
+                      (["--ot-solver", "unbalanced", "--tau", "0"], "τ")):
+        code = cli.main(["distill", "--demo-data", "--teacher", tiny, *args,
+                         "--out", str(tmp_path / "bad")])
+        err = capsys.readouterr().err
+        assert code != 0 and err.startswith("error:") and msg in err
+        assert err.strip().count("\n") == 0
+    assert not (tmp_path / "bad").exists()
 
 
 # ------------------------------------------------------------------------------ DDP

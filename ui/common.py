@@ -9,7 +9,9 @@ Stable API (other pages rely on it; keep signatures backwards compatible):
 ``model_picker(key, label, help=None, container=None) -> str``
     A model chooser: the default MiniLM, finished Distillation runs (subfolders of
     :func:`runs_dir` with a ``run.json``) or any typed model id / local folder. Returns a
-    model id for :func:`get_encoder`. ``key="model"`` is the shared sidebar choice.
+    model id for :func:`get_encoder`. ``key="model"`` is the shared sidebar choice; a
+    ``?model=<run name | run folder | default>`` query parameter preselects it
+    (:func:`model_from_link`; the Results page links to its checkpoints this way).
 ``get_encoder(model_id) -> Encoder | None``
     The model, loaded once per process (``st.cache_resource``); on a
     :class:`~optical_core.encoders.ModelLoadError` shows an ``st.error`` saying what to do
@@ -255,6 +257,83 @@ def _state_key(key: str) -> str:
     return MODEL_KEY if key == "model" else f"{MODEL_KEY}__{key}"
 
 
+#: Query parameter that preselects the shared sidebar model (``?model=<run name>``).
+MODEL_PARAM = "model"
+# The ?model= value already applied in this session: a link preselects once, and the
+# user's later choice in the picker is not overridden while the URL still carries it.
+_LINK_APPLIED = "_optical_model_link_applied"
+
+
+def model_from_link(value: str) -> str:
+    """The model id a ``?model=`` link names, confined to the runs folder.
+
+    Accepts ``default`` (or another alias of the default MiniLM), the name of a run folder
+    in :func:`runs_dir`, or the absolute path of such a run folder or of its ``model/``.
+
+    Raises:
+        ValueError: the value leaves the runs folder, names no run, or the run has no saved
+            model yet; the message says what to do.
+    """
+    from optical_core import runs as core_runs
+
+    value = (value or "").strip()
+    if is_default_model(value):
+        return DEFAULT_MODEL
+    base = runs_dir()
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        path = Path(os.path.normpath(path))
+        if path.name == core_runs.MODEL_DIR:
+            path = path.parent
+        path = path.resolve()
+        if path.parent != base:
+            raise ValueError(
+                f"the link asks for the model {value}, which is not a run in the runs folder "
+                f"{base}; pick a model in the sidebar, or set OPTICAL_RUNS_DIR to the folder "
+                "that holds the grid's runs and restart the app"
+            )
+    else:
+        try:
+            path = core_runs.run_path(value, base)
+        except core_runs.RunError as exc:
+            raise ValueError(f"the link's model is not a run name: {exc}") from None
+    try:
+        run = core_runs.load_run(path)
+    except core_runs.RunError:
+        raise ValueError(
+            f"the link asks for the run {path.name!r}, which is not in the runs folder {base}; "
+            "pick a model in the sidebar, or set OPTICAL_RUNS_DIR to the folder that holds "
+            "the grid's runs and restart the app"
+        ) from None
+    if run.model_path is None:
+        raise ValueError(
+            f"the run {run.name!r} has no saved model yet (status {run.status}); pick another "
+            "model in the sidebar, or wait until the run has finished"
+        )
+    return str(run.model_path)
+
+
+def _apply_model_link(persist: str, choice_key: str, options: list[str]) -> None:
+    """Preselect the model of a ``?model=`` query parameter, once per link."""
+    asked = st.query_params.get(MODEL_PARAM)
+    if not asked:
+        st.session_state.pop(_LINK_APPLIED, None)  # so that following the same link again works
+        return
+    if st.session_state.get(_LINK_APPLIED) == asked:
+        return
+    st.session_state[_LINK_APPLIED] = asked
+    try:
+        model_id = model_from_link(asked)
+    except ValueError as exc:
+        show_error(exc, "The link's model")
+        return
+    st.session_state[persist] = model_id
+    st.session_state[choice_key] = _DEFAULT if is_default_model(model_id) else (
+        model_id if model_id in options else _OTHER)
+    if st.session_state[choice_key] == _OTHER:
+        st.session_state[f"_w_{persist}_text"] = model_id
+
+
 def model_picker(
     key: str, label: str, help: str | None = None, container=None
 ) -> str:
@@ -279,6 +358,8 @@ def model_picker(
     options = [_DEFAULT] + [r.path for r in runs] + [_OTHER]
     labels = {_DEFAULT: f"{DEFAULT_MODEL} (default, English only)", _OTHER: "Other model id or folder…"}
     labels.update({r.path: r.label for r in runs})
+    if key == "model":
+        _apply_model_link(persist, choice_key, options)
 
     current = st.session_state.get(persist, DEFAULT_MODEL)
     if choice_key not in st.session_state or st.session_state[choice_key] not in options:
@@ -338,14 +419,17 @@ def _load(model_id: str) -> Encoder:
 def get_encoder(model_id: str, show: bool = True) -> Encoder | None:
     """The loaded model, or ``None`` after an ``st.error`` that says what to do.
 
+    A typed folder must lie inside the runs folder, the default model or
+    ``$OPTICAL_MODELS_DIR`` (:func:`optical_core.encoders.confine_model_path`).
+
     Args:
         model_id: as returned by :func:`model_picker`.
         show: draw the error box (``False`` to handle ``None`` yourself).
     """
-    from optical_core.encoders import ModelLoadError
+    from optical_core.encoders import ModelLoadError, confine_model_path
 
     try:
-        return _load(model_id)
+        return _load(confine_model_path(model_id))
     except ModelLoadError as exc:
         if show:
             show_error(exc)
@@ -370,11 +454,13 @@ def embed(model_id: str, text: str, words: list[str] | None = None) -> TokenEmbe
 
     Raises:
         ValueError: empty or whitespace-only text; a word not found in the text.
-        ModelLoadError: the model cannot be loaded.
+        ModelLoadError: the model cannot be loaded, or its folder is outside the allowed ones.
     """
+    from optical_core.encoders import confine_model_path
+
     if not isinstance(text, str) or not text.strip():
         raise ValueError("the text is empty; type at least one word")
-    return _embed(model_id, text, None if words is None else tuple(words))
+    return _embed(confine_model_path(model_id), text, None if words is None else tuple(words))
 
 
 # --------------------------------------------------------------------- errors

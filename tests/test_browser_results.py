@@ -1,0 +1,90 @@
+"""Real-browser test of the Results page: `streamlit run app.py` + Debian's chromium.
+
+Serves a results folder written by tests/_results_fixture.py, opens the Results page,
+waits for the curves and tables, takes a screenshot, then follows a checkpoint's link to
+the Alignment page and checks that its model picker shows that run. Skipped when
+/usr/bin/chromium or the Python playwright package is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from _results_fixture import make_results
+from browser_support import chromium, require_browser, save_screenshot, streamlit_server
+
+pytestmark = pytest.mark.browser
+
+CURVES_JS = """() => {
+  for (const d of document.querySelectorAll('.js-plotly-plot')) {
+    if (d.layout && d.layout.meta && d.layout.meta.kind === 'results_curves' && d._fullData) {
+      return d._fullData.filter(t => t.fill !== 'toself').length;
+    }
+  }
+  return 0;
+}"""
+RUN = "de-ot-1000-s0"
+# What the sidebar's model picker shows (its value sits in an <input>, not in the text).
+PICKER_JS = """() => {
+  const box = document.querySelector('[data-testid="stSidebar"] [data-testid="stSelectbox"]');
+  if (!box) return '';
+  const input = box.querySelector('input');
+  const value = input ? input.value + ' ' + (input.getAttribute('aria-label') || '') : '';
+  return box.innerText + ' ' + value;
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    require_browser()
+    from optical_core.encoders import default_model_path
+
+    base = tmp_path_factory.mktemp("streamlit-results")
+    runs = base / "runs"
+    make_results(base / "results", "quick", runs_root=runs)
+    run = runs / RUN  # a finished run whose model is the default MiniLM (a link)
+    run.mkdir(parents=True)
+    (run / "model").symlink_to(default_model_path(), target_is_directory=True)
+    (run / "run.json").write_text(json.dumps({
+        "status": "finished", "config": {"lang": "de", "loss": "ot"}, "evals": [],
+        "updated_ts": time.time(),
+    }))
+    with streamlit_server(base, OPTICAL_RESULTS_DIR=str(base / "results"),
+                          OPTICAL_RUNS_DIR=str(runs), OPTICAL_DATA_DIR=str(base / "no-data"),
+                          OPTICAL_CACHE_DIR=str(base / "cache")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    with chromium() as b:
+        yield b
+
+
+def test_results_page_and_a_checkpoint_link(server, browser):
+    page = browser.new_page(viewport={"width": 1500, "height": 1400})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    t0 = time.perf_counter()
+    page.goto(f"{server}/Results?results=quick", wait_until="domcontentloaded")
+    # generous: on a loaded 2-core machine the first draw has taken minutes
+    page.wait_for_function(f"({CURVES_JS})() === 12", timeout=400_000)  # 4 methods x 3 langs
+    page.get_by_text("MRR@10 per language and method").wait_for(timeout=60_000)
+    print(f"\nResults page drawn {time.perf_counter() - t0:.1f} s after opening it")
+    assert page.locator('[data-testid="stDataFrame"]').count() >= 4
+    shot = save_screenshot(page, "results")
+    assert shot.stat().st_size > 20_000
+    assert page.locator('[data-testid="stException"]').count() == 0
+
+    # follow the de OT-KD seed 0 checkpoint to the Alignment page
+    row = page.locator('[data-testid="stHorizontalBlock"]').filter(
+        has_text="de · OT-KD · 1000 pairs · lr 2e-4 · seed 0")
+    row.get_by_role("link", name="Alignment").click()
+    page.wait_for_url(f"**/Alignment?model={RUN}", timeout=60_000)
+    page.wait_for_function(f"({PICKER_JS})().includes('Run: {RUN}')", timeout=300_000)
+    save_screenshot(page, "results_link_alignment")
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Traceback" not in page.inner_text("body") and not errors, errors
+    page.close()
