@@ -8,6 +8,7 @@ temporary ``OPTICAL_RUNS_DIR``.
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -157,12 +158,16 @@ def test_aer_without_gold_is_a_note_not_a_crash(env, tmp_path, monkeypatch):
 def test_closing_the_tab_cancels_its_job_and_a_new_tab_resumes_it(env, monkeypatch):
     # A page run takes seconds on a loaded machine: the grace period must outlast that.
     monkeypatch.setenv("OPTICAL_JOB_ORPHAN_S", "20")
+    # The job must outlive the test's waits on a fast machine, so it never finishes on its own.
+    defaults = json.loads(os.environ["OPTICAL_DISTILL_DEFAULTS"])
+    monkeypatch.setenv("OPTICAL_DISTILL_DEFAULTS", json.dumps({**defaults, "max_steps": 10**6}))
     tab = AppTest.from_file(PAGE, default_timeout=90)
     tab.run()
     tab.text_input[0].set_value("closed-tab")
     _widget(tab.button, "Start training").click().run()
-    _until(tab, lambda a: any(p.proto.value > 0 for p in a.get("progress")))
     run_json = env / "closed-tab" / "run.json"
+    _until(tab, lambda a: a.get("progress") and run_json.is_file()
+           and (json.loads(run_json.read_text()).get("step") or 0) > 0)
     # While the tab polls (every run is a heartbeat) the job keeps training past the grace.
     end = time.monotonic() + 30
     while time.monotonic() < end:
