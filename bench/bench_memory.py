@@ -1,7 +1,8 @@
 """Memory of the app: peak RSS of the ``streamlit run app.py`` server after a page tour and
 after a distillation job.
 
-Starts the app headless on a free loopback port (runs go to a temporary folder) and drives
+Starts the app headless on a free loopback port (runs, a fresh embedding cache and the server
+log go to a temporary folder, removed at the end unless ``--keep`` or a failure) and drives
 Debian's chromium with Playwright through every page, so that the default MiniLM is really
 loaded and used: Home (transport diagram), Alignment (the default pair's plan), Retrieval
 (the default query ranked with the dense scorer, then again with the OT reranker),
@@ -16,7 +17,7 @@ process (``/proc/<pid>/status``) catches peaks between samples. Both are cumulat
 "job" row includes the tour. Goal: ≤ 1.2 GB (1200 MB, 10^6 bytes) after the page tour; the
 job's peak is reported.
 
-    python bench/bench_memory.py [--pairs 1000] [--job-timeout 3600]
+    python bench/bench_memory.py [--pairs 1000] [--job-timeout 3600] [--keep]
     python bench/bench_memory.py --quick    # smoke run: tiny random teacher, 100 demo pairs
 """
 
@@ -26,6 +27,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -138,8 +140,10 @@ def settle(page, timeout_ms: int = 300_000) -> None:
 
 
 def check_page(page, name: str, problems: list[str]) -> None:
+    """Note an exception on the page; say on stderr how far the run has got."""
     if page.locator('[data-testid="stException"]').count():
         problems.append(f"{name}: the page shows an exception")
+    print(f"[{time.strftime('%H:%M:%S')}] {name} done", file=sys.stderr, flush=True)
 
 
 def page_tour(page, url: str, problems: list[str]) -> list[str]:
@@ -203,6 +207,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: the job uses a tiny random teacher and 100 demo pairs")
     ap.add_argument("--job-timeout", type=float, default=3600.0, help="seconds to wait for the job")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temporary folder (server log, run, cache) after a good run")
     args = ap.parse_args()
     if not Path(CHROMIUM).is_file():
         sys.exit(f"error: no chromium at {CHROMIUM} (apt-get install chromium, or set OPTICAL_CHROMIUM)")
@@ -270,8 +276,12 @@ def main() -> int:
         print(f"| {stage} | {rss:.0f} | {hwm:.0f} | {goal} | {ok} |")
     for p in problems:
         print(f"problem: {p}")
-    print(f"\nserver log and run folder: {tmp}")
-    return 1 if problems or "finished" not in outcome else 0
+    failed = bool(problems) or "finished" not in outcome
+    if failed or args.keep:
+        print(f"\nserver log, run folder and cache kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def server(tmp_path_factory):
     # open tabs of the other test keep their job alive by polling every second.
     with streamlit_server(base, OPTICAL_RUNS_DIR=str(base / "runs"),
                           OPTICAL_DISTILL_DEFAULTS=json.dumps(defaults),
-                          OPTICAL_JOB_ORPHAN_S="15") as url:
+                          OPTICAL_JOB_ORPHAN_S="30") as url:
         yield url, base / "runs"
 
 
@@ -78,8 +78,8 @@ def test_closing_the_tab_cancels_its_job(server):
         page.get_by_role("button", name="Start training").click()
         page.wait_for_function(
             "() => /step [1-9][0-9]*\\//.test(document.body.innerText)", timeout=120_000)
-        # The open tab's polling is its heartbeat: the job outlives the 15 s grace period.
-        page.wait_for_timeout(25_000)
+        # The open tab's polling is its heartbeat: the job outlives the 30 s grace period.
+        page.wait_for_timeout(40_000)
         assert json.loads(run_json.read_text())["status"] == "running"
         page.close()
         deadline = time.monotonic() + 240
