@@ -292,6 +292,9 @@ def _add_common(parser: argparse.ArgumentParser, suppress: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # --data-dir reaches every module through the environment for this command only: an
+    # in-process caller (a test, a notebook) must not keep it afterwards.
+    saved = os.environ.get("OPTICAL_DATA_DIR")
     if args.data_dir:
         os.environ["OPTICAL_DATA_DIR"] = args.data_dir
     try:
@@ -304,6 +307,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {_describe(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        if saved is None:
+            os.environ.pop("OPTICAL_DATA_DIR", None)
+        else:
+            os.environ["OPTICAL_DATA_DIR"] = saved
 
 
 def _describe(exc: BaseException) -> str:

@@ -97,3 +97,13 @@ def test_console_script_is_installed_and_errors_cleanly():
                            "--pred", "/nope"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("error:")
+
+
+def test_data_dir_flag_does_not_outlive_the_command(tmp_path, monkeypatch, capsys):
+    import os
+
+    from optical_core.cli import main
+
+    monkeypatch.delenv("OPTICAL_DATA_DIR", raising=False)
+    main(["--data-dir", str(tmp_path), "score", "--gold", str(tmp_path / "g"), "--pred", str(tmp_path / "p")])
+    assert "OPTICAL_DATA_DIR" not in os.environ
