@@ -8,10 +8,13 @@ non-zero; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -233,6 +236,28 @@ def _write_out(path: str, text: str) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def stop_on_ctrl_c(cancel: threading.Event, say: Callable[[str], None]) -> Iterator[None]:
+    """While the block runs, the first Ctrl-C sets ``cancel`` (a training loop stops after
+    its current step and saves); a second one aborts at once. Outside the main thread
+    (signals cannot be handled there) the block runs unchanged."""
+
+    def on_sigint(signum, frame):
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        say("stopping after this step (Ctrl-C again to abort)…")
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def add_distill(sub) -> None:

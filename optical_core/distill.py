@@ -953,10 +953,8 @@ def _world() -> tuple[int, int]:
 def aer_on_gold(model, limit: int | None = None, data_dir: str | None = None) -> float | None:
     """Word-alignment AER (%) of ``model`` on the en–fr gold set (``None`` if it is absent)."""
     from . import data
-    from .alignment import score_corpus
     from .encoders import Encoder
-    from .ot import OTConfig
-    from .pairs import align_texts
+    from .pairs import score_gold
 
     try:
         gold = data.load_gold("enfr", data_dir)
@@ -965,15 +963,8 @@ def aer_on_gold(model, limit: int | None = None, data_dir: str | None = None) ->
     gold = gold[:limit] if limit else gold
     base = getattr(model, "module", model)
     was = base.training
-    enc = Encoder(base, "student")
     try:
-        preds = []
-        for g in gold:
-            pa = align_texts(enc, " ".join(g.src_tokens), " ".join(g.tgt_tokens),
-                             src_words=g.src_tokens, tgt_words=g.tgt_tokens, level="word",
-                             link_method="argmax", config=OTConfig(epsilon=0.05))
-            preds.append(pa.word_links)
-        return 100.0 * score_corpus(preds, gold).aer
+        return 100.0 * score_gold(Encoder(base, "student"), gold).aer
     finally:
         base.train(was)
 

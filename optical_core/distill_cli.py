@@ -10,9 +10,10 @@ command runs under ``torchrun --nproc_per_node N -m optical_core.cli distill ...
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
+
+from .cli import stop_on_ctrl_c
 
 
 def add_distill(sub) -> None:
@@ -107,22 +108,12 @@ def run_distill(args) -> int:
             bar.write(f"note: {ev['resume_note']}", file=sys.stderr)
 
     cancel = threading.Event()
-    previous = None
-
-    def on_sigint(signum, frame):  # first Ctrl-C: stop cleanly; second: abort
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        cancel.set()
-        bar.write("stopping after this step (Ctrl-C again to abort)…", file=sys.stderr)
-
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        result = run_distillation(cfg, args.out, resume=args.resume, progress=progress, cancel=cancel)
+        with stop_on_ctrl_c(cancel, lambda msg: bar.write(msg, file=sys.stderr)):
+            result = run_distillation(cfg, args.out, resume=args.resume, progress=progress,
+                                      cancel=cancel)
     finally:
         bar.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
     if int(os.environ.get("RANK", "0")) == 0:
         m = result.metrics
         mrr = next((v for k, v in m.items() if k.endswith("mrr@10")), None)

@@ -12,10 +12,9 @@ evaluated cells are reused. Ctrl-C stops after the current training step.
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
-from pathlib import Path
+
+from .cli import stop_on_ctrl_c
 
 
 def add_experiment(sub) -> None:
@@ -39,19 +38,14 @@ def add_experiment(sub) -> None:
 def run_experiment(args) -> int:
     from tqdm import tqdm
 
-    from .experiments import ExperimentRunner, load_config
+    from .experiments import ExperimentRunner, config_path, load_config
 
-    source = "quick" if args.quick else args.config
-    grid = load_config(source)
+    path = config_path("quick" if args.quick else args.config)
+    grid = load_config(path)
     if args.name:
         grid.name = args.name
         grid.validate()
-    path = Path(source)
-    text = path.read_text(encoding="utf-8") if path.is_file() else None
-    if text is None:
-        from .experiments import PRESET_DIR
-
-        text = (PRESET_DIR / f"{Path(source).stem}.toml").read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8")
     runner = ExperimentRunner(grid, args.results_dir, args.runs_dir,
                               getattr(args, "data_dir", None), config_text=text)
     plan = runner.plan()
@@ -81,23 +75,11 @@ def run_experiment(args) -> int:
             bar.refresh()
 
     runner.progress = progress
-    cancel = runner.cancel
-    previous = None
-
-    def on_sigint(signum, frame):  # first Ctrl-C: stop after this step; second: abort
-        if cancel.is_set():
-            raise KeyboardInterrupt
-        cancel.set()
-        bar.write("stopping after this step (Ctrl-C again to abort)…", file=sys.stderr)
-
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        record = runner.run()
+        with stop_on_ctrl_c(runner.cancel, lambda msg: bar.write(msg, file=sys.stderr)):
+            record = runner.run()
     finally:
         bar.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
     print(f"{record['name']}: {len(record['cells'])} cells in {record['wall_s'] / 60:.1f} min "
           f"→ {runner.out}")
     report = runner.out / "report.md"

@@ -173,18 +173,24 @@ class GridConfig:
         return asdict(self)
 
 
-def load_config(path_or_preset: str | os.PathLike[str]) -> GridConfig:
-    """A grid config from a TOML file, or a preset name (``quick``, ``micro``, ...).
-
-    The file holds a ``[grid]`` table (the :class:`GridConfig` fields), a ``[grid.lr]``
-    table and a ``[distill]`` table; top-level keys are accepted as grid fields too.
-    """
+def config_path(path_or_preset: str | os.PathLike[str]) -> Path:
+    """The TOML file of a config path or a preset name (``experiments/<name>.toml``)."""
     p = Path(path_or_preset).expanduser()
     if not p.is_file() and p.suffix == "" and (PRESET_DIR / f"{p.name}.toml").is_file():
         p = PRESET_DIR / f"{p.name}.toml"
     if not p.is_file():
         presets = ", ".join(sorted(x.stem for x in PRESET_DIR.glob("*.toml"))) or "none"
         raise ExperimentError(f"no config file {str(path_or_preset)!r} (presets: {presets})")
+    return p
+
+
+def load_config(path_or_preset: str | os.PathLike[str]) -> GridConfig:
+    """A grid config from a TOML file, or a preset name (``quick``, ``micro``, ...).
+
+    The file holds a ``[grid]`` table (the :class:`GridConfig` fields), a ``[grid.lr]``
+    table and a ``[distill]`` table; top-level keys are accepted as grid fields too.
+    """
+    p = config_path(path_or_preset)
     try:
         doc = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -518,58 +524,75 @@ class ExperimentRunner:
                          f"{self.grid.query_limit}".encode()).hexdigest()[:12]
         return f"{model.method.replace('+', '')}-{lang}-{split}-{kind}-{cer:g}-{h}"
 
-    def _evaluate_model(self, model: _Model, corpora: dict) -> list[dict[str, Any]]:
-        """Per-query metrics of every (lang, split, kind, level) of one model (cached)."""
-        from .encoders import ModelLoadError, load_encoder
-        from .retrieval import build_index, evaluate_noise
-
+    def _cells(self, model: _Model) -> list[tuple[str, str, str, float]]:
+        """``(split, lang, kind, cer)`` of every cell of one model; the clean cell (kind
+        ``clean``) is measured once, it does not depend on the noise kind."""
         g = self.grid
+        langs = [model.lang] if model.lang else g.langs
+        noisy = [(k, c) for k in g.noise_kinds for c in g.levels if c > 0]
+        return [(split, lang, kind, cer) for split in g.splits for lang in langs
+                for kind, cer in [("clean", 0.0), *noisy]]
+
+    def _evaluate_model(self, model: _Model, corpora: dict) -> list[dict[str, Any]]:
+        """Per-query metrics of every cell of one model (cached in ``<results>/cache``)."""
+        from .encoders import ModelLoadError, load_encoder
+        from .retrieval import build_index
+
         cache = self.out / "cache"
         cache.mkdir(parents=True, exist_ok=True)
-        langs = [model.lang] if model.lang else g.langs
-        encoder = index = None
+        encoder = None
+        indexes: dict[str, Any] = {}
         rows = []
-        for split in g.splits:
-            index = None
-            for lang in langs:
-                clean_ranking = None
-                for kind in g.noise_kinds:
-                    for cer in g.levels:
-                        if cer == 0 and kind != g.noise_kinds[0]:
-                            continue  # the clean run does not depend on the noise kind
-                        kname = "clean" if cer == 0 else kind
-                        key = self._cell_key(model, lang, split, kname, cer)
-                        f = cache / f"{key}.npz"
-                        if f.is_file():
-                            with np.load(f, allow_pickle=False) as z:
-                                pq = {m: z[m] for m in CELL_METRICS}
-                                meta = json.loads(str(z["meta"]))
-                        else:
-                            if self.cancel.is_set():
-                                raise _Cancelled
-                            if encoder is None:
-                                try:
-                                    encoder = load_encoder(model.model)
-                                except ModelLoadError as exc:
-                                    raise ExperimentError(f"{model.method}: {exc}") from None
-                            if index is None:
-                                index = build_index(encoder, corpora[split], tokens=False)
-                            ev = evaluate_noise(
-                                encoder, corpora[split], lang, "dense", kind, cer,
-                                g.noise_seed, g.query_limit or None, index, CELL_METRICS,
-                                stat_test=g.stat_test, n_boot=100, clean_ranking=clean_ranking,
-                            )
-                            clean_ranking = ev.clean_ranking
-                            summ = ev.noisy if ev.noisy is not None else ev.clean
-                            pq = {m: np.asarray(summ.per_query[m]) for m in CELL_METRICS}
-                            meta = {"measured_cer": ev.measured_cer, "n_queries": ev.n_queries,
-                                    "notes": ev.notes}
-                            tmp = f.with_name(f.stem + ".tmp.npz")
-                            np.savez(tmp, meta=json.dumps(meta), **pq)
-                            os.replace(tmp, f)
-                        rows.append({"model": model, "lang": lang, "split": split, "kind": kname,
-                                     "cer": cer, "per_query": pq, "meta": meta})
+        for split, lang, kind, cer in self._cells(model):
+            f = cache / f"{self._cell_key(model, lang, split, kind, cer)}.npz"
+            if f.is_file():
+                with np.load(f, allow_pickle=False) as z:
+                    pq = {m: z[m] for m in CELL_METRICS}
+                    meta = json.loads(str(z["meta"]))
+            else:
+                if self.cancel.is_set():
+                    raise _Cancelled
+                if encoder is None:
+                    try:
+                        encoder = load_encoder(model.model)
+                    except ModelLoadError as exc:
+                        raise ExperimentError(f"{model.method}: {exc}") from None
+                if split not in indexes:
+                    indexes[split] = build_index(encoder, corpora[split], tokens=False)
+                pq, meta = self._measure(encoder, indexes[split], corpora[split], lang, kind, cer)
+                tmp = f.with_name(f.stem + ".tmp.npz")
+                np.savez(tmp, meta=json.dumps(meta), **pq)
+                os.replace(tmp, f)
+            rows.append({"model": model, "lang": lang, "split": split, "kind": kind,
+                         "cer": cer, "per_query": pq, "meta": meta})
         return rows
+
+    def _measure(self, encoder, index, corpus, lang: str, kind: str,
+                 cer: float) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Dense x→en retrieval of one cell: per-query metrics and what was measured.
+
+        Only the cell's own ranking is computed; intervals and tests come later from the
+        per-query values of all cells (:meth:`_tables`)."""
+        from .retrieval import (
+            ScorerConfig,
+            encode_queries,
+            per_query_metrics,
+            perturb_queries,
+            rank,
+        )
+
+        g = self.grid
+        qset = corpus.query_set(lang, g.query_limit or None)
+        texts, measured = list(qset.texts), 0.0
+        if cer > 0:
+            perts = perturb_queries(qset, kind, cer, g.noise_seed)
+            texts = [p.text for p in perts]
+            measured = float(np.mean([p.measured_cer for p in perts]))
+        ranking = rank(encode_queries(encoder, texts), index, ScorerConfig(scorer="dense"),
+                       query_ids=qset.ids)
+        pq = per_query_metrics(ranking, qset, corpus, CELL_METRICS)
+        return ({m: np.asarray(v) for m, v in pq.items()},
+                {"measured_cer": measured, "n_queries": len(qset), "notes": list(ranking.notes)})
 
     # ------------------------------------------------------------------ alignment
 

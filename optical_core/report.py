@@ -36,7 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-ENV_RESULTS_DIR = "OPTICAL_RESULTS_DIR"
+# One definition of where results live, shared with the grid that writes them.
+from .experiments import ENV_RESULTS_DIR, results_root  # noqa: F401 (re-exported)
+
 RESULTS_FILE = "results.json"
 CONFIG_FILE = "config.toml"
 REPORT_FILE = "report.md"
@@ -94,12 +96,6 @@ class ReportError(ValueError):
 
 
 # ------------------------------------------------------------------------ folders
-
-
-def results_root() -> Path:
-    """``$OPTICAL_RESULTS_DIR`` or ``./results`` (absolute, may not exist)."""
-    env = os.environ.get(ENV_RESULTS_DIR)
-    return Path(env).expanduser().resolve() if env else (Path.cwd() / "results").resolve()
 
 
 def results_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
