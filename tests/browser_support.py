@@ -95,8 +95,25 @@ def screenshot_dir() -> Path:
     return folder
 
 
+# Streamlit scrolls an inner container, not the document, so Playwright's full_page alone
+# captures one viewport: the viewport is stretched to the content's height for the shot.
+_CONTENT_HEIGHT_JS = """() => Math.max(document.documentElement.scrollHeight, ...Array.from(
+  document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppViewContainer"]'),
+  e => e.scrollHeight))"""
+MAX_SHOT_HEIGHT = 12_000  # px
+
+
 def save_screenshot(page, name: str) -> Path:
     """Save a full-page PNG of a Playwright ``page`` as ``<screenshot dir>/<name>.png``."""
     path = screenshot_dir() / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    size = page.viewport_size
+    height = min(int(page.evaluate(_CONTENT_HEIGHT_JS)), MAX_SHOT_HEIGHT)
+    if size is not None and height > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": height})
+    try:
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        if size is not None and height > size["height"]:
+            page.set_viewport_size(size)
     return path

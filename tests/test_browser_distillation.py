@@ -81,6 +81,7 @@ def test_closing_the_tab_cancels_its_job(server):
         # The open tab's polling is its heartbeat: the job outlives the 30 s grace period.
         page.wait_for_timeout(40_000)
         assert json.loads(run_json.read_text())["status"] == "running"
+        save_screenshot(page, "distill_tab_before_close")
         page.close()
         deadline = time.monotonic() + 240
         while json.loads(run_json.read_text())["status"] == "running":
