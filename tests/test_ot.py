@@ -274,6 +274,64 @@ def test_over_relaxation_needs_fewer_iterations_and_reaches_the_same_plan():
     assert float((fast.plan - plain.plan).abs().max()) < 1e-7
 
 
+def test_scalings_that_underflow_are_redone_in_the_log_domain(monkeypatch):
+    # float32 (a GPU run's compute dtype) underflows once C/ε passes ~87; at ε = 0.01 some
+    # rows of the kernel vanish, the scaling steps divide by zero, and those pairs must come
+    # back from the log domain with the right plan, not as NaN.
+    import optical_core.ot as ot_module
+
+    redone = []
+    log_chunk = ot_module._log_chunk
+
+    def counting(c, *args):
+        redone.append(c.shape[0])
+        return log_chunk(c, *args)
+
+    monkeypatch.setattr(ot_module, "_log_chunk", counting)
+    rng = np.random.default_rng(23)
+    costs = [cost_matrix(rng.normal(size=(n, 8)), rng.normal(size=(m, 8)))
+             for n, m in [(3, 3), (4, 2), (2, 5)]]
+    c, a, b = pad_costs(costs, dtype=torch.float32)
+    res = sinkhorn_batch(c, a, b, epsilon=0.01, max_iter=20000, tol=1e-5,
+                         compute_dtype=torch.float32)
+    assert redone, "the case no longer reaches the log-domain fallback"
+    assert torch.isfinite(res.plan).all() and bool(res.converged.all())
+    for k, ck in enumerate(costs):
+        n, m = ck.shape
+        # POT's log-domain loop stalls near 4e-6 on the first pair (C/ε ≈ 150 costs
+        # float64 digits in its LSE), so it stops at 1e-5 (27k iterations there).
+        ref = pot.sinkhorn(uniform_marginal(n), uniform_marginal(m), ck, 0.01,
+                           method="sinkhorn_log", stopThr=1e-5, numItermax=30000)
+        assert np.abs(res.plan[k, :n, :m].double().numpy() - ref).max() < 1e-4
+
+
+def test_float32_iterations_keep_marginals_and_stay_finite():
+    # float32 cannot reach 1e-6 on every pair at small ε, so some pairs run to the budget,
+    # but the plan must stay finite with its marginals near their targets.
+    costs = _ragged_costs(15, count=8, lo=2, hi=20)
+    c, a, b = pad_costs(costs, dtype=torch.float32)
+    for eps in (0.01, 0.05):
+        res = sinkhorn_batch(c, a, b, epsilon=eps, max_iter=3000, tol=1e-6,
+                             compute_dtype=torch.float32)
+        assert res.plan.dtype == torch.float32 and torch.isfinite(res.plan).all()
+        assert float(res.marginal_error.max()) < 1e-4
+        assert torch.allclose(res.plan.sum(2), a, atol=1e-4)
+        assert torch.allclose(res.plan.sum(1), b, atol=1e-4)
+
+
+def test_converged_pairs_are_left_as_they_stopped():
+    # Easy pairs converge long before the hard one and are frozen, not iterated on: their
+    # reported error is the one they stopped at and still describes their plan.
+    costs = [np.array([[0.0, 2.0], [2.0, 0.0]])] * 3 + _ragged_costs(12, count=1, lo=12, hi=13)
+    c, a, b = pad_costs(costs, dtype=torch.float64)
+    res = sinkhorn_batch(c, a, b, epsilon=0.02, max_iter=5000, tol=1e-8)
+    assert bool(res.converged.all())
+    assert int(res.iterations[:3].max()) < int(res.iterations[3])
+    got = torch.maximum((res.plan.sum(2) - a).abs().sum(1), (res.plan.sum(1) - b).abs().sum(1))
+    assert torch.allclose(got, res.marginal_error, rtol=1e-3, atol=1e-12)
+    assert float(res.marginal_error.max()) <= 1e-8
+
+
 def test_batched_gradcheck_float64():
     torch.manual_seed(0)
     c = torch.rand(2, 3, 4, dtype=torch.float64, requires_grad=True)
