@@ -266,14 +266,22 @@ def one_query() -> tuple[str, int]:
         + [int(j) for j in c_order[:DEPTH]]
     ))
     pos_c, pos_n = clean_rk.positions()[0], noisy_rk.positions()[0]
-    if st.session_state.get("ret_doc") not in cands:
-        st.session_state.pop("ret_doc", None)  # a caption of another query: start afresh
+    query_id = f"{lang}\n{clean_text}"
+    if (st.session_state.get("ret_doc") not in cands
+            or st.session_state.get("ret_doc_query") != query_id):
+        # Another query: start afresh. The key is set, not dropped, and the labels carry
+        # nothing that noise changes: otherwise the browser keeps showing the old label
+        # while the plans below are of another caption.
+        st.session_state["ret_doc"] = cands[0]
+        st.session_state["ret_doc_query"] = query_id
     doc = st.selectbox(
         "Caption", cands, key="ret_doc",
-        format_func=lambda j: (f"{'✓ ' if j in relevant else ''}rank {pos_c[j] + 1} → "
-                               f"{pos_n[j] + 1}: {corpus.doc_texts[j]}"),
-        help="The transport plan of the clean and of the noisy query with this caption.",
+        format_func=lambda j: f"{'✓ ' if j in relevant else ''}{corpus.doc_texts[j]}",
+        help="The transport plan of the clean and of the noisy query with this caption. "
+        "✓: it describes the query's picture. Listed: the relevant captions, then the top "
+        f"{DEPTH} for the noisy and for the clean query.",
     )
+    st.caption(f"Rank {pos_c[doc] + 1} for the clean query, {pos_n[doc] + 1} for the noisy one.")
     try:
         ex = R.explain_match(encoder, clean_text, noisy_text, corpus.doc_texts[doc], epsilon=eps)
     except Exception as exc:

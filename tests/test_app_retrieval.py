@@ -148,6 +148,24 @@ def test_select_a_caption_redraws_the_plans(no_data):
     assert after[0]["layout"]["xaxis"]["ticktext"] == after[1]["layout"]["xaxis"]["ticktext"]
 
 
+def test_the_picked_caption_follows_the_query_and_survives_noise(no_data):
+    at = page(ret_qidx=0)
+    box = at.selectbox(key="ret_doc")
+    picked = box.options[3]
+    box.select_index(3)
+    ok(at.run())
+    at.slider(key="ret_cer").set_value(30)
+    ok(at.run())
+    box = at.selectbox(key="ret_doc")
+    # Labels carry no ranks, so noise leaves the label (what the browser shows) as it was.
+    assert box.options[box.index] == picked
+    assert any(c.value.startswith("Rank ") for c in at.caption)
+    at.selectbox(key="ret_qidx").set_value(1)
+    ok(at.run())
+    box = at.selectbox(key="ret_doc")
+    assert box.index == 0 and box.options[0].startswith("✓ ")  # the new query's caption
+
+
 def test_batch_view_plots_metrics_against_noise(no_data):
     at = page(ret_lang="fr", ret_kind="random_char")
     at.button(key="ret_batch_go").click()

@@ -8,6 +8,7 @@ when /usr/bin/chromium or the Python playwright package is missing.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -25,6 +26,11 @@ TABLES_JS = """() => Array.from(document.querySelectorAll('[data-testid="stTable
   .map(t => Array.from(t.querySelectorAll('tbody tr')).map(r =>
       Array.from(r.querySelectorAll('th,td')).map(c => c.innerText.trim())))"""
 RUNNING_JS = """() => !document.querySelector('[data-testid="stStatusWidget"]')"""
+# What the "Why did it move?" caption picker shows.
+CAPTION_JS = """() => { const box = Array.from(document.querySelectorAll('[data-testid="stSelectbox"]'))
+  .find(e => e.innerText.trim().startsWith('Caption'));
+  return box ? (box.querySelector('input') || {}).value || box.innerText : null; }"""
+TOP_CAPTION = "Two children are playing football in the park."  # the typed query's first hit
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +77,10 @@ def test_typed_query_noise_moves_the_ranking(server, browser):
     box.press("Enter")
     # the noisy-query heading shows the typed text once the page has rerun
     page.get_by_text(f"Clean query — {QUERY}").wait_for(timeout=90_000)
+    page.wait_for_function(RUNNING_JS, timeout=90_000)
+    # The caption picker follows the new query (the browser once kept showing the first
+    # query's caption above the plans of another one).
+    page.wait_for_function(f"({CAPTION_JS})() === {json.dumps(TOP_CAPTION)}", timeout=90_000)
 
     slider = page.get_by_role("slider", name="Noise level (target character error rate, %)")
     slider.focus()
@@ -89,6 +99,7 @@ def test_typed_query_noise_moves_the_ranking(server, browser):
     save_screenshot(page, "retrieval_noisy")
 
     clean_now, noisy_now = noisy
+    assert page.evaluate(CAPTION_JS) == TOP_CAPTION  # still the caption picked before
     assert [r[-1] for r in clean_now] == captions0  # the clean ranking did not move
     assert [r[-1] for r in noisy_now] != captions0  # the noisy one did
     assert any(r[1].startswith(("↑", "↓")) or r[1] == "new" for r in noisy_now)
