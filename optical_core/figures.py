@@ -316,8 +316,13 @@ def describe(pair: PairAlignment, config: OTConfig) -> list[str]:
             f"The {r.solver} solver ran {r.iterations} iterations"
             + (" and converged." if r.converged else f" and stopped before the tolerance {config.tol:g}.")
         )
-    else:
+    elif config.solver in ("exact", "partial"):
         out.append(f"The {r.solver} solver is exact (a linear program): no iterations, no blur.")
+    else:
+        out.append(
+            f"The {r.solver} solver needed no iterations: its first plan already met the "
+            "tolerance (with a single token on a side, the token weights fix the plan)."
+        )
     if r.solver != config.solver:
         out.append(f"Fallback: {config.solver} ran into numerical trouble, so {r.solver} was used.")
     if config.solver in ("sinkhorn",):

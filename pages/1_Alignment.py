@@ -249,6 +249,13 @@ def _pick_pair() -> PairInput | None:
     except (D.DataNotFoundError, ValueError) as exc:
         show_error(exc)
         return None
+    if st.session_state.get("al_g_line_set") != gp and st.session_state.get("al_g_line", 1) == 1:
+        # A new gold set opens on its first sentence with six words a side: the first
+        # lines of the Hansards sets are fragments such as "2 . ↔ 2 .".
+        st.session_state["al_g_line"] = next(
+            (k + 1 for k, s in enumerate(gold)
+             if min(len(s.src_tokens), len(s.tgt_tokens)) >= 6), 1)
+        st.session_state["al_g_line_set"] = gp
     if not 1 <= int(st.session_state.get("al_g_line", 1)) <= len(gold):
         st.session_state["al_g_line"] = 1
     idx = c2.number_input("Sentence", 1, len(gold), key="al_g_line", help=f"1 … {len(gold)}")
@@ -365,13 +372,22 @@ for side, emb in (("source", S), ("target", T)):
 if diff.level == "diffuse":
     foreign = [LANG_NAMES.get(x, x) for x in pin.langs if x and x != "en"]
     if is_default_model(model_id):
-        lang_txt = " and ".join(foreign) if foreign else "German, French or Czech"
+        if foreign:
+            why = (f"was trained on English only and has never learned {' and '.join(foreign)}: "
+                   "its vectors for the two sides' words do not line up, so every token "
+                   "spreads its mass over many tokens instead of its translation.")
+        else:  # typed texts: their languages are not known
+            why = ("was trained on English only. If a side is not English, its vectors for "
+                   "the two sides' words do not line up, so every token spreads its mass over "
+                   "many tokens instead of its translation; if both are English, the two texts "
+                   "may simply not say the same things.")
+        shown = ("" if diff.entropy > F.SHARP_ENTROPY else
+                 f" The plan shown looks sharper (row entropy {diff.entropy:.2f}) only because "
+                 "the exact and partial solvers always return a sparse plan.")
         st.warning(
             f"**The plan is diffuse** (mean row entropy {diff.reference_entropy:.2f} at ε = "
-            f"0.05; 0 = one partner per token, 1 = spread evenly). The default model "
-            f"{model_label(model_id)} was trained on English only and has never learned "
-            f"{lang_txt}: its vectors for the two sides' words do not line up, so every token "
-            "spreads its mass over many tokens instead of its translation.\n\n"
+            f"0.05; 0 = one partner per token, 1 = spread evenly).{shown} The default model "
+            f"{model_label(model_id)} {why}\n\n"
             "**Way out:** distil a multilingual student from this English teacher on the "
             "*Distillation* page and pick it in the sidebar, or type a multilingual model id "
             "or folder there (e.g. a local copy of "

@@ -21,6 +21,7 @@ from ui.common import (
     data_sources,
     get_encoder,
     init_state,
+    is_default_model,
     keep_state,
     model_label,
     model_picker,
@@ -126,6 +127,15 @@ if st.session_state.get("ret_lang") not in langs:
     st.session_state["ret_lang"] = langs[0]
 lang = c2.selectbox("Query language", langs, key="ret_lang",
                     format_func=lambda lg: LANG_NAMES.get(lg, lg))
+if lang != "en" and is_default_model(model_id):
+    st.info(
+        f"{model_label(model_id)} was trained on English only and has never learned "
+        f"{LANG_NAMES.get(lang, lang)}: its rankings of {LANG_NAMES.get(lang, lang)} queries "
+        "show how far an English-only model gets, not what cross-lingual retrieval can do. "
+        "Distil a student on the Distillation page, or pick a multilingual model in the "
+        "sidebar, and compare.",
+        icon=":material/translate:",
+    )
 scorer = c3.radio(
     "Scorer", R.SCORERS, key="ret_scorer", horizontal=True,
     format_func=lambda s: {"dense": "dense", "maxsim": "MaxSim", "ot": "OT rerank"}[s],
@@ -158,6 +168,11 @@ def one_query() -> tuple[str, int]:
     if source == "test set":
         if not 0 <= st.session_state.get("ret_qidx", 0) < len(queries):
             st.session_state["ret_qidx"] = 0
+        if st.session_state.get("ret_qidx_lang") != lang:
+            # Same index, new label: set the key again so the browser shows this language's
+            # caption (it keeps the old label of a widget whose options merely relabel).
+            st.session_state["ret_qidx"] = st.session_state.get("ret_qidx", 0)
+            st.session_state["ret_qidx_lang"] = lang
         qidx = q1.selectbox(
             f"{LANG_NAMES.get(lang, lang)} caption", range(len(queries)), key="ret_qidx",
             format_func=lambda i: f"{i}: {queries[i]}",

@@ -223,6 +223,16 @@ def test_german_demo_pair_is_diffuse_explained_and_scored():
     assert "gold sure" not in [t.get("name") for t in chart(ok(at))["data"]]
 
 
+def test_diffuse_typed_english_texts_are_not_blamed_on_a_language():
+    # Two unrelated English texts: the plan is diffuse, but not because of German.
+    at = ok(page(al_src="The committee approved the annual budget after a long debate.",
+                 al_tgt="A puppy is running on the sand.", al_solver="partial"))
+    warn = texts(at, "warning")
+    assert "The plan is diffuse" in warn
+    assert "German" not in warn and "may simply not say the same things" in warn
+    assert "only because the exact and partial solvers" in warn  # the shown plan is sparse
+
+
 def test_paraphrase_demo_pair_is_not_diffuse_and_large_epsilon_is_named():
     at = ok(page(al_source="demo"))
     assert at.selectbox(key="al_demo").format_func(at.selectbox(key="al_demo").value).startswith("en-para-01")
@@ -237,6 +247,18 @@ def test_gold_set_pair():
     at = ok(page(al_source="gold", al_g_line=5))
     assert "AER" in [m.label for m in at.metric]
     assert "AER" in at.dataframe[0].value.columns
+
+
+@pytest.mark.skipif(not (SHARED / "gold_alignments" / "enfr.gold").is_file(),
+                    reason="gold alignments not found at ../shared/data")
+def test_gold_set_opens_on_a_full_sentence():
+    # Sentence 1 of the Hansards sets is "2 . ↔ 2 .": nothing to see on a first visit.
+    at = ok(page(al_source="gold"))
+    line = at.number_input(key="al_g_line").value
+    assert line > 1
+    assert min(plan(at).shape) >= 6  # six words a side give at least six subwords
+    at.number_input(key="al_g_line").set_value(1).run()
+    assert ok(at).number_input(key="al_g_line").value == 1  # the user's choice stays
 
 
 @pytest.mark.skipif(not (SHARED / "multi30k" / "task1" / "raw").is_dir(),

@@ -166,6 +166,14 @@ def test_the_picked_caption_follows_the_query_and_survives_noise(no_data):
     assert box.index == 0 and box.options[0].startswith("✓ ")  # the new query's caption
 
 
+def test_english_only_model_is_named_for_foreign_queries(no_data):
+    at = page()
+    assert any("trained on English only" in i.value for i in at.info)  # German queries
+    at.selectbox(key="ret_lang").set_value("en")
+    ok(at.run())
+    assert not any("trained on English only" in i.value for i in at.info)
+
+
 def test_batch_view_plots_metrics_against_noise(no_data):
     at = page(ret_lang="fr", ret_kind="random_char")
     at.button(key="ret_batch_go").click()

@@ -109,3 +109,20 @@ def test_typed_query_noise_moves_the_ranking(server, browser):
           f"noisy query: {noisy_query}")
     assert not errors, errors
     page.close()
+
+
+def test_switching_language_shows_that_languages_caption(server, browser):
+    page = browser.new_page(viewport={"width": 1500, "height": 1400})
+    page.goto(f"{server}/Retrieval", wait_until="domcontentloaded")
+    _wait_tables(page, "true", timeout=180_000)
+    box_js = """(label) => { const b = Array.from(document.querySelectorAll(
+      '[data-testid="stSelectbox"]')).find(e => e.innerText.trim().startsWith(label));
+      return b ? (b.querySelector('input') || {}).value : null; }"""
+    assert page.evaluate(box_js, "German caption").startswith("0: Ein ")
+    page.get_by_test_id("stSelectbox").filter(has_text="Query language").locator(
+        "input").first.click()
+    page.get_by_role("option", name="Czech").click()
+    # The browser once kept showing the German caption in the (now Czech) query picker.
+    page.wait_for_function(f"({box_js})('Czech caption') === '0: Pes běží po pláži.'",
+                           timeout=90_000)
+    page.close()

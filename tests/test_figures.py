@@ -94,6 +94,17 @@ def test_describe_sinkhorn_and_fallback(sharp):
     assert "iterations" in text and "Marginal error" in text and "All mass" in text
 
 
+def test_describe_does_not_call_a_converged_sinkhorn_exact():
+    # One source token: the weights fix the plan and POT reports 0 iterations; the page
+    # once said "the sinkhorn solver is exact (a linear program)".
+    cfg = OTConfig("sinkhorn", epsilon=0.05)
+    p = align_embeddings(_emb(["hi"], np.eye(4)[:1]), _emb(list("abc"), np.eye(4)[:3]),
+                         config=cfg)
+    assert p.ot.iterations == 0
+    text = " ".join(F.describe(p, cfg))
+    assert "linear program" not in text and "no iterations" in text
+
+
 def test_mass_moved():
     a = np.eye(3) / 3
     assert F.mass_moved(a, a) == 0.0
