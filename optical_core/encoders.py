@@ -518,6 +518,7 @@ def _load_sentence_transformer(target: str, device: str):
             )
     except Exception as exc:  # transformers raises OSError, ValueError, safetensors errors…
         reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        reason = reason.rstrip(".")  # our sentence goes on after it
         if looks_like_path:
             raise ModelLoadError(
                 f"could not load the model folder {target!r}: {reason}. The folder may be "

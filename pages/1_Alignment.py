@@ -133,6 +133,11 @@ with st.sidebar:
         "one-to-one). Large ε → mass spreads over all tokens (a blur). Relative to the cost "
         "range: for cosine costs in [0, 2] it is used as is. Only for Sinkhorn and unbalanced.",
     )
+    if solver in ("sinkhorn", "unbalanced"):  # said beside the slider, for a projected class
+        st.caption(f"ε = {eps:g}: " + (
+            "nearly one-to-one, each token sends its mass to its best match." if eps <= 0.02
+            else "a soft alignment: a token's mass spreads over its good matches." if eps <= 0.2
+            else "a blur: the mass spreads over almost every token."))
     tau = st.select_slider(
         "τ — marginal relaxation", TAU_OPTIONS, key="al_tau", disabled=solver != "unbalanced",
         help="How dearly the unbalanced solver pays for not moving a token's full weight. "

@@ -223,6 +223,13 @@ def test_german_demo_pair_is_diffuse_explained_and_scored():
     assert "gold sure" not in [t.get("name") for t in chart(ok(at))["data"]]
 
 
+def test_epsilon_is_explained_beside_its_slider():
+    at = ok(page(al_eps=0.01))
+    assert "ε = 0.01: nearly one-to-one" in texts(at, "caption")
+    at.select_slider(key="al_eps").set_value(1.0).run()
+    assert "ε = 1: a blur" in texts(ok(at), "caption")
+
+
 def test_diffuse_typed_english_texts_are_not_blamed_on_a_language():
     # Two unrelated English texts: the plan is diffuse, but not because of German.
     at = ok(page(al_src="The committee approved the annual budget after a long debate.",
