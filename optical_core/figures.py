@@ -386,6 +386,11 @@ def _title(text: str | None) -> dict | None:
     return dict(text=text, x=0.0, font=dict(size=15)) if text else None
 
 
+def one_to_one_mass(n: int, m: int) -> float:
+    """Mass of one link of a one-to-one plan between ``n`` and ``m`` uniform tokens."""
+    return 1.0 / max(n, m, 1)
+
+
 def plan_figure(
     pair: PairAlignment,
     links: Iterable[tuple[int, int]] | None = None,
@@ -419,7 +424,10 @@ def plan_figure(
     n, m = P.shape
     total = float(P.sum()) or 1.0
     src, tgt = list(pair.src_tokens), list(pair.tgt_tokens)
-    zmax = float(P.max()) if P.size and P.max() > 0 else 1.0
+    # The scale tops out at a confident one-to-one link's mass (1/max(n, m) for uniform
+    # weights), not at the plan's own maximum: a blurred plan then looks pale, as it is,
+    # instead of as dark as a sharp one.
+    zmax = max(float(P.max()) if P.size else 0.0, one_to_one_mass(n, m))
     heat = dict(
         type="heatmap", z=P, x=np.arange(m), y=np.arange(n), name="plan",
         text=_pair_text(src, tgt), customdata=np.dstack([C, P / total * 100.0]),

@@ -179,6 +179,17 @@ def test_plan_figure_hover_overlays_and_labels(sharp):
     assert len(plain.data) == 1 and list(plain.layout.yaxis.ticktext) == ["a", "dog", "runs", "."]
 
 
+def test_plan_colour_scale_is_anchored_at_a_one_to_one_link(sharp, blurry):
+    cfg = OTConfig("sinkhorn", epsilon=1.0)
+    blur = align_embeddings(*blurry, config=cfg)  # 5 × 5, nearly uniform: 0.04 per cell
+    heat = F.plan_figure(blur).data[0]
+    assert heat.zmax == pytest.approx(F.one_to_one_mass(5, 5))
+    assert np.asarray(heat.z).max() < 0.3 * heat.zmax  # pale, not dark
+    sharp_plan = align_embeddings(*sharp, config=OTConfig("exact"))
+    assert np.asarray(F.plan_figure(sharp_plan).data[0].z).max() == pytest.approx(
+        F.one_to_one_mass(4, 4))  # a sharp plan reaches the top
+
+
 def test_cost_diff_and_transport_figures(sharp):
     p = align_embeddings(*sharp)
     c = F.cost_figure(p)
