@@ -366,9 +366,17 @@ def _pair_text(src: Sequence[str], tgt: Sequence[str]) -> np.ndarray:
     return (s + " → " + t).astype(str)
 
 
+#: Most token labels an axis shows; a longer text labels every k-th token (hover names
+#: every cell), since the figure's height is bounded and the labels would overprint.
+MAX_AXIS_LABELS = 40
+
+
 def _token_axis(tokens: Sequence[str], **kw) -> dict:
     """A numeric axis labelled with tokens (repeated tokens stay apart)."""
-    return dict(tickmode="array", tickvals=list(range(len(tokens))), ticktext=_labels(tokens),
+    step = math.ceil(len(tokens) / MAX_AXIS_LABELS) if tokens else 1
+    ticks = list(range(0, len(tokens), step))
+    labels = _labels(tokens)
+    return dict(tickmode="array", tickvals=ticks, ticktext=[labels[k] for k in ticks],
                 showgrid=False, zeroline=False, automargin=True, **kw)
 
 
@@ -484,9 +492,11 @@ def plan_figure(
         layout.update(
             xaxis=x_tok, yaxis=y_tok,
             xaxis2=dict(domain=[split + 0.012, 1.0], anchor="y", showticklabels=False,
-                        showgrid=False, zeroline=False, title=dict(text="a", font=dict(size=11))),
+                        showgrid=False, zeroline=False,
+                        title=dict(text="source<br>weight", font=dict(size=10))),
             yaxis2=dict(domain=[split + 0.012, 1.0], anchor="x", showticklabels=False,
-                        showgrid=False, zeroline=False, title=dict(text="b", font=dict(size=11))),
+                        showgrid=False, zeroline=False,
+                        title=dict(text="target<br>weight", font=dict(size=10))),
             barmode="overlay", bargap=0.15,
         )
     else:
@@ -530,11 +540,14 @@ def diff_figure(
     n, m = D.shape
     # at least ±0.001 on the colour bar, so identical plans show white, not amplified noise
     lim = max(float(np.abs(D).max()) if D.size else 0.0, 1e-3)
+    # Enough decimals that the colour bar's ticks (about lim / 2 apart) read differently.
+    decimals = max(2, 1 - math.floor(math.log10(lim / 2)))
     heat = dict(
         type="heatmap", z=D, x=np.arange(m), y=np.arange(n), text=_pair_text(src_labels, tgt_labels),
         customdata=np.dstack([p1, p2]), colorscale=DIFF_COLORSCALE, reversescale=True,
         zmid=0.0, zmin=-lim, zmax=lim,
-        colorbar=dict(title=dict(text="Δ mass", side="right"), thickness=12, tickformat="+.3f"),
+        colorbar=dict(title=dict(text="Δ mass", side="right"), thickness=12,
+                      tickformat=f"+.{decimals}f"),
         hovertemplate=(
             "%{text}<br>plan 1 %{customdata[0]:.4f}<br>plan 2 %{customdata[1]:.4f}"
             "<br>Δ %{z:+.4f}<extra></extra>"

@@ -558,11 +558,13 @@ if compare:
             if cmp.forced_word_level:
                 st.caption("The two models cut the words into different subwords, so both "
                            "plans are summed per word for the comparison.")
-            f1c, f2c, f3c = st.columns(3)
+            # Two plans a row: three in a row squeeze a Multi30k pair into unreadable strips.
+            f1c, f2c = st.columns(2)
             grid1 = F.plan_figure(pair, marginals=False, title=f"1 · {model_label(model_id)}")
             grid2 = F.plan_figure(pair2, marginals=False, title=f"2 · {model_label(model2)}")
             f1c.plotly_chart(grid1, key="al_cmp1", config=PLOT_CONFIG)
             f2c.plotly_chart(grid2, key="al_cmp2", config=PLOT_CONFIG)
+            f3c, _ = st.columns(2)
             f3c.plotly_chart(
                 F.diff_figure(cmp.plan1, cmp.plan2, cmp.src_labels, cmp.tgt_labels,
                               title="2 − 1: red = more mass in model 2"),

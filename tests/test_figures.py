@@ -190,6 +190,19 @@ def test_plan_colour_scale_is_anchored_at_a_one_to_one_link(sharp, blurry):
         F.one_to_one_mass(4, 4))  # a sharp plan reaches the top
 
 
+@pytest.mark.parametrize("delta", [0.0, 2e-3, 0.05, 0.4])
+def test_diff_colour_bar_ticks_read_differently(delta):
+    # Identical plans once gave a colour bar of -0.001, -0.001, +0.000, +0.001, +0.001.
+    p1 = np.full((3, 3), 1 / 9)
+    p2 = p1.copy()
+    p2[0, 0] += delta
+    heat = F.diff_figure(p1, p2, list("abc"), list("xyz")).data[0]
+    fmt = heat.colorbar.tickformat.lstrip("+")
+    lim = heat.zmax
+    ticks = [format(v, fmt) for v in (-lim, -lim / 2, 0.0, lim / 2, lim)]
+    assert len(set(ticks)) == 5, ticks
+
+
 def test_cost_diff_and_transport_figures(sharp):
     p = align_embeddings(*sharp)
     c = F.cost_figure(p)
@@ -203,6 +216,11 @@ def test_cost_diff_and_transport_figures(sharp):
 def test_long_labels_are_shortened_and_height_is_bounded():
     assert F._labels(["x" * 40])[0].endswith("…") and len(F._labels(["x" * 40])[0]) == 14
     assert 340 <= F._height(1) and F._height(1000) == 1100
+    # A 256-token text labels every 7th token instead of overprinting 256 labels.
+    axis = F._token_axis([f"t{k}" for k in range(256)])
+    assert len(axis["ticktext"]) <= F.MAX_AXIS_LABELS and axis["tickvals"][:2] == [0, 7]
+    assert axis["ticktext"][1] == "t7"
+    assert F._token_axis(list("abc"))["ticktext"] == ["a", "b", "c"]
 
 
 def test_epsilon_scale(sharp):
