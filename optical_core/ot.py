@@ -646,7 +646,7 @@ class _WorkingSet:
         self.kr, self.kc = self._kernels(self.c, self.la, self.lb, self.fa, self.ga,
                                          1.0 - self.pa, 1.0 - self.pb)
         self.x, self.y = torch.ones_like(self.a), torch.ones_like(self.b)
-        self.lo = self.hi = np.ones(idx.size)
+        self.lo, self.hi = np.ones(idx.size), np.ones(idx.size)
 
     def keep_only(self, keep: np.ndarray, n_len: np.ndarray, m_len: np.ndarray) -> None:
         """Shrink to the pairs ``keep`` (positions in this set), trimmed to their extent.
@@ -747,7 +747,6 @@ class _WorkingSet:
         self.kr, self.kc = self.kr.index_copy(0, s, kr), self.kc.index_copy(0, s, kc)
         self.x = self.x.index_copy(0, s, torch.ones_like(x0[s]))
         self.y = self.y.index_copy(0, s, torch.ones_like(y0[s]))
-        self.lo, self.hi = self.lo.copy(), self.hi.copy()
         self.lo[sel] = self.hi[sel] = 1.0
         return err.numpy()
 
