@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from optical_core.figures import transport_diagram
+from optical_core.pairs.figures import transport_diagram
 from ui import home_example
 from ui.common import DATA_HINT, app_pages, data_sources, model_label, page_setup
 

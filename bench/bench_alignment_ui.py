@@ -34,10 +34,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optical_core import figures as F  # noqa: E402
-from optical_core.encoders import TokenEmbeddings, load_encoder  # noqa: E402
-from optical_core.ot import SOLVERS, OTConfig  # noqa: E402
-from optical_core.pairs import align_embeddings  # noqa: E402
+from optical_core.encoders.base import TokenEmbeddings
+from optical_core.encoders.registry import load_encoder  # noqa: E402
+from optical_core.ot.solve import SOLVERS, OTConfig  # noqa: E402
+from optical_core.pairs.align import align_embeddings  # noqa: E402
+from optical_core.pairs.figures import cost_figure, plan_figure
+from optical_core.pairs.summary import (
+    agreement,
+    all_links,
+    describe,
+    diffuseness,
+    epsilon_scale,
+    held_back,
+)
 
 EPS_OPTIONS = [0.01, 0.015, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0]
 SRC = ("A young man in a red jacket rides his bicycle down a busy city street while two "
@@ -68,20 +77,20 @@ def text_of(emb: TokenEmbeddings) -> str:
 def page_work(src, tgt, solver: str, eps: float) -> tuple[dict, object]:
     """Everything the page computes after a control change; returns stage times (s)."""
     t0 = time.perf_counter()
-    scale = F.epsilon_scale(src, tgt, "cosine", "subword")
+    scale = epsilon_scale(src, tgt, "cosine", "subword")
     cfg = OTConfig(solver=solver, epsilon=eps * scale, tau=1.0, mass=0.8)
     pair = align_embeddings(src, tgt, config=cfg, metric="cosine", level="subword",
                             weighting="uniform", link_method="ot", threshold=0.5)
     t1 = time.perf_counter()
-    links = F.all_links(pair)
-    diff = F.diffuseness(pair)
-    F.describe(pair, cfg)
-    F.held_back(pair)
-    F.agreement(links)
+    links = all_links(pair)
+    diff = diffuseness(pair)
+    describe(pair, cfg)
+    held_back(pair)
+    agreement(links)
     t2 = time.perf_counter()
-    fig = F.plan_figure(pair, links=links["ot"], other_links=links["argmax"],
+    fig = plan_figure(pair, links=links["ot"], other_links=links["argmax"],
                         title=f"Plan · {solver} ε = {eps}")
-    cost = F.cost_figure(pair)
+    cost = cost_figure(pair)
     t3 = time.perf_counter()
     fig.to_json()
     cost.to_json()

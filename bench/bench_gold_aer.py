@@ -14,9 +14,9 @@ import time
 
 from optical_core import alignment as al
 from optical_core.data import load_gold
-from optical_core.encoders import load_encoder
-from optical_core.ot import OTConfig
-from optical_core.pairs import align_embeddings
+from optical_core.encoders.registry import load_encoder
+from optical_core.ot.solve import OTConfig
+from optical_core.pairs.align import align_embeddings
 
 SETTINGS = [
     ("argmax (intersection)", "argmax", OTConfig(solver="sinkhorn", epsilon=0.05)),

@@ -34,8 +34,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from optical_core import retrieval as R  # noqa: E402
-from optical_core.encoders import load_encoder  # noqa: E402
+from optical_core.encoders.registry import load_encoder  # noqa: E402
+from optical_core.retrieval.corpus import DEFAULT_SPLIT, load_corpus, load_corpus_or_demo
+from optical_core.retrieval.index import build_index, encode_queries
+from optical_core.retrieval.metrics import per_query_metrics
+from optical_core.retrieval.noise import perturb_queries, perturb_query
+from optical_core.retrieval.scorers import ScorerConfig, _single_thread, rank
 
 DESIGN = {  # DESIGN.md "Sanity figures": clean, 10 %, 20 % random_char
     "en": (100.0, None, None), "fr": (41.9, 21.6, 10.4),
@@ -45,9 +49,9 @@ DESIGN = {  # DESIGN.md "Sanity figures": clean, 10 %, 20 % random_char
 
 def latency(args) -> None:
     enc = load_encoder(args.model)
-    corpus = R.load_corpus_or_demo(args.split)
+    corpus = load_corpus_or_demo(args.split)
     t0 = time.perf_counter()
-    index = R.build_index(enc, corpus, tokens=True)
+    index = build_index(enc, corpus, tokens=True)
     build = time.perf_counter() - t0
     qset = corpus.query_set(args.lang)
     rng = np.random.default_rng(0)
@@ -60,18 +64,18 @@ def latency(args) -> None:
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     rows = []
     for scorer in ("dense", "maxsim", "ot"):
-        cfg = R.ScorerConfig(scorer=scorer, rerank_depth=args.k, epsilon=args.epsilon)
+        cfg = ScorerConfig(scorer=scorer, rerank_depth=args.k, epsilon=args.epsilon)
 
         def one(i: int) -> tuple[float, float, float]:
             # the steps of R.search, timed one by one (same single-thread context)
             t0 = time.perf_counter()
-            p = R.perturb_query(qset.texts[i], "random_char", 0.1, 0, args.lang, index=int(i))
-            with R._single_thread():
+            p = perturb_query(qset.texts[i], "random_char", 0.1, 0, args.lang, index=int(i))
+            with _single_thread():
                 t1 = time.perf_counter()
-                q = R.encode_queries(enc, [p.text], tokens=cfg.needs_tokens,
+                q = encode_queries(enc, [p.text], tokens=cfg.needs_tokens,
                                      sentence=cfg.needs_sentence)
                 t2 = time.perf_counter()
-                ranking = R.rank(q, index, cfg)
+                ranking = rank(q, index, cfg)
                 _ = ranking.order[0, :10]
             t3 = time.perf_counter()
             return t3 - t0, t2 - t1, t3 - t2
@@ -94,9 +98,9 @@ def latency(args) -> None:
 
 def sanity(args) -> None:
     enc = load_encoder(args.model)
-    corpus = R.load_corpus(args.split)
-    index = R.build_index(enc, corpus, tokens=False)
-    cfg = R.ScorerConfig("dense")
+    corpus = load_corpus(args.split)
+    index = build_index(enc, corpus, tokens=False)
+    cfg = ScorerConfig("dense")
     print(f"x→en dense MRR@10, {args.split}, {corpus.n_docs} documents, "
           "random_char noise, seed 0 (DESIGN in brackets)\n")
     print("| lang | clean | 10 % | 20 % | measured CER 10 % / 20 % |\n|---|---:|---:|---:|---|")
@@ -105,14 +109,14 @@ def sanity(args) -> None:
         cells, cers = [], []
         for level in (0.0, 0.1, 0.2):
             if level:
-                perts = R.perturb_queries(qset, "random_char", level, seed=0)
+                perts = perturb_queries(qset, "random_char", level, seed=0)
                 texts = [p.text for p in perts]
                 cers.append(float(np.mean([p.measured_cer for p in perts])))
             else:
                 texts = list(qset.texts)
-            q = R.encode_queries(enc, texts)
-            ranking = R.rank(q, index, cfg, query_ids=qset.ids)
-            mrr = 100 * R.per_query_metrics(ranking, qset, corpus, ("mrr@10",))["mrr@10"].mean()
+            q = encode_queries(enc, texts)
+            ranking = rank(q, index, cfg, query_ids=qset.ids)
+            mrr = 100 * per_query_metrics(ranking, qset, corpus, ("mrr@10",))["mrr@10"].mean()
             cells.append(mrr)
         ref = DESIGN[lang]
         txt = [f"{v:.1f}" + (f" ({r})" if r is not None else "") for v, r in zip(cells, ref)]
@@ -122,7 +126,7 @@ def sanity(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="default")
-    ap.add_argument("--split", default=R.DEFAULT_SPLIT)
+    ap.add_argument("--split", default=DEFAULT_SPLIT)
     ap.add_argument("--lang", default="de")
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--warmup", type=int, default=5)

@@ -29,8 +29,9 @@ import torch
 from ot.batch import solve_batch
 
 from optical_core.data import load_bitext
-from optical_core.encoders import load_encoder
-from optical_core.ot import cost_matrix, pad_costs, sinkhorn_batch, uniform_marginal
+from optical_core.encoders.registry import load_encoder
+from optical_core.ot.batch import pad_costs, sinkhorn_batch
+from optical_core.ot.costs import cost_matrix, uniform_marginal
 
 POT_METHODS = ("sinkhorn", "sinkhorn_log", "sinkhorn_stabilized")
 

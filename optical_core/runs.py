@@ -273,3 +273,9 @@ def read_probe(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         return json.loads(f.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
+
+
+def primary_mrr(metrics: dict[str, float]) -> float | None:
+    """The MRR@10 in a run's logged metrics, whatever prefix the evaluator's name added
+    (``val_mrr@10``, ``eval_val_mrr@10``); ``None`` when there is none."""
+    return next((v for k, v in metrics.items() if k.endswith("mrr@10")), None)

@@ -1,0 +1,124 @@
+"""The ``optical distill`` subcommand (registered by :mod:`optical_core.cli`).
+
+Runs :func:`optical_core.distill.train.run_distillation` with a tqdm progress bar on stderr.
+Ctrl-C stops after the current step, saves a checkpoint and the model and marks the run
+``cancelled`` (resume it with ``--resume``); a second Ctrl-C aborts at once. The same
+command runs under ``torchrun --nproc_per_node N -m optical_core.cli distill ...``
+(DDP with gloo on CPU); only rank 0 draws the bar and writes the run folder.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from optical_core.cli.common import stop_on_ctrl_c
+
+
+def add_distill(sub) -> None:
+    p = sub.add_parser(
+        "distill", help="distil a student for a language (OT, MSE or both)",
+        description="Train a student encoder by OT knowledge distillation (OPTICAL) or the "
+        "sentence-level MSE baseline on Multi30k pairs, and write a run folder (run.json, "
+        "model/, checkpoints/).",
+    )
+    p.add_argument("--lang", choices=("de", "fr", "cs"), default="de")
+    p.add_argument("--pairs", type=int, default=5000, help="training pairs (low-resource size)")
+    p.add_argument("--loss", choices=("ot", "mse", "ot+mse"), default="ot")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--out", required=True, help="run folder, e.g. runs/de-ot")
+    p.add_argument("--teacher", default=None, help="teacher model id/folder (default: embedded MiniLM)")
+    p.add_argument("--student", default=None,
+                   help="student initialisation, model id/folder or run folder (default: the teacher)")
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--epsilon", type=float, default=0.01, help="Sinkhorn ε in cosine-cost units")
+    p.add_argument("--sinkhorn-iters", type=int, default=300, help="Sinkhorn iteration budget")
+    p.add_argument("--ot-solver", choices=("sinkhorn", "unbalanced", "exact"), default="sinkhorn",
+                   help="plan of the OT loss: balanced Sinkhorn, unbalanced Sinkhorn (KL-relaxed "
+                   "marginals, see --tau) or exact (POT, slow)")
+    p.add_argument("--tau", type=float, default=None,
+                   help="marginal relaxation τ of --ot-solver unbalanced, in cosine-cost units "
+                   "(default 1; smaller leaves more mass unaligned)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--max-steps", type=int, default=0, help="stop after N steps (0: epochs)")
+    p.add_argument("--align-english", action="store_true",
+                   help="also align student(en) tokens to the teacher's")
+    p.add_argument("--marginals", choices=("uniform", "norm"), default="uniform")
+    p.add_argument("--ot-weight", type=float, default=1.0, help="OT weight in ot+mse")
+    p.add_argument("--mse-weight", type=float, default=1.0, help="MSE weight in ot+mse")
+    p.add_argument("--eval-limit", type=int, default=0, help="evaluate on the first N val lines")
+    p.add_argument("--eval-steps", type=int, default=0, help="also evaluate every N steps")
+    p.add_argument("--no-eval", action="store_true", help="skip evaluation")
+    p.add_argument("--track-aer", action="store_true", help="AER on the en-fr gold set at each eval")
+    p.add_argument("--save-steps", type=int, default=200, help="checkpoint every N steps")
+    p.add_argument("--demo-data", action="store_true",
+                   help="train on the packaged demo pairs instead of Multi30k (smoke test)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.set_defaults(func=run_distill)
+
+
+def run_distill(args) -> int:
+    from tqdm import tqdm
+
+    from optical_core.data import gold_available
+    from optical_core.distill.config import DistillConfig, DistillError
+    from optical_core.distill.train import run_distillation
+    from optical_core.runs import primary_mrr
+
+    if args.tau is not None and args.ot_solver != "unbalanced":
+        raise DistillError("--tau only applies to --ot-solver unbalanced")
+    cfg = DistillConfig(
+        lang=args.lang, pairs=args.pairs, loss=args.loss, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, max_steps=args.max_steps,
+        max_tokens=args.max_tokens, teacher=args.teacher, student=args.student,
+        epsilon=args.epsilon, sinkhorn_iters=args.sinkhorn_iters, ot_solver=args.ot_solver,
+        **({} if args.tau is None else {"ot_tau": args.tau}), marginals=args.marginals,
+        align_english=args.align_english, ot_weight=args.ot_weight, mse_weight=args.mse_weight,
+        data="demo" if args.demo_data else "multi30k", eval_limit=args.eval_limit,
+        eval_steps=args.eval_steps, evaluate=not args.no_eval, track_aer=args.track_aer,
+        save_steps=args.save_steps, data_dir=getattr(args, "data_dir", None),
+    )
+    quiet = getattr(args, "quiet", False) or int(os.environ.get("RANK", "0")) != 0
+    if cfg.track_aer and not gold_available("enfr", cfg.data_dir):
+        print("warning: --track-aer: the en-fr gold alignments were not found in the data "
+              "folder, so no AER is tracked", file=sys.stderr)
+    bar = tqdm(total=None, desc="distilling", unit="step", file=sys.stderr, disable=quiet or None,
+               dynamic_ncols=True)
+    last_loss: list[float] = []
+
+    def progress(ev: dict) -> None:
+        kind = ev.get("kind")
+        if kind == "step":
+            if bar.total != ev["max_steps"]:
+                bar.total = ev["max_steps"]
+            bar.n = ev["step"]
+            post = {"loss": f"{last_loss[-1]:.4f}"} if last_loss else {}
+            bar.set_postfix(post, refresh=False)
+            bar.refresh()
+        elif kind == "loss":
+            last_loss.append(float(ev["loss"]))
+        elif kind == "eval":
+            m = ev["metrics"]
+            mrr = primary_mrr(m)
+            aer = f", AER {m['aer_enfr']:.1f}" if "aer_enfr" in m else ""
+            if mrr is not None:
+                bar.write(f"step {ev['step']}: MRR@10 {100 * mrr:.1f}{aer}", file=sys.stderr)
+        elif kind == "status" and ev.get("resume_note"):
+            bar.write(f"note: {ev['resume_note']}", file=sys.stderr)
+
+    cancel = threading.Event()
+    try:
+        with stop_on_ctrl_c(cancel, lambda msg: bar.write(msg, file=sys.stderr)):
+            result = run_distillation(cfg, args.out, resume=args.resume, progress=progress,
+                                      cancel=cancel)
+    finally:
+        bar.close()
+    if int(os.environ.get("RANK", "0")) == 0:
+        m = result.metrics
+        mrr = primary_mrr(m)
+        tail = f", MRR@10 {100 * mrr:.1f}" if mrr is not None else ""
+        print(f"{result.status}: {result.steps} steps{tail}; model in {result.model_dir or '-'}")
+    return 130 if result.status == "cancelled" else 0

@@ -1,0 +1,308 @@
+"""OT knowledge distillation (OPTICAL) and the sentence-level MSE baseline.
+
+A frozen *teacher* that knows English encodes the English side of a parallel pair; the
+*student* (initialised from the teacher by default) encodes the foreign side. The OPTICAL
+loss moves the student's foreign tokens onto the teacher's English tokens along an optimal
+transport plan::
+
+    C   = 1 - cos(student(x) tokens, teacher(en) tokens)      (B, n, m), padding masked
+    P*  = Sinkhorn(C, a, b, ε)  detached                      (envelope theorem)
+    L   = mean over the batch of  Σ_ij P*_ij C_ij
+
+With ``solver="unbalanced"`` the marginals are KL-relaxed with strength τ, so a token with
+no good partner keeps part of its mass instead of being forced onto some English token.
+
+Special tokens ([CLS], [SEP]) and padding get marginal 0, so they carry no mass. The
+baseline is the "make multilingual" MSE loss of Reimers & Gurevych 2020 (sentence-transformers
+``MSELoss``): student(en) and student(x) both regress onto teacher(en) sentence embeddings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from optical_core.distill.config import MARGINALS, OT_SOLVERS, DistillError
+from optical_core.ot.batch import sinkhorn_batch, sinkhorn_unbalanced_batch
+from optical_core.ot.costs import OTInputError
+
+# =========================================================================== loss
+
+
+def _model_inputs(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A fresh dict with only the tokenizer outputs (sentence-transformers modules add keys
+    to the dict they are given, so the student and the teacher must not share one)."""
+    return {k: v for k, v in features.items()
+            if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+class OpticalLoss(nn.Module):
+    """OT distillation loss ``mean_b <P*_b, C_b>`` between student(x) and teacher(en) tokens.
+
+    A sentence-transformers loss: ``forward(sentence_features, labels)`` with the columns
+    ``(english, non_english)`` in that order (labels are ignored; the teacher runs online).
+
+    Args:
+        model: the student ``SentenceTransformer``; trained, kept as ``self.model`` (the
+            trainer swaps the DDP-wrapped model into exactly that attribute).
+        teacher: the teacher ``SentenceTransformer``; frozen (``requires_grad_(False)``,
+            ``eval()``, run under ``torch.no_grad()``) and kept as ``self.teacher``.
+        epsilon: entropic regularisation in cosine-cost units (costs span [0, 2]).
+        max_iter: Sinkhorn iteration budget per pair.
+        tol: Sinkhorn stops a pair once its marginal error is below this.
+        solver: ``"sinkhorn"`` (batched, padded, log-stabilised), ``"unbalanced"``
+            (batched log-domain Sinkhorn with KL-relaxed marginals, strength ``tau``; see
+            :func:`~optical_core.ot.batch.sinkhorn_unbalanced_batch`) or ``"exact"`` (POT's
+            network simplex pair by pair: slow, for checks and small runs).
+        tau: marginal relaxation of ``"unbalanced"`` in cosine-cost units, > 0; small τ
+            leaves more mass untransported, large τ approaches balanced Sinkhorn (and
+            needs more iterations). With unbalanced OT the loss is still ``<P*, C>`` with
+            ``P*`` detached: the KL terms of the unbalanced objective do not depend on
+            ``C``, so its envelope gradient w.r.t. ``C`` is still ``P*``.
+        marginals: ``"uniform"`` over real tokens, or ``"norm"`` (proportional to each
+            token vector's norm, detached).
+        align_english: also add the OT loss between student(en) and teacher(en), which keeps
+            the student's English side where the teacher's is.
+        ot_weight, mse_weight: weights of the OT term and of the sentence-level MSE term
+            (``MSELoss`` of sentence-transformers on student(en), student(x) vs teacher(en)).
+
+    After each call ``last_components`` holds the unweighted terms as floats and
+    ``last_ot_stats`` the Sinkhorn diagnostics (mean iterations, share of converged pairs,
+    and for ``"unbalanced"`` the mean transported mass).
+    """
+
+    def __init__(
+        self,
+        model,
+        teacher,
+        epsilon: float = 0.01,
+        max_iter: int = 300,
+        tol: float = 1e-6,
+        solver: str = "sinkhorn",
+        marginals: str = "uniform",
+        align_english: bool = False,
+        ot_weight: float = 1.0,
+        mse_weight: float = 0.0,
+        tau: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if not (math.isfinite(epsilon) and epsilon > 0):
+            raise DistillError("ε must be a finite number > 0")
+        if max_iter < 1:
+            raise DistillError("the Sinkhorn iteration budget must be at least 1")
+        if solver not in OT_SOLVERS:
+            raise DistillError(f"unknown OT solver {solver!r}; choose one of {OT_SOLVERS}")
+        if not (math.isfinite(tau) and tau > 0):
+            raise DistillError("τ (the marginal relaxation of unbalanced OT) must be a finite number > 0")
+        if marginals not in MARGINALS:
+            raise DistillError(f"unknown marginals {marginals!r}; choose one of {MARGINALS}")
+        if ot_weight < 0 or mse_weight < 0 or ot_weight + mse_weight <= 0:
+            raise DistillError("loss weights must be >= 0 and not both 0")
+        self.model = model
+        # Not an nn.Module attribute: the teacher must not show up in the loss's parameters,
+        # state dict or DDP wrapping.
+        teacher.eval()
+        teacher.requires_grad_(False)
+        object.__setattr__(self, "teacher", teacher)
+        self.epsilon = float(epsilon)
+        self.max_iter = int(max_iter)
+        self.tol = float(tol)
+        self.solver = solver
+        self.tau = float(tau)
+        self.marginals = marginals
+        self.align_english = bool(align_english)
+        self.ot_weight = float(ot_weight)
+        self.mse_weight = float(mse_weight)
+        self._same_tokenizer = _same_vocab(model.tokenizer, teacher.tokenizer)
+        self._student_special = _special_ids(model.tokenizer)
+        self._teacher_special = _special_ids(teacher.tokenizer)
+        self._mse = None
+        if self.mse_weight > 0:
+            from sentence_transformers.sentence_transformer.losses import MSELoss
+
+            self._mse = MSELoss(model)
+        self.last_components: dict[str, float] = {}
+        self.last_ot_stats: dict[str, float] = {}
+
+    # -- pieces ----------------------------------------------------------------
+
+    def _teacher_features(self, en_features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self._same_tokenizer:
+            return _model_inputs(en_features)
+        student = getattr(self.model, "module", self.model)  # unwrap DDP
+        texts = student.tokenizer.batch_decode(en_features["input_ids"], skip_special_tokens=True)
+        feats = _tokenize(self.teacher, texts)
+        dev = en_features["input_ids"].device
+        return {k: v.to(dev) for k, v in feats.items() if isinstance(v, torch.Tensor)}
+
+    @staticmethod
+    def _mask(features: dict[str, torch.Tensor], special: torch.Tensor) -> torch.Tensor:
+        """``(B, L)`` bool: real, non-special tokens (all real tokens if a row has none)."""
+        attn = features["attention_mask"].bool()
+        ids = features["input_ids"]
+        mask = attn & ~torch.isin(ids, special.to(ids.device))
+        empty = mask.sum(1) == 0
+        if empty.any():
+            mask[empty] = attn[empty]
+        return mask
+
+    def _marginal(self, mask: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        w = mask.to(tokens.dtype)
+        if self.marginals == "norm":
+            w = w * tokens.detach().norm(dim=-1)
+        return w / w.sum(1, keepdim=True).clamp_min(1e-12)
+
+    def ot_cost(
+        self, x_tokens: torch.Tensor, x_mask: torch.Tensor, y_tokens: torch.Tensor, y_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-pair transport cost ``<P*, C>`` (``(B,)``), the plans and the costs.
+
+        ``x`` are the (differentiable) student tokens, ``y`` the teacher tokens.
+        """
+        from optical_core.ot.costs import cost_matrix
+
+        cost = cost_matrix(x_tokens, y_tokens.to(x_tokens.dtype), "cosine")  # (B, n, m)
+        a = self._marginal(x_mask, x_tokens)
+        b = self._marginal(y_mask, y_tokens)
+        with torch.no_grad():
+            plan = self._plan(cost.detach(), a, b)
+        per_pair = (plan * cost).sum(dim=(1, 2))
+        return per_pair, plan, cost
+
+    def _plan(self, cost: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.solver == "exact":
+            import ot as pot
+
+            plans = torch.zeros_like(cost)
+            for k in range(cost.shape[0]):
+                rows, cols = a[k] > 0, b[k] > 0
+                ak = a[k][rows].double().cpu().numpy()
+                bk = b[k][cols].double().cpu().numpy()
+                ck = cost[k][rows][:, cols].double().cpu().numpy()
+                pk = pot.emd(ak / ak.sum(), bk / bk.sum(), ck)
+                block = torch.as_tensor(pk, dtype=cost.dtype, device=cost.device)
+                plans[k][rows.nonzero().squeeze(1).unsqueeze(1), cols.nonzero().squeeze(1)] = block
+            self.last_ot_stats = {"iterations": 0.0, "converged": 1.0}
+            return plans
+        opts = dict(epsilon=self.epsilon, max_iter=self.max_iter, tol=self.tol)
+        try:
+            if self.solver == "unbalanced":
+                res = sinkhorn_unbalanced_batch(cost, a, b, tau=self.tau, **opts)
+            else:
+                res = sinkhorn_batch(cost, a, b, **opts)
+        except OTInputError as exc:
+            raise DistillError(f"the OT plan could not be computed: {exc}") from exc
+        self.last_ot_stats = {
+            "iterations": float(res.iterations.float().mean()),
+            "converged": float(res.converged.float().mean()),
+            "marginal_error": float(res.marginal_error.float().max()),
+        }
+        if self.solver == "unbalanced":
+            self.last_ot_stats["mass"] = float(res.plan.sum(dim=(1, 2)).float().mean())
+        return res.plan.detach()
+
+    # -- forward ---------------------------------------------------------------
+
+    def forward(self, sentence_features: Sequence[dict[str, torch.Tensor]], labels=None) -> torch.Tensor:
+        feats = list(sentence_features)
+        if len(feats) != 2:
+            raise DistillError(
+                f"OpticalLoss expects two text columns (english, non_english), got {len(feats)}"
+            )
+        en_f, x_f = feats
+        device = en_f["input_ids"].device
+        if next(self.teacher.parameters()).device != device:  # the trainer moves only the student
+            self.teacher.to(device)
+        t_feats = self._teacher_features(en_f)
+        with torch.no_grad():
+            t_out = self.teacher(dict(t_feats))
+        t_tok = t_out["token_embeddings"].detach()
+        t_mask = self._mask(t_feats, self._teacher_special)
+        s_x = self.model(_model_inputs(x_f))
+        x_mask = self._mask(x_f, self._student_special)
+        need_en = self.align_english or self._mse is not None
+        s_en = self.model(_model_inputs(en_f)) if need_en else None
+
+        total = torch.zeros((), device=s_x["token_embeddings"].device)
+        comps: dict[str, float] = {}
+        if self.ot_weight > 0:
+            per_pair, _, _ = self.ot_cost(s_x["token_embeddings"], x_mask, t_tok, t_mask)
+            ot_loss = per_pair.mean()
+            comps["ot"] = float(ot_loss.detach())
+            if self.align_english:
+                if not self._same_tokenizer:
+                    raise DistillError("align_english needs the student and teacher to share a tokenizer")
+                en_mask = self._mask(en_f, self._student_special)
+                per_en, _, _ = self.ot_cost(s_en["token_embeddings"], en_mask, t_tok, t_mask)
+                comps["ot_en"] = float(per_en.mean().detach())
+                ot_loss = ot_loss + per_en.mean()
+            total = total + self.ot_weight * ot_loss
+        if self._mse is not None:
+            target = t_out["sentence_embedding"].detach()
+            mse = self._mse.compute_loss_from_embeddings(
+                [s_en["sentence_embedding"], s_x["sentence_embedding"]], [target, target]
+            )
+            comps["mse"] = float(mse.detach())
+            total = total + self.mse_weight * mse
+        self.last_components = comps
+        return total
+
+    # -- probe -----------------------------------------------------------------
+
+    @torch.no_grad()
+    def probe(self, src_text: str, en_text: str) -> dict[str, Any]:
+        """The plan between student(``src_text``) and teacher(``en_text``) tokens, as the loss
+        sees it (special tokens dropped), with the student in eval mode."""
+        student = self.model
+        student = getattr(student, "module", student)  # unwrap DDP
+        was_training = student.training
+        student.eval()
+        try:
+            sf = _tokenize(student, [src_text])
+            tf = _tokenize(self.teacher, [en_text])
+            dev = next(student.parameters()).device
+            sf = {k: v.to(dev) for k, v in sf.items() if isinstance(v, torch.Tensor)}
+            tf = {k: v.to(dev) for k, v in tf.items() if isinstance(v, torch.Tensor)}
+            s_tok = student(_model_inputs(sf))["token_embeddings"]
+            t_tok = self.teacher(_model_inputs(tf))["token_embeddings"]
+            sm = self._mask(sf, self._student_special)
+            tm = self._mask(tf, self._teacher_special)
+            per_pair, plan, cost = self.ot_cost(s_tok, sm, t_tok, tm)
+        finally:
+            student.train(was_training)
+        rows, cols = sm[0], tm[0]
+        p = plan[0][rows][:, cols].float().cpu().numpy()
+        c = cost[0][rows][:, cols].float().cpu().numpy()
+        return {
+            "src_tokens": student.tokenizer.convert_ids_to_tokens(sf["input_ids"][0][rows].tolist()),
+            "en_tokens": self.teacher.tokenizer.convert_ids_to_tokens(tf["input_ids"][0][cols].tolist()),
+            "plan": np.round(p, 5).tolist(),
+            "cost": np.round(c, 4).tolist(),
+            "ot_cost": float(per_pair[0]),
+        }
+
+
+def _tokenize(model, texts: list[str]) -> dict[str, Any]:
+    fn = getattr(model, "preprocess", None) or model.tokenize
+    return fn(texts)
+
+
+def _special_ids(tokenizer) -> torch.Tensor:
+    ids = sorted({int(i) for i in (tokenizer.all_special_ids or []) if i is not None})
+    return torch.tensor(ids or [-1], dtype=torch.long)
+
+
+def _same_vocab(t1, t2) -> bool:
+    if t1 is t2:
+        return True
+    try:
+        return type(t1) is type(t2) and t1.get_vocab() == t2.get_vocab() and (
+            getattr(t1, "do_lower_case", None) == getattr(t2, "do_lower_case", None)
+        )
+    except Exception:  # pragma: no cover - exotic tokenizers
+        return False

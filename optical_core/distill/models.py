@@ -1,0 +1,111 @@
+"""The inputs of a run: bitext pairs, teacher and student models, the loss and the dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from optical_core import runs as runs_mod
+from optical_core.distill.config import DistillConfig, DistillError
+from optical_core.distill.loss import OpticalLoss
+
+# ========================================================================== data
+
+
+def load_pairs(cfg: DistillConfig, split: str = "train", limit: int | None = None) -> list[tuple[str, str]]:
+    """``(english, foreign)`` pairs for training (``split="train"``) or evaluation.
+
+    ``data="demo"`` uses the packaged demo pairs of the language (repeated to ``limit``
+    for training), so that tests and offline demos need no Multi30k copy.
+    """
+    from optical_core import data
+
+    if cfg.data == "demo":
+        demo = [(p.src, p.tgt) for p in data.load_demo(cfg.lang)]
+        if split != "train" or not limit:
+            return demo
+        return [demo[i % len(demo)] for i in range(limit)]
+    try:
+        bitext = data.load_bitext(split, cfg.lang, "en", data_dir=cfg.data_dir, limit=None)
+    except data.DataNotFoundError as exc:
+        raise DistillError(f"{exc}\n(or train on the packaged demo pairs: --demo-data on the "
+                           "command line, data='demo' in Python)") from exc
+    pairs = [(en, x) for x, en in bitext if x.strip() and en.strip()]
+    return pairs[:limit] if limit else pairs
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for mod in ("torch", "transformers", "sentence_transformers", "accelerate", "datasets", "ot", "numpy"):
+        with contextlib.suppress(Exception):
+            out[mod] = __import__(mod).__version__
+    return out
+
+
+def load_models(cfg: DistillConfig):
+    """Fresh (uncached) teacher and student ``SentenceTransformer`` objects on CPU.
+
+    The teacher's kind (:func:`optical_core.encoders.registry.teacher_kind`) decides the
+    student a run starts from when ``cfg.student`` is ``None`` and how it is fitted to the
+    teacher (a CLIP teacher: the embedded MiniLM with a ``Dense`` projection to its width).
+    """
+    from optical_core.encoders.base import ModelLoadError, resolve_model
+    from optical_core.encoders.registry import teacher_kind
+    from optical_core.encoders.transformer import load_sentence_transformer
+
+    try:
+        teacher = load_sentence_transformer(resolve_model(cfg.teacher), "cpu")
+        kind = teacher_kind(teacher)
+        student_id = cfg.student if cfg.student is not None else kind.default_student(cfg.teacher)
+        student = load_sentence_transformer(
+            str(runs_mod.resolve_model_dir(resolve_model(student_id))), "cpu"
+        )
+    except ModelLoadError as exc:
+        raise DistillError(str(exc)) from exc
+    teacher.max_seq_length = cfg.max_tokens
+    student.max_seq_length = cfg.max_tokens
+    if kind.fit_student is not None:
+        kind.fit_student(student, teacher, cfg.seed)
+    return teacher, student
+
+
+def build_loss(cfg: DistillConfig, student, teacher) -> nn.Module:
+    """The loss module of ``cfg.loss`` (``mse`` → sentence-transformers ``MSELoss``).
+
+    The teacher's kind says which losses it supports (a CLIP teacher: ``mse`` only, see
+    :data:`optical_core.encoders.registry.CLIP`).
+    """
+    from optical_core.encoders.registry import teacher_kind
+
+    kind = teacher_kind(teacher)
+    if cfg.loss not in kind.teacher_losses:
+        raise DistillError(kind.loss_refusal.format(loss=cfg.loss))
+    if cfg.loss == "mse":
+        from sentence_transformers.sentence_transformer.losses import MSELoss
+
+        return MSELoss(student)
+    return OpticalLoss(
+        student, teacher, epsilon=cfg.epsilon, max_iter=cfg.sinkhorn_iters, tol=cfg.sinkhorn_tol,
+        solver=cfg.ot_solver, tau=cfg.ot_tau, marginals=cfg.marginals,
+        align_english=cfg.align_english,
+        ot_weight=cfg.ot_weight if cfg.loss == "ot+mse" else 1.0,
+        mse_weight=cfg.mse_weight if cfg.loss == "ot+mse" else 0.0,
+    )
+
+
+def build_dataset(cfg: DistillConfig, pairs: list[tuple[str, str]], teacher):
+    """A ``datasets.Dataset`` with columns ``english``, ``non_english`` (and ``label``, the
+    teacher's English sentence embeddings, for the MSE baseline)."""
+    from datasets import Dataset
+
+    cols: dict[str, Any] = {"english": [p[0] for p in pairs], "non_english": [p[1] for p in pairs]}
+    if cfg.loss == "mse":
+        emb = teacher.encode(cols["english"], batch_size=64, convert_to_numpy=True,
+                             show_progress_bar=False)
+        cols["label"] = np.asarray(emb, dtype=np.float32).tolist()
+    return Dataset.from_dict(cols)

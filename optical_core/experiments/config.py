@@ -1,0 +1,253 @@
+"""The grid's configuration: :class:`GridConfig` from a TOML file or preset, the run
+config of each cell, and the hash that names a run.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import os
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from optical_core import runs as runs_mod
+from optical_core.experiments.tables import METHODS, TRAINED
+from optical_core.runs import primary_mrr
+
+#: DistillConfig fields that do not change what is learnt, left out of the run hash.
+_VOLATILE = ("data_dir", "eval_steps", "probe_every", "save_steps", "save_total_limit")
+PRESET_DIR = Path(__file__).resolve().parents[2] / "experiments"
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+class ExperimentError(RuntimeError):
+    """A grid that cannot run: bad config, missing data, a failed run (message says why)."""
+
+
+# ========================================================================= config
+
+
+@dataclass
+class GridConfig:
+    """What one grid trains and measures (the ``[grid]`` table of a TOML file).
+
+    Attributes:
+        name: results folder name (letters, digits, ``.``, ``_``, ``-``).
+        methods: subset of :data:`METHODS`; ``none`` = the untrained teacher/student init.
+        langs: query languages (``de``, ``fr``, ``cs``).
+        pairs: bitext sizes (first N pairs of Multi30k train), e.g. 1k / 5k / 29k.
+        seeds: training seeds (the noise and bootstrap seed stays ``noise_seed``).
+        lr: learning rate per trained method, used when ``tune_lrs`` is empty.
+        tune_lrs: learning rates tried per method on ``tune_lang``/``tune_pairs`` (val
+            split); empty = no tuning.
+        tune_lang, tune_pairs: where the lr is tuned (``tune_pairs`` 0 = the largest of
+            ``pairs``).
+        splits: test splits for retrieval.
+        noise_kinds: perturbation kinds (:data:`optical_core.perturb.kinds.NOISE_KINDS`).
+        cer_levels: target character error rates; 0 = clean.
+        noise_seed: seed of the perturbations and of the bootstrap.
+        query_limit: evaluate the first N queries of a split (0 = all).
+        n_boot: bootstrap resamples for every interval.
+        stat_test: ``student`` (paired t-test) or ``fisher`` (paired randomisation test).
+        gold: also score word alignment on the gold set matching a language's bitext.
+        gold_limit: first N gold sentences (0 = all).
+        distill: overrides of :class:`optical_core.distill.config.DistillConfig` for every run
+            (``epochs``, ``batch_size``, ``max_tokens``, ``epsilon``, ``teacher``, ...).
+    """
+
+    name: str = "grid"
+    methods: list[str] = field(default_factory=lambda: ["none", "mse", "ot", "ot+mse"])
+    langs: list[str] = field(default_factory=lambda: ["de", "fr", "cs"])
+    pairs: list[int] = field(default_factory=lambda: [5000])
+    seeds: list[int] = field(default_factory=lambda: [42])
+    lr: dict[str, float] = field(default_factory=lambda: {"mse": 5e-4, "ot": 5e-4, "ot+mse": 5e-4})
+    tune_lrs: list[float] = field(default_factory=list)
+    tune_lang: str = "cs"
+    tune_pairs: int = 0
+    splits: list[str] = field(default_factory=lambda: ["test_2016_flickr"])
+    noise_kinds: list[str] = field(default_factory=lambda: ["random_char"])
+    cer_levels: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2])
+    noise_seed: int = 0
+    query_limit: int = 0
+    n_boot: int = 1000
+    stat_test: str = "student"
+    gold: bool = True
+    gold_limit: int = 0
+    distill: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def trained(self) -> list[str]:
+        return [m for m in self.methods if m in TRAINED]
+
+    @property
+    def levels(self) -> list[float]:
+        return sorted({0.0, *(float(c) for c in self.cer_levels)})
+
+    def validate(self) -> GridConfig:
+        from optical_core.distill.config import DistillConfig, DistillError
+        from optical_core.perturb.kinds import NOISE_KINDS
+        from optical_core.retrieval.corpus import RETRIEVAL_SPLITS
+        from optical_core.retrieval.metrics import STAT_TESTS
+        from optical_core.retrieval.noise import NOISE_ALIASES
+
+        runs_mod.check_name(self.name)
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad or not self.methods:
+            raise ExperimentError(f"unknown method(s) {bad}; choose from {METHODS}")
+        for lang in self.langs:
+            if lang not in ("de", "fr", "cs"):
+                raise ExperimentError(f"unknown language {lang!r}; choose de, fr or cs")
+        if not self.langs:
+            raise ExperimentError("the grid needs at least one language")
+        if self.trained and (not self.pairs or any(int(p) < 1 for p in self.pairs)):
+            raise ExperimentError("pairs must be a list of positive sizes")
+        if not self.seeds:
+            raise ExperimentError("the grid needs at least one seed")
+        for s in self.splits:
+            if s not in RETRIEVAL_SPLITS or s == "val":
+                raise ExperimentError(f"unknown test split {s!r}; choose from {RETRIEVAL_SPLITS[:-1]}")
+        for k in self.noise_kinds:
+            if NOISE_ALIASES.get(k, k) not in NOISE_KINDS:
+                raise ExperimentError(f"unknown noise kind {k!r}; choose from {NOISE_KINDS}")
+        if any(not (0.0 <= float(c) <= 1.0) for c in self.cer_levels):
+            raise ExperimentError("CER levels must lie in [0, 1]")
+        if self.stat_test not in STAT_TESTS:
+            raise ExperimentError(f"unknown test {self.stat_test!r}; choose from {STAT_TESTS}")
+        if self.n_boot < 100:
+            raise ExperimentError("n_boot must be at least 100")
+        if self.tune_lrs and self.tune_lang not in self.langs:
+            raise ExperimentError(f"tune_lang {self.tune_lang!r} is not one of the grid's languages")
+        for m in self.trained:
+            if not self.tune_lrs and m not in self.lr:
+                raise ExperimentError(f"no learning rate for {m!r}: set lr.{m} or tune_lrs")
+        names = {f.name for f in fields(DistillConfig)}
+        unknown = sorted(set(self.distill) - names)
+        if unknown:
+            raise ExperimentError(f"unknown distill option(s) {unknown}")
+        fixed = {"lang", "pairs", "loss", "lr", "seed"} & set(self.distill)
+        if fixed:
+            raise ExperimentError(f"{sorted(fixed)} are set by the grid, not by [distill]")
+        try:
+            DistillConfig(**self.distill).validate()
+        except (DistillError, TypeError) as exc:
+            raise ExperimentError(f"bad [distill] options: {exc}") from None
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def config_path(path_or_preset: str | os.PathLike[str]) -> Path:
+    """The TOML file of a config path or a preset name (``experiments/<name>.toml``)."""
+    p = Path(path_or_preset).expanduser()
+    if not p.is_file() and p.suffix == "" and (PRESET_DIR / f"{p.name}.toml").is_file():
+        p = PRESET_DIR / f"{p.name}.toml"
+    if not p.is_file():
+        presets = ", ".join(sorted(x.stem for x in PRESET_DIR.glob("*.toml"))) or "none"
+        raise ExperimentError(f"no config file {str(path_or_preset)!r} (presets: {presets})")
+    return p
+
+
+def load_config(path_or_preset: str | os.PathLike[str]) -> GridConfig:
+    """A grid config from a TOML file, or a preset name (``quick``, ``micro``, ...).
+
+    The file holds a ``[grid]`` table (the :class:`GridConfig` fields), a ``[grid.lr]``
+    table and a ``[distill]`` table; top-level keys are accepted as grid fields too.
+    """
+    p = config_path(path_or_preset)
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ExperimentError(f"{p} is not valid TOML: {exc}") from None
+    grid = dict(doc.get("grid", {}))
+    grid.update({k: v for k, v in doc.items() if k not in ("grid", "distill")})
+    if "distill" in doc:
+        grid["distill"] = dict(doc["distill"])
+    names = {f.name for f in fields(GridConfig)}
+    unknown = sorted(set(grid) - names)
+    if unknown:
+        raise ExperimentError(f"{p.name}: unknown grid key(s) {unknown}; known: {sorted(names)}")
+    grid.setdefault("name", p.stem)
+    try:
+        return GridConfig(**grid).validate()
+    except TypeError as exc:
+        raise ExperimentError(f"{p.name}: {exc}") from None
+
+
+# ========================================================================= helpers
+
+
+def _fmt_lr(lr: float) -> str:
+    return f"{lr:.0e}".replace("e-0", "e-").replace("+0", "")
+
+
+def run_hash(cfg_dict: dict[str, Any]) -> str:
+    """Short hash of what a distillation config changes about the learnt model.
+
+    Only values that differ from :class:`~optical_core.distill.config.DistillConfig`'s defaults
+    enter, so a new option added later (with a default that keeps the old behaviour) does
+    not rename old runs; reuse still compares whole configs (:func:`same_config`).
+    """
+    from optical_core.distill.config import DistillConfig
+
+    defaults = DistillConfig().to_dict()
+    keep = {k: v for k, v in sorted(cfg_dict.items())
+            if k not in _VOLATILE and (k not in defaults or v != defaults[k])}
+    return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def same_config(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether a stored run's config trains the same model as ``wanted`` (bookkeeping
+    fields aside; an option missing on one side counts as its default)."""
+    from optical_core.distill.config import DistillConfig
+
+    defaults = DistillConfig().to_dict()
+    return all(
+        stored.get(k, defaults.get(k)) == wanted.get(k, defaults.get(k))
+        for k in set(stored) | set(wanted) if k not in _VOLATILE
+    )
+
+
+def distill_config(grid: GridConfig, method: str, lang: str, pairs: int, seed: int, lr: float):
+    """The :class:`DistillConfig` of one trained cell (same call for tuning and the grid,
+    so a tuning run is reused by the grid when it matches)."""
+    from optical_core.distill.config import DistillConfig
+
+    cfg = DistillConfig(**{**grid.distill, "lang": lang, "pairs": int(pairs), "loss": method,
+                           "lr": float(lr), "seed": int(seed)})
+    cfg.eval_split = "val"
+    cfg.evaluate = True
+    return cfg.validate()
+
+
+def run_name(cfg) -> str:
+    return f"exp-{cfg.loss.replace('+', '')}-{cfg.lang}-{cfg.pairs}-lr{_fmt_lr(cfg.lr)}-s{cfg.seed}-{run_hash(cfg.to_dict())}"
+
+
+def _val_mrr(record: dict[str, Any]) -> float:
+    evals = record.get("evals") or []
+    if not evals:
+        return math.nan
+    mrr = primary_mrr(evals[-1].get("metrics", {}))
+    return math.nan if mrr is None else float(mrr)
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        path.unlink(missing_ok=True)
+        return
+    cols: list[str] = []
+    for r in rows:
+        cols += [k for k in r if k not in cols]
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)

