@@ -14,6 +14,7 @@ import sys
 import threading
 
 from optical_core.cli.common import stop_on_ctrl_c
+from optical_core.distill.config import DEVICES, LR_SCHEDULES, PRECISIONS, DistillConfig
 
 
 def add_distill(sub) -> None:
@@ -54,6 +55,22 @@ def add_distill(sub) -> None:
     p.add_argument("--no-eval", action="store_true", help="skip evaluation")
     p.add_argument("--track-aer", action="store_true", help="AER on the en-fr gold set at each eval")
     p.add_argument("--save-steps", type=int, default=200, help="checkpoint every N steps")
+    d = DistillConfig()  # one source of truth for the defaults of the options below
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=d.lr_schedule,
+                   help="lr after warm-up: constant, linear decay to 0, or cosine")
+    p.add_argument("--warmup-ratio", type=float, default=d.warmup_ratio,
+                   help="share of the steps over which the lr rises from 0")
+    p.add_argument("--max-grad-norm", type=float, default=d.max_grad_norm,
+                   help="clip the gradient norm to this (0: no clipping)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help="AdamW weight decay")
+    p.add_argument("--device", choices=DEVICES, default=d.device,
+                   help="auto: CUDA with bf16 autocast when a GPU is present, else the CPU")
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="auto: bf16 autocast where the GPU or CPU has fast bf16, else float32")
+    p.add_argument("--no-teacher-cache", action="store_true",
+                   help="run the teacher at every step instead of reading its cached embeddings")
+    p.add_argument("--no-group-by-length", action="store_true",
+                   help="random batches instead of length-grouped ones (more padding)")
     p.add_argument("--demo-data", action="store_true",
                    help="train on the packaged demo pairs instead of Multi30k (smoke test)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
@@ -64,7 +81,7 @@ def run_distill(args) -> int:
     from tqdm import tqdm
 
     from optical_core.data import gold_available
-    from optical_core.distill.config import DistillConfig, DistillError
+    from optical_core.distill.config import DistillError
     from optical_core.distill.train import run_distillation
     from optical_core.runs import primary_mrr
 
@@ -80,6 +97,10 @@ def run_distill(args) -> int:
         data="demo" if args.demo_data else "multi30k", eval_limit=args.eval_limit,
         eval_steps=args.eval_steps, evaluate=not args.no_eval, track_aer=args.track_aer,
         save_steps=args.save_steps, data_dir=getattr(args, "data_dir", None),
+        lr_schedule=args.lr_schedule, warmup_ratio=args.warmup_ratio,
+        max_grad_norm=args.max_grad_norm, weight_decay=args.weight_decay, device=args.device,
+        precision=args.precision,
+        teacher_cache=not args.no_teacher_cache, group_by_length=not args.no_group_by_length,
     )
     quiet = getattr(args, "quiet", False) or int(os.environ.get("RANK", "0")) != 0
     if cfg.track_aer and not gold_available("enfr", cfg.data_dir):

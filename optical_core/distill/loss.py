@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from optical_core.distill.config import MARGINALS, OT_SOLVERS, DistillError
+from optical_core.distill.teacher_cache import TeacherEmbeddings, content_mask, special_ids
 from optical_core.ot.batch import sinkhorn_batch, sinkhorn_unbalanced_batch
 from optical_core.ot.costs import OTInputError
 
@@ -45,7 +46,9 @@ class OpticalLoss(nn.Module):
     """OT distillation loss ``mean_b <P*_b, C_b>`` between student(x) and teacher(en) tokens.
 
     A sentence-transformers loss: ``forward(sentence_features, labels)`` with the columns
-    ``(english, non_english)`` in that order (labels are ignored; the teacher runs online).
+    ``(english, non_english)`` in that order. Without ``teacher_embeddings`` the teacher
+    runs online and the labels are ignored; with them, the labels are the rows' indices
+    into the cache and the teacher is not run.
 
     Args:
         model: the student ``SentenceTransformer``; trained, kept as ``self.model`` (the
@@ -70,6 +73,8 @@ class OpticalLoss(nn.Module):
             the student's English side where the teacher's is.
         ot_weight, mse_weight: weights of the OT term and of the sentence-level MSE term
             (``MSELoss`` of sentence-transformers on student(en), student(x) vs teacher(en)).
+        teacher_embeddings: the teacher's cached embeddings of the dataset's English side
+            (:func:`optical_core.distill.teacher_cache.teacher_cache`), or ``None``.
 
     After each call ``last_components`` holds the unweighted terms as floats and
     ``last_ot_stats`` the Sinkhorn diagnostics (mean iterations, share of converged pairs,
@@ -89,6 +94,7 @@ class OpticalLoss(nn.Module):
         ot_weight: float = 1.0,
         mse_weight: float = 0.0,
         tau: float = 1.0,
+        teacher_embeddings: TeacherEmbeddings | None = None,
     ) -> None:
         super().__init__()
         if not (math.isfinite(epsilon) and epsilon > 0):
@@ -119,8 +125,9 @@ class OpticalLoss(nn.Module):
         self.ot_weight = float(ot_weight)
         self.mse_weight = float(mse_weight)
         self._same_tokenizer = _same_vocab(model.tokenizer, teacher.tokenizer)
-        self._student_special = _special_ids(model.tokenizer)
-        self._teacher_special = _special_ids(teacher.tokenizer)
+        self._student_special = special_ids(model.tokenizer)
+        self._teacher_special = special_ids(teacher.tokenizer)
+        self.teacher_embeddings = teacher_embeddings
         self._mse = None
         if self.mse_weight > 0:
             from sentence_transformers.sentence_transformer.losses import MSELoss
@@ -142,14 +149,9 @@ class OpticalLoss(nn.Module):
 
     @staticmethod
     def _mask(features: dict[str, torch.Tensor], special: torch.Tensor) -> torch.Tensor:
-        """``(B, L)`` bool: real, non-special tokens (all real tokens if a row has none)."""
-        attn = features["attention_mask"].bool()
-        ids = features["input_ids"]
-        mask = attn & ~torch.isin(ids, special.to(ids.device))
-        empty = mask.sum(1) == 0
-        if empty.any():
-            mask[empty] = attn[empty]
-        return mask
+        """``(B, L)`` bool: the tokens that carry mass (see
+        :func:`~optical_core.distill.teacher_cache.content_mask`)."""
+        return content_mask(features["input_ids"], features["attention_mask"], special)
 
     def _marginal(self, mask: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         w = mask.to(tokens.dtype)
@@ -166,7 +168,9 @@ class OpticalLoss(nn.Module):
         """
         from optical_core.ot.costs import cost_matrix
 
-        cost = cost_matrix(x_tokens, y_tokens.to(x_tokens.dtype), "cosine")  # (B, n, m)
+        # In float32 even under bf16 autocast: ε = 0.01 needs the cost's digits.
+        with torch.autocast(device_type=x_tokens.device.type, enabled=False):
+            cost = cost_matrix(x_tokens.float(), y_tokens.float(), "cosine")  # (B, n, m)
         a = self._marginal(x_mask, x_tokens)
         b = self._marginal(y_mask, y_tokens)
         with torch.no_grad():
@@ -208,6 +212,25 @@ class OpticalLoss(nn.Module):
 
     # -- forward ---------------------------------------------------------------
 
+    def _teacher_side(self, en_features: dict[str, torch.Tensor], labels
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The teacher's content tokens ``(B, m, d)``, their mask ``(B, m)`` and its
+        sentence embeddings ``(B, d)`` of the batch's English side: from the cache when
+        there is one, else from a no-grad forward pass."""
+        device = en_features["input_ids"].device
+        if self.teacher_embeddings is not None:
+            if labels is None or labels.dim() != 1 or labels.dtype.is_floating_point:
+                raise DistillError("with a teacher cache the dataset's label column must hold "
+                                   "each row's index into the cache")
+            return self.teacher_embeddings.batch(labels, device=device)
+        if next(self.teacher.parameters()).device != device:  # the trainer moves only the student
+            self.teacher.to(device)
+        t_feats = self._teacher_features(en_features)
+        with torch.no_grad():
+            t_out = self.teacher(dict(t_feats))
+        return (t_out["token_embeddings"].detach(), self._mask(t_feats, self._teacher_special),
+                t_out["sentence_embedding"].detach())
+
     def forward(self, sentence_features: Sequence[dict[str, torch.Tensor]], labels=None) -> torch.Tensor:
         feats = list(sentence_features)
         if len(feats) != 2:
@@ -215,14 +238,7 @@ class OpticalLoss(nn.Module):
                 f"OpticalLoss expects two text columns (english, non_english), got {len(feats)}"
             )
         en_f, x_f = feats
-        device = en_f["input_ids"].device
-        if next(self.teacher.parameters()).device != device:  # the trainer moves only the student
-            self.teacher.to(device)
-        t_feats = self._teacher_features(en_f)
-        with torch.no_grad():
-            t_out = self.teacher(dict(t_feats))
-        t_tok = t_out["token_embeddings"].detach()
-        t_mask = self._mask(t_feats, self._teacher_special)
+        t_tok, t_mask, t_sent = self._teacher_side(en_f, labels)
         s_x = self.model(_model_inputs(x_f))
         x_mask = self._mask(x_f, self._student_special)
         need_en = self.align_english or self._mse is not None
@@ -243,9 +259,8 @@ class OpticalLoss(nn.Module):
                 ot_loss = ot_loss + per_en.mean()
             total = total + self.ot_weight * ot_loss
         if self._mse is not None:
-            target = t_out["sentence_embedding"].detach()
             mse = self._mse.compute_loss_from_embeddings(
-                [s_en["sentence_embedding"], s_x["sentence_embedding"]], [target, target]
+                [s_en["sentence_embedding"], s_x["sentence_embedding"]], [t_sent, t_sent]
             )
             comps["mse"] = float(mse.detach())
             total = total + self.mse_weight * mse
@@ -290,11 +305,6 @@ class OpticalLoss(nn.Module):
 def _tokenize(model, texts: list[str]) -> dict[str, Any]:
     fn = getattr(model, "preprocess", None) or model.tokenize
     return fn(texts)
-
-
-def _special_ids(tokenizer) -> torch.Tensor:
-    ids = sorted({int(i) for i in (tokenizer.all_special_ids or []) if i is not None})
-    return torch.tensor(ids or [-1], dtype=torch.long)
 
 
 def _same_vocab(t1, t2) -> bool:

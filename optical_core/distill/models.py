@@ -13,6 +13,7 @@ from torch import nn
 from optical_core import runs as runs_mod
 from optical_core.distill.config import DistillConfig, DistillError
 from optical_core.distill.loss import OpticalLoss
+from optical_core.distill.teacher_cache import TeacherEmbeddings
 
 # ========================================================================== data
 
@@ -74,17 +75,24 @@ def load_models(cfg: DistillConfig):
     return teacher, student
 
 
-def build_loss(cfg: DistillConfig, student, teacher) -> nn.Module:
-    """The loss module of ``cfg.loss`` (``mse`` → sentence-transformers ``MSELoss``).
-
-    The teacher's kind says which losses it supports (a CLIP teacher: ``mse`` only, see
-    :data:`optical_core.encoders.registry.CLIP`).
-    """
+def check_teacher_supports(cfg: DistillConfig, teacher) -> None:
+    """Raise :class:`DistillError` when the teacher's kind cannot teach ``cfg.loss`` (a CLIP
+    teacher: ``mse`` only), before anything is computed with it."""
     from optical_core.encoders.registry import teacher_kind
 
     kind = teacher_kind(teacher)
     if cfg.loss not in kind.teacher_losses:
         raise DistillError(kind.loss_refusal.format(loss=cfg.loss))
+
+
+def build_loss(cfg: DistillConfig, student, teacher,
+               teacher_embeddings: TeacherEmbeddings | None = None) -> nn.Module:
+    """The loss module of ``cfg.loss`` (``mse`` → sentence-transformers ``MSELoss``).
+
+    The teacher's kind says which losses it supports (a CLIP teacher: ``mse`` only, see
+    :data:`optical_core.encoders.registry.CLIP`).
+    """
+    check_teacher_supports(cfg, teacher)
     if cfg.loss == "mse":
         from sentence_transformers.sentence_transformer.losses import MSELoss
 
@@ -95,17 +103,29 @@ def build_loss(cfg: DistillConfig, student, teacher) -> nn.Module:
         align_english=cfg.align_english,
         ot_weight=cfg.ot_weight if cfg.loss == "ot+mse" else 1.0,
         mse_weight=cfg.mse_weight if cfg.loss == "ot+mse" else 0.0,
+        teacher_embeddings=teacher_embeddings,
     )
 
 
-def build_dataset(cfg: DistillConfig, pairs: list[tuple[str, str]], teacher):
-    """A ``datasets.Dataset`` with columns ``english``, ``non_english`` (and ``label``, the
-    teacher's English sentence embeddings, for the MSE baseline)."""
+def build_dataset(cfg: DistillConfig, pairs: list[tuple[str, str]], teacher,
+                  teacher_embeddings: TeacherEmbeddings | None = None):
+    """A ``datasets.Dataset`` with columns ``english``, ``non_english`` and ``label``.
+
+    ``label`` is what the loss reads of the teacher: for MSE-KD the teacher's English
+    sentence embedding (the "make multilingual" recipe); for the OT losses with a teacher
+    cache, the row's index into it; OT without a cache has no label (the teacher runs
+    online).
+    """
     from datasets import Dataset
 
     cols: dict[str, Any] = {"english": [p[0] for p in pairs], "non_english": [p[1] for p in pairs]}
     if cfg.loss == "mse":
-        emb = teacher.encode(cols["english"], batch_size=64, convert_to_numpy=True,
-                             show_progress_bar=False)
+        if teacher_embeddings is not None:
+            emb = teacher_embeddings.sentence.numpy()
+        else:
+            emb = teacher.encode(cols["english"], batch_size=64, convert_to_numpy=True,
+                                 show_progress_bar=False)
         cols["label"] = np.asarray(emb, dtype=np.float32).tolist()
+    elif teacher_embeddings is not None:
+        cols["label"] = list(range(len(pairs)))
     return Dataset.from_dict(cols)
