@@ -79,6 +79,9 @@ SPLITS: tuple[str, ...] = (
     "test_2018_flickr",
 )
 LANGS: tuple[str, ...] = ("en", "de", "fr", "cs")
+#: The languages' names in English, for labels.
+LANG_NAMES: dict[str, str] = {"en": "English", "de": "German", "fr": "French", "cs": "Czech",
+                             "ro": "Romanian"}
 
 #: Languages present for each task1 split (Czech only for train, val, 2016 and 2018).
 SPLIT_LANGS: dict[str, tuple[str, ...]] = {

@@ -266,6 +266,35 @@ def resolve_model_dir(path: str | os.PathLike[str]) -> Path:
     return p
 
 
+def is_run_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a folder holding a run record (``run.json``)."""
+    return (Path(path).expanduser() / RUN_FILE).is_file()
+
+
+def run_teacher(path: str | os.PathLike[str]) -> str:
+    """The teacher a run was distilled from: what ``load_encoder`` takes (``"default"`` for
+    the embedded MiniLM).
+
+    Runs record it at the top level of ``run.json`` (``"teacher"``); older ones only in
+    their config, where ``None`` meant the embedded MiniLM.
+
+    Raises:
+        RunError: ``path`` is not a run folder, its record is damaged, or it records no
+            teacher.
+    """
+    if not is_run_folder(path):
+        raise RunError(f"{path} is not a distillation run folder (it has no {RUN_FILE}), so "
+                       "it records no teacher; name the document encoder's model instead")
+    rec = read_record(Path(path).expanduser())
+    if rec.get("teacher"):
+        return str(rec["teacher"])
+    cfg = rec.get("config")
+    if isinstance(cfg, dict) and "teacher" in cfg:
+        return str(cfg["teacher"] or "default")
+    raise RunError(f"{Path(path) / RUN_FILE} records no teacher; name the document "
+                   "encoder's model (the teacher's model id or folder) instead")
+
+
 def read_probe(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The probe snapshots of a run (``None`` if there are none or the file is damaged)."""
     f = Path(path) / PROBE_FILE
@@ -275,7 +304,13 @@ def read_probe(path: str | os.PathLike[str]) -> dict[str, Any] | None:
         return None
 
 
+def primary_mrr_key(metrics) -> str | None:
+    """The name of the MRR@10 entry among a run's logged metric names, whatever prefix the
+    evaluator's name added (``val_mrr@10``, ``eval_val_mrr@10``); ``None`` when absent."""
+    return next((k for k in metrics if k.endswith("mrr@10")), None)
+
+
 def primary_mrr(metrics: dict[str, float]) -> float | None:
-    """The MRR@10 in a run's logged metrics, whatever prefix the evaluator's name added
-    (``val_mrr@10``, ``eval_val_mrr@10``); ``None`` when there is none."""
-    return next((v for k, v in metrics.items() if k.endswith("mrr@10")), None)
+    """The MRR@10 value in a run's logged metrics (see :func:`primary_mrr_key`)."""
+    key = primary_mrr_key(metrics)
+    return None if key is None else metrics[key]

@@ -6,7 +6,7 @@ Three tables, one test each, parametrised by case id:
   class (``OTInputError``, ``ModelLoadError``, ``RunError``, ...) with a message that says
   what to do; an input that only looks bad (emoji, a 5,000-token text, ε = 1e6) is served
   and the result is checked.
-* ``CLI_CASES`` run ``optical ...`` in-process (:func:`optical_core.cli.main`): an error is
+* ``CLI_CASES`` run ``optical ...`` in-process (:func:`optical_core.cli.entry.main`): an error is
   exactly one ``error: ...`` line on stderr and a non-zero exit, never a traceback; a served
   input exits 0, with one ``warning: ...`` line where there is something to say.
   :func:`test_cli_error_in_a_real_process` runs one case as a real process.
@@ -31,6 +31,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import urllib.error
 import urllib.request
 import warnings
@@ -40,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 import torch
 from _distill_models import make_tiny_model
 
@@ -50,16 +50,15 @@ if str(ROOT) not in sys.path:  # the pages import the ui package from the reposi
 
 from optical_core import data as D
 from optical_core import runs as runs_mod
-from optical_core.cli import main
-from optical_core.distill import CheckpointError, DistillConfig, DistillError, validate_checkpoint
-from optical_core.encoders import (
-    ModelLoadError,
-    TruncationWarning,
-    confine_model_path,
-    load_encoder,
-)
-from optical_core.ot import OTConfig, OTInputError, sinkhorn_batch, solve
-from optical_core.pairs import align_texts
+from optical_core.cli.entry import main
+from optical_core.distill.checkpoints import validate_checkpoint
+from optical_core.distill.config import CheckpointError, DistillConfig, DistillError
+from optical_core.encoders.base import ModelLoadError, TruncationWarning, confine_model_path
+from optical_core.encoders.registry import load_encoder
+from optical_core.ot.batch import sinkhorn_batch
+from optical_core.ot.costs import OTInputError
+from optical_core.ot.solve import OTConfig, solve
+from optical_core.pairs.align import align_texts
 
 TIMEOUT = 90
 LONG_TEXT = " ".join(["dog"] * 5000)  # 5,000 words, 5,000 tokens: far past any model limit
@@ -394,6 +393,7 @@ class CliCase:
 
 
 ALIGN = ["-q", "align", "--model", "{tiny}"]
+EVAL_DEMO = ["-q", "evaluate", "--demo", "--cer", "0", "--bootstrap", "10"]
 PAIR = "a dog runs on the beach ||| a puppy is on the sand\n"
 TEXT = "the cat sleeps ||| le chat dort\n"
 
@@ -466,11 +466,26 @@ CLI_CASES = [
             ["-q", "evaluate", "--demo", "--cer", "2"], "--cer must lie in [0, 1]"),
     CliCase("missing-input-file", "an input file that does not exist",
             ["align", "{tmp}/nope.txt"], "cannot read"),
+    CliCase("doc-encoder-unknown", "a document encoder that does not load",
+            [*EVAL_DEMO, "--model", "{tiny}", "--doc-encoder", "no-such-org/no-such-model-xyz"],
+            "--doc-encoder no-such-org/no-such-model-xyz: unknown model"),
+    CliCase("doc-encoder-teacher-of-a-model", "the teacher of a model that is not a run",
+            [*EVAL_DEMO, "--model", "{tiny}", "--doc-encoder", "teacher"],
+            "is not a distillation run folder (it has no run.json), so it records no teacher"),
+    CliCase("run-without-teacher", "a run folder whose record names no teacher",
+            [*EVAL_DEMO, "--model", "{tmp}/old-run"], "run.json records no teacher",
+            files={"old-run/run.json": '{"status": "finished", "config": {}}'}),
+    CliCase("doc-encoder-width", "a document encoder of another width than the student",
+            [*EVAL_DEMO, "--model", "{runs}/saved-run", "--doc-encoder", "default"],
+            "gives 384-d ones, which cannot be compared"),
+    CliCase("shard-malformed", "a shard that is not K/N", ["experiment", "--quick", "--shard", "3/2"],
+            "--shard: a shard is K/N with 1 <= K <= N (e.g. 1/2), got '3/2'"),
 ]
 
 
 def _cli(case: CliCase, c: Ctx) -> tuple[int, str, str]:
     for name, content in case.files.items():
+        (c.tmp / name).parent.mkdir(parents=True, exist_ok=True)
         (c.tmp / name).write_text(content, encoding="utf-8")
     c.monkeypatch.setattr(sys, "stdin", io.StringIO(case.stdin))
     try:
@@ -664,7 +679,7 @@ def test_cancel_during_model_save_keeps_the_previous_model(moment, lab, tmp_path
     folder saved before is still there, byte for byte, and loads; no temporary folder is left."""
     from sentence_transformers import SentenceTransformer
 
-    from optical_core.encoders import _load_sentence_transformer
+    from optical_core.encoders.transformer import load_sentence_transformer
 
     target = tmp_path / "run" / runs_mod.MODEL_DIR
     shutil.copytree(lab["tiny"], target)
@@ -698,7 +713,7 @@ def test_cancel_during_model_save_keeps_the_previous_model(moment, lab, tmp_path
     monkeypatch.undo()
     assert _files(target) == before
     assert sorted(p.name for p in target.parent.iterdir()) == [runs_mod.MODEL_DIR]
-    reloaded = _load_sentence_transformer(str(target), "cpu")
+    reloaded = load_sentence_transformer(str(target), "cpu")
     assert reloaded.encode(["a dog"]).shape == (1, 32)
 
 

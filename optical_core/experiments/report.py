@@ -7,6 +7,10 @@ seeds, the mean and the interval bounds are averaged over seeds and ``±sd`` (th
 deviation over seeds, in points) is appended: the bootstrap interval covers the sampling
 of queries, the ``±`` the training seed.
 
+The ``docs`` column says what embedded the English documents of a row: ``teacher`` (the
+frozen teacher the student was distilled from, OPTICAL's setting) or ``student`` (the
+model itself; always so for the untrained models).
+
 No Streamlit here: the Results page, the CLI and :func:`write_report` share these calls.
 """
 
@@ -31,6 +35,7 @@ from optical_core.experiments.results import ReportError, Results, load_results
 from optical_core.experiments.tables import (
     COMPARISONS,
     CONFIG_FILE,
+    DOC_ENCODERS,
     LANGS,
     METHOD_LABELS,
     METHODS,
@@ -54,7 +59,7 @@ def _sort(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
         return df.reset_index(drop=True)
     keys = pd.DataFrame(index=df.index)
     cols = []
-    for col, order in (("lang", LANGS), ("method", METHODS)):
+    for col, order in (("lang", LANGS), ("method", METHODS), ("doc_encoder", DOC_ENCODERS)):
         if col in df.columns:
             keys[f"_{col}"] = df[col].map(lambda v, o=order: (o.index(v) if v in o else len(o), v))
             cols.append(f"_{col}")
@@ -118,13 +123,16 @@ def _pairs(v: int) -> str:
     return str(int(v)) if v else MISSING
 
 
-CURVE_COLUMNS = ("lang", "method", "pairs", "lr", "cer", "mean", "low", "high", "sd", "seeds",
-                 "measured_cer", "n_queries")
+CURVE_COLUMNS = ("lang", "method", "doc_encoder", "pairs", "lr", "cer", "mean", "low", "high",
+                 "sd", "seeds", "measured_cer", "n_queries")
+#: A series of the grid: one model setting, whatever its seed.
+_SERIES = ["lang", "method", "doc_encoder", "pairs", "lr"]
 
 
 def curves(results: Results, metric: str = "mrr@10", split: str | None = None,
            kind: str | None = None) -> pd.DataFrame:
-    """A metric against the noise level, one point per (lang, method, pairs, lr, CER).
+    """A metric against the noise level, one point per (lang, method, doc encoder, pairs,
+    lr, CER).
 
     The clean level (CER 0) comes from the clean cells; the others from the cells of noise
     ``kind`` (default: :data:`DEFAULT_KIND` if present, else the first kind). Seeds are
@@ -145,11 +153,11 @@ def curves(results: Results, metric: str = "mrr@10", split: str | None = None,
     # a grid may store its clean cells once (kind "clean") or once per noise kind: keep one
     clean["_pref"] = np.where(clean["kind"] == kind, 0, np.where(clean["kind"] == "clean", 1, 2))
     clean = clean.sort_values("_pref", kind="stable").drop_duplicates(
-        ["lang", "method", "pairs", "lr", "seed"]).drop(columns="_pref")
+        [*_SERIES, "seed"]).drop(columns="_pref")
     noisy = c[(c["kind"] == kind) & (c["cer"] > 0)] if kind else c.iloc[:0]
     rows = pd.concat([clean, noisy], ignore_index=True)
     rows["cer"] = rows["cer"].round(6)
-    out = rows.groupby(["lang", "method", "pairs", "lr", "cer"], dropna=False).agg(
+    out = rows.groupby([*_SERIES, "cer"], dropna=False).agg(
         mean=(metric, "mean"), low=(f"{metric}_low", "mean"), high=(f"{metric}_high", "mean"),
         sd=(metric, "std"), seeds=("seed", "nunique"), measured_cer=("measured_cer", "mean"),
         n_queries=("n_queries", "max"),
@@ -159,31 +167,34 @@ def curves(results: Results, metric: str = "mrr@10", split: str | None = None,
 
 def main_table(results: Results, cer_levels: Sequence[float] = (0, 0.1), metric: str = "mrr@10",
                split: str | None = None, kind: str | None = None) -> pd.DataFrame:
-    """The headline table: rows language × method (× pairs × lr), one column per CER level.
+    """The headline table: rows language × method × document encoder (× pairs × lr), one
+    column per CER level.
 
     Each level column holds ``"mean [low, high]"`` in % (``±sd`` over seeds when there are
-    several), ``"—"`` where the grid has no cell. Columns: ``lang``, ``method``, ``pairs``,
-    ``lr``, ``seeds``, then :func:`level_label` of each level.
+    several), ``"—"`` where the grid has no cell. Columns: ``lang``, ``method``, ``docs``,
+    ``pairs``, ``lr``, ``seeds``, then :func:`level_label` of each level.
     """
     cv = curves(results, metric, split, kind)
     rows = []
-    for (lang, method, pairs, lr), grp in cv.groupby(["lang", "method", "pairs", "lr"],
-                                                     dropna=False, sort=False):
-        row: dict[str, Any] = {"lang": lang, "method": method, "pairs": _pairs(pairs),
-                               "lr": format_lr(lr), "seeds": int(grp["seeds"].max())}
+    for (lang, method, docs, pairs, lr), grp in cv.groupby(_SERIES, dropna=False, sort=False):
+        row: dict[str, Any] = {"lang": lang, "method": method, "docs": docs,
+                               "pairs": _pairs(pairs), "lr": format_lr(lr),
+                               "seeds": int(grp["seeds"].max())}
         for level in cer_levels:
             hit = grp[np.isclose(grp["cer"], level)]
             pt = hit.iloc[0] if len(hit) else None
             row[level_label(level)] = MISSING if pt is None else format_interval(
                 pt["mean"], pt["low"], pt["high"], pt["sd"], seeds=int(pt["seeds"]))
         rows.append(row)
-    cols = ["lang", "method", "pairs", "lr", "seeds", *(level_label(c) for c in cer_levels)]
+    cols = ["lang", "method", "docs", "pairs", "lr", "seeds",
+            *(level_label(c) for c in cer_levels)]
     return pd.DataFrame(rows, columns=cols)
 
 
 def robustness_table(results: Results, split: str | None = None,
                      kind: str | None = None) -> pd.DataFrame:
-    """Slope and normalised AUC of MRR@10 against CER, per language × method × pairs.
+    """Slope and normalised AUC of MRR@10 against CER, per language × method × document
+    encoder × pairs.
 
     ``slope`` is shown in MRR@10 points per 10 % CER (the stored slope × 10; negative = loses
     MRR with noise), ``AUC`` as the mean MRR@10 over the noise range in %, both as
@@ -193,20 +204,21 @@ def robustness_table(results: Results, split: str | None = None,
     kind = kind if kind is not None else default_kind(results, split)
     r = results.robustness
     r = r[(r["split"] == split) & (r["kind"] == kind)]
-    cols = ["lang", "method", "pairs", "seeds", "slope (points / 10 % CER)", "AUC (%)",
+    cols = ["lang", "method", "docs", "pairs", "seeds", "slope (points / 10 % CER)", "AUC (%)",
             "levels (CER %)"]
     if r.empty:
         return pd.DataFrame(columns=cols)
     rows = []
-    for (lang, method, pairs), grp in r.groupby(["lang", "method", "pairs"], sort=False):
+    for (lang, method, docs, pairs), grp in r.groupby(["lang", "method", "doc_encoder", "pairs"],
+                                                      sort=False):
         n = grp["seed"].nunique()
         m = grp.mean(numeric_only=True)
         rows.append({
-            "lang": lang, "method": method, "pairs": _pairs(pairs), "seeds": n,
-            cols[4]: format_interval(m["slope"], m["slope_low"], m["slope_high"],
+            "lang": lang, "method": method, "docs": docs, "pairs": _pairs(pairs), "seeds": n,
+            cols[5]: format_interval(m["slope"], m["slope_low"], m["slope_high"],
                                      grp["slope"].std(), n, scale=10.0, signed=True),
-            cols[5]: format_interval(m["auc"], m["auc_low"], m["auc_high"], grp["auc"].std(), n),
-            cols[6]: ", ".join(f"{100 * float(x):g}" for x in str(grp["levels"].iloc[0]).split(";")
+            cols[6]: format_interval(m["auc"], m["auc_low"], m["auc_high"], grp["auc"].std(), n),
+            cols[7]: ", ".join(f"{100 * float(x):g}" for x in str(grp["levels"].iloc[0]).split(";")
                                 if _is_number(x)),
         })
     return _sort(pd.DataFrame(rows, columns=cols))
@@ -231,15 +243,16 @@ def significance_table(results: Results, metric: str = "mrr@10", split: str | No
     average).
 
     Returns:
-        Columns ``lang``, ``pairs``, ``seed``, ``level``, ``comparison``, ``a (%)``,
-        ``b (%)``, ``Δ (points)``, ``p``, ``sig``, ``test``.
+        Columns ``lang``, ``pairs``, ``seed``, ``level``, ``docs`` (what embedded the
+        documents of the trained side), ``comparison``, ``a (%)``, ``b (%)``,
+        ``Δ (points)``, ``p``, ``sig``, ``test``.
     """
     split = split if split is not None else default_split(results)
     kind = kind if kind is not None else default_kind(results, split)
     s = results.significance
     s = s[(s["metric"] == metric) & (s["split"] == split) & ((s["cer"] == 0) | (s["kind"] == kind))]
-    cols = ["lang", "pairs", "seed", "level", "comparison", "a (%)", "b (%)", "Δ (points)", "p",
-            "sig", "test"]
+    cols = ["lang", "pairs", "seed", "level", "docs", "comparison", "a (%)", "b (%)",
+            "Δ (points)", "p", "sig", "test"]
     if s.empty:
         return pd.DataFrame(columns=cols)
     s = s.copy()
@@ -257,12 +270,12 @@ def significance_table(results: Results, metric: str = "mrr@10", split: str | No
         order = {c: i for i, c in enumerate(comparisons)}
     else:
         order = {}
-    s = s.drop_duplicates(["lang", "pairs", "seed", "cer", "method_a", "method_b"])
+    s = s.drop_duplicates(["lang", "pairs", "seed", "cer", "doc_encoder", "method_a", "method_b"])
     s["_cmp"] = [order.get((a, b), len(order)) for a, b in zip(s["method_a"], s["method_b"])]
     s = _sort(s, ("pairs", "seed", "cer", "_cmp"))
     out = pd.DataFrame({
         "lang": s["lang"], "pairs": s["pairs"].map(_pairs), "seed": s["seed"],
-        "level": s["cer"].map(level_label),
+        "level": s["cer"].map(level_label), "docs": s["doc_encoder"],
         "comparison": s["method_b"] + " vs " + s["method_a"],
         "a (%)": s["mean_a"].map(_pct), "b (%)": s["mean_b"].map(_pct),
         "Δ (points)": [format_interval(d, lo, hi, signed=True)
@@ -284,11 +297,13 @@ def alignment_table(results: Results) -> pd.DataFrame:
 
 
 def lr_tuning_table(results: Results) -> pd.DataFrame:
-    """Validation MRR@10 of each learning rate tried; ``chosen`` marks the one used."""
-    t = _sort(results.lr_tuning, ("pairs", "lr"))
+    """Validation MRR@10 of each (learning rate, schedule) tried; ``chosen`` marks the one
+    used."""
+    t = _sort(results.lr_tuning, ("pairs", "lr", "schedule"))
     return pd.DataFrame({
         "lang": t["lang"], "method": t["method"], "pairs": t["pairs"].map(_pairs),
-        "lr": t["lr"].map(format_lr), "val MRR@10 (%)": t["val_mrr@10"].map(_pct),
+        "lr": t["lr"].map(format_lr), "schedule": t["schedule"].replace("", MISSING),
+        "val MRR@10 (%)": t["val_mrr@10"].map(_pct),
         "chosen": t["chosen"].map(lambda v: "✓" if v else ""), "run": t["run"],
     })
 
@@ -390,6 +405,8 @@ def setting_lines(results: Results) -> list[str]:
     if len(trained):
         out.append(f"- training pairs: {', '.join(str(p) for p in sorted(set(trained['pairs'])))}")
         out.append(f"- seeds: {', '.join(str(s) for s in sorted(set(trained['seed'])))}")
+        docs = [d for d in DOC_ENCODERS if d in set(trained["doc_encoder"])]
+        out.append(f"- documents of the trained students embedded by: {', '.join(docs)}")
     kinds = results.noise_kinds()
     if kinds:
         levels = sorted({round(float(v), 6) for v in c.loc[c["cer"] > 0, "cer"]})
@@ -419,12 +436,17 @@ def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None =
     lines += ["; ".join(facts) + ".", ""]
     if results.status == "running":
         lines += ["> The grid is still running: the tables hold the cells finished so far.", ""]
+    elif results.status == "partial":
+        lines += ["> Other shards of the grid have cells still pending: the tables hold the "
+                  "cells finished so far.", ""]
     for problem in results.problems:
         lines += [f"> Warning: {problem}", ""]
 
     lines += ["## Setting", "", *setting_lines(results), ""]
     lines += ["Methods: " + "; ".join(f"`{k}` = {v}" for k, v in METHOD_LABELS.items()) + ". "
-              "x→en dense retrieval: a query in language x, English captions as documents.", ""]
+              "x→en dense retrieval: a query in language x, English captions as documents, "
+              "embedded by the student's teacher (`docs` = teacher, OPTICAL's setting) or by "
+              "the student itself (`docs` = student; always so for the untrained models).", ""]
     cfg_file = results.folder / CONFIG_FILE
     if cfg_file.is_file():
         lines += ["Grid config (`config.toml`):", "", "```toml",
@@ -499,7 +521,8 @@ def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None =
 
     lines += ["## Learning-rate tuning", ""]
     if len(results.lr_tuning):
-        lines += [("Each trained method's lr chosen on the val split (✓), then used for the "
+        lines += [("Each trained method's lr and schedule chosen on the val split (✓), then "
+                   "used for the "
                    "test cells."), "", _md_table(lr_tuning_table(results)), ""]
     else:
         lines += ["_No lr tuning rows._", ""]

@@ -6,6 +6,9 @@ rows) and one CSV per table: ``cells``, ``robustness``, ``significance``, ``alig
 ``lr_tuning``. Any CSV may be missing or empty (a grid without noise or gold alignments,
 a grid still running); :func:`load_results` then falls back to the rows in
 ``results.json`` or to an empty table with the documented columns.
+
+A column that an older folder lacks reads as what those grids did (:data:`LEGACY`): their
+students embedded their own documents, so ``doc_encoder`` is ``student``.
 """
 
 from __future__ import annotations
@@ -34,25 +37,28 @@ from optical_core.experiments.tables import (
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "cells": (
-        "method", "lang", "pairs", "seed", "lr", "split", "kind", "cer", "measured_cer",
-        "n_queries", *(f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")), "run", "model",
+        "method", "doc_encoder", "lang", "pairs", "seed", "lr", "schedule", "split", "kind",
+        "cer", "measured_cer", "n_queries",
+        *(f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")), "run", "model",
     ),
     "robustness": (
-        "method", "lang", "pairs", "seed", "split", "kind", "slope", "slope_low", "slope_high",
-        "auc", "auc_low", "auc_high", "levels",
+        "method", "doc_encoder", "lang", "pairs", "seed", "split", "kind", "slope",
+        "slope_low", "slope_high", "auc", "auc_low", "auc_high", "levels",
     ),
     "significance": (
-        "lang", "pairs", "seed", "split", "kind", "cer", "method_a", "method_b", "metric",
-        "mean_a", "mean_b", "delta", "delta_low", "delta_high", "p", "test",
+        "lang", "pairs", "seed", "split", "kind", "cer", "doc_encoder", "method_a", "method_b",
+        "metric", "mean_a", "mean_b", "delta", "delta_low", "delta_high", "p", "test",
     ),
     "alignment": (
         "method", "lang", "pairs", "seed", "gold", "aer", "precision", "recall", "f1",
         "n_sentences",
     ),
-    "lr_tuning": ("method", "lang", "pairs", "lr", "val_mrr@10", "chosen", "run"),
+    "lr_tuning": ("method", "lang", "pairs", "lr", "schedule", "val_mrr@10", "chosen", "run"),
 }
-_TEXT = {"method", "lang", "split", "kind", "run", "model", "levels", "method_a", "method_b",
-         "metric", "test", "gold"}
+#: What a text column missing from an older results folder reads as.
+LEGACY: dict[str, str] = {"doc_encoder": "student"}
+_TEXT = {"method", "doc_encoder", "lang", "split", "kind", "run", "model", "levels",
+         "method_a", "method_b", "metric", "test", "gold", "schedule"}
 _INT = {"pairs", "seed", "n_queries", "n_sentences"}
 _BOOL = {"chosen"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -184,7 +190,7 @@ def _normalise(df: pd.DataFrame, table: str) -> pd.DataFrame:
             df[col] = np.nan
     for col in df.columns:
         if col in _TEXT:
-            df[col] = df[col].map(_text)
+            df[col] = df[col].map(lambda v, d=LEGACY.get(col, ""): _text(v) or d)
         elif col in _BOOL:
             df[col] = df[col].map(_to_bool).astype(bool)
         elif col in _INT:

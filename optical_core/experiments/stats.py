@@ -1,9 +1,15 @@
-"""Robustness summaries (slope and area of a metric over CER) and paired tests.
+"""Robustness summaries (slope and area of a metric over CER), paired tests, and the
+grid's tables built from the per-query values of its cells (:func:`grid_tables`).
 """
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 import numpy as np
+
+from optical_core.experiments.tables import CELL_METRICS, METHODS, UNTRAINED
 
 # ========================================================================= summaries
 
@@ -67,3 +73,97 @@ def paired_test(a: np.ndarray, b: np.ndarray, test: str = "student", seed: int =
     signs = rng.choice([-1.0, 1.0], size=(n_permutations, d.size))
     hits = int((np.abs((signs * d).mean(axis=1)) >= obs - 1e-12).sum())
     return max((hits + 1) / (n_permutations + 1), 1.0 / (n_permutations + 1))
+
+
+# ========================================================================= grid tables
+
+
+def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The ``cells``, ``robustness`` and ``significance`` rows of a grid's finished cells.
+
+    Args:
+        grid: the :class:`~optical_core.experiments.config.GridConfig`.
+        evals: one dict per finished cell: ``model`` (the runner's model: ``method``,
+            ``lang``, ``pairs``, ``seed``, ``lr``, ``schedule``, ``doc_encoder``, ``run``,
+            ``model``), ``lang``, ``split``, ``kind``, ``cer``, ``per_query`` (metric →
+            ``(nq,)`` values) and ``meta`` (``measured_cer``, ``n_queries``).
+
+    Robustness needs every CER level of a series; significance compares two methods on
+    the same queries, a trained method only with one whose documents were embedded the
+    same way (an untrained model embeds its own, and is compared with either).
+    """
+    from optical_core.retrieval.metrics import bootstrap_ci
+
+    g = grid
+    cells = []
+    for e in evals:
+        mdl = e["model"]
+        row = {"method": mdl.method, "doc_encoder": mdl.doc_encoder, "lang": e["lang"],
+               "pairs": mdl.pairs, "seed": mdl.seed, "lr": "" if mdl.lr is None else mdl.lr,
+               "schedule": mdl.schedule, "split": e["split"], "kind": e["kind"],
+               "cer": e["cer"], "measured_cer": e["meta"]["measured_cer"],
+               "n_queries": e["meta"]["n_queries"]}
+        for m in CELL_METRICS:
+            v = e["per_query"][m]
+            lo, hi = bootstrap_ci(v, n_boot=g.n_boot, seed=g.noise_seed)
+            row.update({m: float(np.mean(v)), f"{m}_low": lo, f"{m}_high": hi})
+        row.update(run=mdl.run, model=mdl.model)
+        cells.append(row)
+
+    def series(mdl, lang: str, split: str, kind: str) -> np.ndarray | None:
+        cols = []
+        for cer in g.levels:
+            kname = "clean" if cer == 0 else kind
+            hit = [e for e in evals if e["model"] is mdl and e["lang"] == lang
+                   and e["split"] == split and e["kind"] == kname and e["cer"] == cer]
+            if not hit:
+                return None
+            cols.append(hit[0]["per_query"]["mrr@10"])
+        return np.stack(cols, axis=1)
+
+    models: list = []
+    for e in evals:
+        if not any(e["model"] is m for m in models):
+            models.append(e["model"])
+    rob = []
+    if len(g.levels) > 1:
+        for mdl in models:
+            for lang in ([mdl.lang] if mdl.lang else g.langs):
+                for split, kind in itertools.product(g.splits, g.noise_kinds):
+                    s = series(mdl, lang, split, kind)
+                    if s is None:
+                        continue
+                    rob.append({"method": mdl.method, "doc_encoder": mdl.doc_encoder,
+                                "lang": lang, "pairs": mdl.pairs, "seed": mdl.seed,
+                                "split": split, "kind": kind,
+                                **robustness(g.levels, s, g.n_boot, g.noise_seed),
+                                "levels": ";".join(f"{c:g}" for c in g.levels)})
+    by_setting: dict[tuple, list[dict[str, Any]]] = {}
+    for e in evals:
+        mdl = e["model"]
+        for p in (g.pairs if mdl.pairs == 0 else [mdl.pairs]):
+            for seed in (g.seeds if mdl.method in UNTRAINED else [mdl.seed]):
+                k = (e["lang"], p, seed, e["split"], e["kind"], e["cer"])
+                by_setting.setdefault(k, []).append(e)
+    order = {m: i for i, m in enumerate(METHODS)}
+    sig = []
+    for (lang, p, seed, split, kind, cer), found in by_setting.items():
+        found = sorted(found, key=lambda e: order[e["model"].method])
+        for ea, eb in itertools.combinations(found, 2):
+            a, b = ea["model"], eb["model"]
+            docs = {x.doc_encoder for x in (a, b) if x.method not in UNTRAINED}
+            if a.method == b.method or len(docs) > 1:
+                continue
+            doc = docs.pop() if docs else "student"
+            for m in CELL_METRICS:
+                va, vb = ea["per_query"][m], eb["per_query"][m]
+                lo, hi = bootstrap_ci(vb - va, n_boot=g.n_boot, seed=g.noise_seed)
+                sig.append({"lang": lang, "pairs": p, "seed": seed, "split": split,
+                            "kind": kind, "cer": cer, "doc_encoder": doc,
+                            "method_a": a.method, "method_b": b.method, "metric": m,
+                            "mean_a": float(va.mean()), "mean_b": float(vb.mean()),
+                            "delta": float(vb.mean() - va.mean()), "delta_low": lo,
+                            "delta_high": hi,
+                            "p": paired_test(va, vb, g.stat_test, g.noise_seed),
+                            "test": g.stat_test})
+    return {"cells": cells, "robustness": rob, "significance": sig}

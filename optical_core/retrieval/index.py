@@ -125,6 +125,25 @@ def _encode_doc_tokens(encoder: Encoder, texts: Sequence[str], batch_size: int) 
     return {"token_vectors": vectors, "token_offsets": offsets, "token_strings": strings}
 
 
+def check_comparable(query_encoder: Encoder, doc_encoder: Encoder) -> None:
+    """Refuse a pair of encoders whose vectors cannot be compared: different widths.
+
+    Cheap (nothing is encoded), so callers run it before any embedding work. A student
+    distilled from a teacher shares its width, so the teacher may embed the documents.
+
+    Raises:
+        ValueError: the widths differ; the message names both models and sizes.
+    """
+    if query_encoder is doc_encoder or query_encoder.dim == doc_encoder.dim:
+        return
+    raise ValueError(
+        f"the query encoder {query_encoder.name} gives {query_encoder.dim}-d embeddings but "
+        f"the document encoder {doc_encoder.name} gives {doc_encoder.dim}-d ones, which "
+        "cannot be compared; embed the documents with the teacher the student was distilled "
+        "from, or with the student itself"
+    )
+
+
 def build_index(
     encoder: Encoder,
     corpus: Corpus,
@@ -144,6 +163,13 @@ def build_index(
             cache folder only means the embeddings are computed again next time.
         cache_dir: cache root (default :func:`embedding_cache_dir`).
         batch_size: documents per forward pass.
+
+    The index depends on the document encoder and the corpus only, never on who queries
+    it. When a frozen teacher embeds the documents for many students (OPTICAL's setting),
+    its index per split is encoded once, by the first call, and every later call in any
+    process loads it from the disk cache (keyed by the teacher's fingerprint and the
+    document texts; the token part, for ``maxsim`` and ``ot``, likewise): nothing is
+    re-encoded per student.
     """
     model_fp = model_fingerprint(encoder)
     corpus_fp = corpus_fingerprint(corpus.doc_texts)

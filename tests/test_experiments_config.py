@@ -1,0 +1,89 @@
+"""optical_core.experiments.config: grid configs (presets, clear errors on bad ones) and the
+run hash and names that decide when a run is reused."""
+
+from __future__ import annotations
+
+import pytest
+
+from optical_core.experiments.config import (
+    GridConfig,
+    distill_config,
+    load_config,
+    run_hash,
+    run_name,
+    same_config,
+)
+
+# ------------------------------------------------------------------------ run identity
+
+
+def test_run_hash_ignores_bookkeeping_but_not_what_is_learnt():
+    grid = GridConfig(methods=["ot"], langs=["de"], lr={"ot": 5e-4})
+    c1 = distill_config(grid, "ot", "de", 100, 1, 5e-4)
+    c2 = distill_config(grid, "ot", "de", 100, 1, 5e-4)
+    c2.save_steps, c2.data_dir = 7, "/elsewhere"
+    assert run_hash(c1.to_dict()) == run_hash(c2.to_dict())
+    c3 = distill_config(grid, "ot", "de", 100, 1, 1e-3)
+    assert run_name(c1) != run_name(c3)
+
+
+def test_same_config_treats_a_missing_newer_option_as_its_default():
+    grid = GridConfig(methods=["ot"], langs=["de"], lr={"ot": 5e-4})
+    new = distill_config(grid, "ot", "de", 100, 1, 5e-4).to_dict()
+    old = {k: v for k, v in new.items() if k != "epsilon"}  # a run written before ε existed
+    assert same_config(old, new)
+    assert not same_config({**new, "epsilon": 0.5}, new)
+    assert same_config({**new, "save_steps": 3}, new)  # bookkeeping only
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+@pytest.mark.parametrize("preset", ["quick", "results5k"])
+def test_presets_load_and_validate(preset):
+    g = load_config(preset)
+    assert g.name == preset and set(g.langs) == {"de", "fr", "cs"}
+    assert 0.0 in g.levels and max(g.levels) == 0.2
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[grid]\nmethods = ['ot', 'magic']\n", "unknown method"),
+    ("[grid]\nlangs = ['xx']\n", "unknown language"),
+    ("[grid]\ncolour = 'blue'\n", "unknown grid key"),
+    ("[grid]\ncer_levels = [0.0, 1.5]\n", "CER levels"),
+    ("[grid]\nname = '../escape'\n", "name"),
+    ("[distill]\nlr = 0.1\n", "set by the grid"),
+    ("[distill]\nepsilon = -1.0\n", "bad [distill]"),
+    ("[grid\n", "not valid TOML"),
+    ("[grid]\ndoc_encoders = ['teacher', 'oracle']\n", "doc_encoders must be distinct values"),
+    ("[grid]\ndoc_encoders = []\n", "doc_encoders must be distinct values"),
+    ("[grid]\ntune_schedules = ['constant', 'step']\n", "tune_schedules must be distinct"),
+    ("[grid]\ntune_schedules = ['linear']\ntune_lang = 'xx'\n", "tune_lang"),
+    ("[distill]\nlr_schedule = 'step'\n", "unknown lr schedule"),
+    ("[distill]\nwarmup_ratio = 1.5\n", "warmup_ratio must lie in [0, 1)"),
+])
+def test_bad_configs_say_what_is_wrong(tmp_path, text, message):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(Exception) as info:
+        load_config(f)
+    assert message in str(info.value)
+
+
+def test_schedule_options_pass_through_and_tuning_tries_every_pair(tmp_path):
+    f = tmp_path / "g.toml"
+    f.write_text("[grid]\nmethods = ['none', 'ot', 'mse']\nlangs = ['de']\n"
+                 "tune_lrs = [5e-4, 1e-3]\ntune_schedules = ['constant', 'linear']\n"
+                 "tune_lang = 'de'\n[distill]\nlr_schedule = 'cosine'\nwarmup_ratio = 0.1\n"
+                 "max_grad_norm = 1.0\nweight_decay = 0.0\n")
+    g = load_config(f)
+    assert g.doc_encoders == ["teacher"] and g.tuning and g.schedule == "cosine"
+    assert g.tune_settings("ot") == [(5e-4, "constant"), (5e-4, "linear"), (1e-3, "constant"),
+                                     (1e-3, "linear")]
+    cfg = distill_config(g, "ot", "de", 100, 1, 5e-4)
+    assert (cfg.lr_schedule, cfg.warmup_ratio, cfg.max_grad_norm, cfg.weight_decay) == (
+        "cosine", 0.1, 1.0, 0.0)
+    linear = distill_config(g, "ot", "de", 100, 1, 5e-4, "linear")
+    assert linear.lr_schedule == "linear" and run_name(linear) != run_name(cfg)
+    plain = GridConfig(methods=["ot"], langs=["de"], lr={"ot": 5e-4})
+    assert not plain.tuning and plain.tune_settings("ot") == [(5e-4, "constant")]

@@ -1,0 +1,195 @@
+"""optical_core.experiments.runner: a micro grid end to end (tiny random model, 50 real
+Multi30k pairs, tune the lr schedule → train → evaluate with the teacher's and the
+student's documents → report), run as two shards one after the other, its rerun and its
+cancellation."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _distill_models import make_tiny_model
+
+from optical_core.cli.entry import main as cli_main
+from optical_core.experiments.config import ExperimentError, load_config
+from optical_core.experiments.runner import ExperimentRunner
+from optical_core.runs import run_teacher
+
+
+def _cli(args: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli_main(args)
+    return code, out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory, cache_root):
+    """The grid run as shard 1/2, then 2/2; what ``--list-cells`` and each shard printed."""
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "multi30k").is_dir():
+        pytest.skip(f"Multi30k not found at {SHARED_DATA}")
+    root = tmp_path_factory.mktemp("grid")
+    model = make_tiny_model(root / "tiny", seed=0)
+    cfg = root / "micro.toml"
+    cfg.write_text(f"""
+[grid]
+name = "micro"
+methods = ["none", "ot"]
+langs = ["fr"]
+pairs = [50]
+seeds = [3]
+splits = ["test_2016_flickr"]
+noise_kinds = ["random_char"]
+cer_levels = [0.0, 0.2]
+query_limit = 50
+n_boot = 200
+gold_limit = 5
+doc_encoders = ["teacher", "student"]
+tune_schedules = ["constant", "linear"]
+tune_lang = "fr"
+
+[grid.lr]
+ot = 1e-3
+
+[distill]
+teacher = "{model}"
+batch_size = 16
+max_tokens = 32
+eval_limit = 40
+probe_every = 0
+""")
+    args = ["--data-dir", str(SHARED_DATA), "-q", "experiment", "--config", str(cfg),
+            "--results-dir", str(root / "results"), "--runs-dir", str(root / "runs")]
+    seen: dict[str, str] = {}
+    for step, extra in (("list", ["--list-cells"]), ("list 2/2", ["--list-cells", "--shard", "2/2"]),
+                        ("shard 1/2", ["--shard", "1/2"]), ("list after 1/2", ["--list-cells"]),
+                        ("shard 2/2", ["--shard", "2/2"]), ("list after 2/2", ["--list-cells"])):
+        code, seen[step] = _cli([*args, *extra])
+        assert code == 0, step
+    return root, args, seen
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_shards_split_the_grid_and_together_finish_it(micro):
+    root, _, seen = micro
+    out = root / "results" / "micro"
+    listed = seen["list"].split()
+    assert listed == [
+        "tune-ot-fr-50-lr1e-3-constant-s3", "tune-ot-fr-50-lr1e-3-linear-s3", "train-ot-fr-50-s3",
+        *(f"eval-{m}-{d}-test_2016_flickr-fr-{k}" for m, d in (("none", "student"),
+          ("ot-fr-50-s3", "teacher"), ("ot-fr-50-s3", "student"))
+          for k in ("clean-0", "random_char-0.2")),
+        "align-enfr-none", "align-enfr-ot-fr-50-s3"]
+    # every other task of each stage is shard 2's
+    second = listed[1:2] + listed[4:9:2] + listed[10:]
+    assert seen["list 2/2"].split() == second
+    # shard 1 ran its share of the cells; the tuning and training it waited for (nobody
+    # else had claimed them), so the cells of shard 2 are what is left
+    assert seen["list after 1/2"].split() == second[1:]
+    assert "trainings: 0 reused, 3 pending; cells: 0 reused, 6 pending" in seen["shard 1/2"]
+    assert "no time estimate yet" in seen["shard 1/2"]  # nothing was timed before it
+    assert "micro: 3 cells, status partial" in seen["shard 1/2"]
+    assert "trainings: 3 reused, 0 pending; cells: 3 reused, 3 pending" in seen["shard 2/2"]
+    assert "shard 2/2 runs: cells 3, alignment 1; about " in seen["shard 2/2"]  # from shard 1's times
+    assert "micro: 6 cells, status finished" in seen["shard 2/2"]
+    assert seen["list after 2/2"] == ""
+    by = {f.name[5:-5]: json.loads(f.read_text())["shard"] for f in (out / "cache").glob("time-*")}
+    assert {t for t, s in by.items() if s == "2/2"} == set(second[1:])
+    assert not list((out / "claims").iterdir())  # every claim released
+
+
+def test_micro_grid_trains_evaluates_and_reports(micro, cache_root):
+    root, *_ = micro
+    out = root / "results" / "micro"
+    rec = json.loads((out / "results.json").read_text())
+    assert rec["status"] == "finished" and rec["wall_s"] > 0
+    runs = sorted(p for p in (root / "runs").iterdir() if p.is_dir())
+    assert len(runs) == 2 and all(r.name.startswith("exp-ot-fr-50-") for r in runs)
+    records = [json.loads((r / "run.json").read_text()) for r in runs]
+    assert {r["status"] for r in records} == {"finished"}
+    assert {r["config"]["lr_schedule"] for r in records} == {"constant", "linear"}
+
+    tuning = _rows(out / "lr_tuning.csv")
+    assert {t["schedule"] for t in tuning} == {"constant", "linear"}
+    chosen = [t for t in tuning if t["chosen"] == "True"]
+    assert len(chosen) == 1 and rec["chosen_schedule"] == {"ot": chosen[0]["schedule"]}
+
+    cells = _rows(out / "cells.csv")
+    # none with its own documents; ot with the teacher's and with its own; clean and 20 % CER
+    assert {(c["method"], c["doc_encoder"], c["cer"]) for c in cells} == {
+        (m, d, cer) for m, d in (("none", "student"), ("ot", "teacher"), ("ot", "student"))
+        for cer in ("0.0", "0.2")}
+    for c in cells:
+        assert int(c["n_queries"]) == 50
+        lo, m, hi = float(c["mrr@10_low"]), float(c["mrr@10"]), float(c["mrr@10_high"])
+        assert 0.0 <= lo <= m <= hi <= 1.0
+    noisy = [c for c in cells if c["cer"] == "0.2"]
+    assert all(0.1 < float(c["measured_cer"]) < 0.3 for c in noisy)
+    ot_cell = next(c for c in cells if c["method"] == "ot")
+    assert ot_cell["run"] == chosen[0]["run"] and Path(ot_cell["model"]).name == ot_cell["run"]
+    assert ot_cell["schedule"] == chosen[0]["schedule"]
+    # the teacher cells ranked the teacher's index, the student cells the student's; the
+    # teacher's was embedded once for the untrained model and the student (two entries)
+    docs = set()
+    for f in (out / "cache").glob("*.npz"):
+        with np.load(f) as z:
+            docs.add((f.name.split("-")[1] == "teacherdocs", json.loads(str(z["meta"]))["doc_model"]))
+    teacher = run_teacher(runs[0])
+    assert docs == {(True, teacher), (False, teacher), (False, ot_cell["model"])}
+    assert len([p for p in (cache_root / "embeddings").iterdir() if p.is_dir()]) == 2
+
+    rob = _rows(out / "robustness.csv")
+    assert {(r["method"], r["doc_encoder"]) for r in rob} == {
+        ("none", "student"), ("ot", "teacher"), ("ot", "student")}
+    sig = _rows(out / "significance.csv")
+    assert {(s["method_a"], s["method_b"], s["doc_encoder"]) for s in sig} == {
+        ("none", "ot", "teacher"), ("none", "ot", "student")}
+    assert all(0.0 <= float(s["p"]) <= 1.0 for s in sig)
+    ali = _rows(out / "alignment.csv")
+    assert {a["method"] for a in ali} == {"none", "ot"}
+    assert all(0.0 <= float(a["aer"]) <= 1.0 and a["gold"] == "enfr" for a in ali)
+    assert (out / "config.toml").is_file()
+    report = (out / "report.md").read_text()
+    assert "| fr | ot | teacher | 50 | 1e-3 |" in report and "| fr | ot | student |" in report
+
+
+def test_micro_grid_rerun_reuses_everything(micro, capsys):
+    root, args, _ = micro
+    runs = [p / "run.json" for p in (root / "runs").iterdir() if p.is_dir()]
+    before = [r.stat().st_mtime_ns for r in runs]
+    cache = {p.name: p.stat().st_mtime_ns for p in (root / "results" / "micro" / "cache").iterdir()}
+    assert cli_main(args) == 0
+    printed = capsys.readouterr().out
+    assert "trainings: 3 reused, 0 pending; cells: 6 reused, 0 pending; alignment: 2 reused, " \
+        "0 pending" in printed and "nothing left to run" in printed
+    assert [r.stat().st_mtime_ns for r in runs] == before  # not retrained
+    assert {p.name: p.stat().st_mtime_ns
+            for p in (root / "results" / "micro" / "cache").iterdir()} == cache
+
+
+def test_a_cancelled_rerun_keeps_the_finished_tables(micro):
+    import threading
+
+    root, *_ = micro
+    out = root / "results" / "micro"
+    before = {p.name: p.read_bytes() for p in out.glob("*.csv")}
+    cancel = threading.Event()
+    cancel.set()
+    runner = ExperimentRunner(load_config(root / "micro.toml"), root / "results",
+                                 root / "runs", cancel=cancel)
+    with pytest.raises(ExperimentError, match="cancelled"):
+        runner.run()
+    assert {p.name: p.read_bytes() for p in out.glob("*.csv")} == before
+    rec = json.loads((out / "results.json").read_text())
+    assert rec["status"] == "cancelled" and len(rec["cells"]) == 6
