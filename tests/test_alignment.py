@@ -209,7 +209,7 @@ def test_itermax_grows_monotonically():
 
 
 def test_threshold_on_identity_like_plan():
-    from optical_core.ot import OTConfig, solve
+    from optical_core.ot.solve import OTConfig, solve
 
     n = 5
     cost = 1.0 - np.eye(n)

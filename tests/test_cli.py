@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from optical_core.alignment import read_pharaoh_file
-from optical_core.cli import main
+from optical_core.cli.entry import main
 
 PAIRS = (
     "A dog runs along the beach . ||| A puppy is running on the sand .\n"
@@ -102,7 +102,7 @@ def test_console_script_is_installed_and_errors_cleanly():
 def test_data_dir_flag_does_not_outlive_the_command(tmp_path, monkeypatch, capsys):
     import os
 
-    from optical_core.cli import main
+    from optical_core.cli.entry import main
 
     monkeypatch.delenv("OPTICAL_DATA_DIR", raising=False)
     main(["--data-dir", str(tmp_path), "score", "--gold", str(tmp_path / "g"), "--pred", str(tmp_path / "p")])

@@ -22,18 +22,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _distill_models import make_tiny_model
+
 from optical_core import runs
-from optical_core.distill import (
-    ENV_SLOW_SAVE,
-    CheckpointError,
-    DistillConfig,
-    checkpoint_dirs,
-    last_checkpoint,
-    run_distillation,
-    validate_checkpoint,
-)
+from optical_core.distill.checkpoints import checkpoint_dirs, last_checkpoint, validate_checkpoint
+from optical_core.distill.config import ENV_SLOW_SAVE, CheckpointError, DistillConfig
+from optical_core.distill.train import run_distillation
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_STEPS = 8

@@ -1,4 +1,5 @@
-"""One pair end to end with the real default model, and AER on real gold data."""
+"""optical_core.pairs.align: one pair end to end with the real default model, and AER on real
+gold data."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 from optical_core import alignment as al
-from optical_core.ot import OTConfig
-from optical_core.pairs import align_embeddings, align_texts, score_pair
+from optical_core.ot.solve import OTConfig
+from optical_core.pairs.align import align_embeddings, align_texts, score_pair
 
 SRC = "A dog runs along the beach."
 PARA = "A puppy is running on the sand."

@@ -1,4 +1,6 @@
-"""Encoders on the real embedded MiniLM and on a tiny randomly initialised BERT."""
+"""optical_core.encoders.transformer: token and sentence embeddings of the real embedded
+MiniLM, and the safe loader (safetensors only, clear errors) on a tiny randomly initialised
+BERT."""
 
 from __future__ import annotations
 
@@ -7,12 +9,10 @@ import warnings
 import numpy as np
 import pytest
 
-from optical_core.encoders import (
-    ModelLoadError,
-    TruncationWarning,
-    load_encoder,
-    word_spans,
-)
+from optical_core.encoders.base import ModelLoadError, TruncationWarning
+from optical_core.encoders.registry import load_encoder
+
+# -------------------------------------------------------------------------- embeddings
 
 
 def test_default_model_token_embeddings_and_word_ids(default_encoder):
@@ -27,14 +27,6 @@ def test_default_model_token_embeddings_and_word_ids(default_encoder):
     assert te.word_ids.count(5) >= 2
     for (s, e), tok in zip(te.offsets, te.tokens):
         assert te.text[s:e].lower().replace("ä", "a") == tok.removeprefix("##")
-
-
-def test_word_level_pools_subwords(default_encoder):
-    te = default_encoder.embed("Ein Hund läuft am Strand entlang.")
-    words = te.word_level()
-    assert words.tokens == te.words
-    ids = np.asarray(te.word_ids)
-    assert np.allclose(words.embeddings[5], te.embeddings[ids == 5].mean(0), atol=1e-6)
 
 
 def test_sentence_embedding_equals_mean_of_token_embeddings(default_encoder):
@@ -61,12 +53,6 @@ def test_pretokenised_words_fix_segmentation(default_encoder):
     assert te.words == ["l'", "homme", "est-il", "là", "?"]
 
 
-def test_word_spans_default_and_given():
-    assert word_spans("Hi, you!") == [(0, 2), (2, 3), (4, 7), (7, 8)]
-    with pytest.raises(ValueError, match="not found"):
-        word_spans("a b", ["a", "c"])
-
-
 def test_truncation_warns_and_flags(default_encoder):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -87,9 +73,7 @@ def test_emoji_only_text_still_embeds(default_encoder):
     assert len(te) >= 1 and np.all(np.isfinite(te.embeddings))
 
 
-def test_model_cache_returns_the_same_object(default_encoder):
-    assert load_encoder("default") is default_encoder
-    assert load_encoder("all-MiniLM-L6-v2") is default_encoder
+# ----------------------------------------------------------------------------- loading
 
 
 def test_tiny_random_bert_from_a_config(tiny_bert_dir):

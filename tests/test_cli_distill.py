@@ -1,0 +1,58 @@
+"""`optical distill` (optical_core.cli.distill) with a tiny random teacher (the ``tiny``
+fixture in conftest.py) on the packaged demo pairs: a run, the unbalanced solver options,
+and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from _helpers import REPO
+
+from optical_core.cli.entry import main
+
+
+def _cli(*args, env=None, timeout=180):
+    return subprocess.run([sys.executable, "-m", "optical_core.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def test_cli_distill_runs_and_reports_errors_on_one_line(tiny, tmp_path, capsys):
+
+    out = tmp_path / "runs" / "cli"
+    r = _cli("distill", "--demo-data", "--teacher", tiny, "--pairs", "16", "--batch-size", "8",
+             "--max-steps", "2", "--max-tokens", "32", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "finished: 2 steps" in r.stdout
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    capsys.readouterr()
+    assert main(["distill", "--demo-data", "--teacher", tiny, "--out", str(out)]) != 0
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "already holds a run" in err
+    code = main(["distill", "--teacher", str(tmp_path / "missing"), "--out", str(tmp_path / "z")])
+    err = capsys.readouterr().err
+    assert code != 0 and err.startswith("error:") and "does not exist" in err
+    assert err.strip().count("\n") == 0
+
+
+def test_cli_unbalanced_solver_and_tau(tiny, tmp_path, capsys):
+
+    out = tmp_path / "ub"
+    code = main(["distill", "--demo-data", "--teacher", tiny, "--pairs", "16",
+                     "--batch-size", "8", "--max-steps", "2", "--max-tokens", "32", "--no-eval",
+                     "--ot-solver", "unbalanced", "--tau", "0.3", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    cfg = json.loads((out / "run.json").read_text())["config"]
+    assert cfg["ot_solver"] == "unbalanced" and cfg["ot_tau"] == 0.3
+    for args, msg in ((["--tau", "0.3"], "only applies to --ot-solver unbalanced"),
+                      (["--ot-solver", "unbalanced", "--tau", "0"], "τ")):
+        code = main(["distill", "--demo-data", "--teacher", tiny, *args,
+                         "--out", str(tmp_path / "bad")])
+        err = capsys.readouterr().err
+        assert code != 0 and err.startswith("error:") and msg in err
+        assert err.strip().count("\n") == 0
+    assert not (tmp_path / "bad").exists()

@@ -1,0 +1,163 @@
+"""optical_core.distill.loss: the OT distillation loss (gradients to the student only,
+masking, balanced and unbalanced transport, combined terms, bad options).
+
+Almost everything uses a tiny random BERT (2 layers, width 32, MiniLM tokenizer; the
+``tiny`` and ``tiny_other`` fixtures in conftest.py) and the packaged demo pairs, so no
+Multi30k copy is needed and a full run takes seconds. One test loads the real embedded
+MiniLM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from optical_core.distill.config import DistillConfig, DistillError
+from optical_core.distill.loss import OpticalLoss
+
+EN = ["A dog runs along the beach.", "Two children are playing football in the park.",
+      "A woman is reading a book."]
+DE = ["Ein Hund läuft am Strand entlang.", "Zwei Kinder spielen Fußball im Park.",
+      "Eine Frau liest ein Buch."]
+
+
+def _load(path):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(path, device="cpu")
+
+
+def _features(model, texts):
+    feats = model.tokenize(texts)
+    return {k: v for k, v in feats.items() if isinstance(v, torch.Tensor)}
+
+
+def test_loss_gives_gradients_to_the_student_only(tiny, tiny_other):
+    student, teacher = _load(tiny_other), _load(tiny)
+    loss_fn = OpticalLoss(student, teacher)
+    assert loss_fn.model is student
+    assert not any(p is q for p in loss_fn.parameters() for q in teacher.parameters())
+    assert all(not p.requires_grad for p in teacher.parameters())
+    assert not teacher.training
+    loss = loss_fn([_features(student, EN), _features(student, DE)], None)
+    assert torch.isfinite(loss) and loss.item() > 0
+    loss.backward()
+    grads = [p.grad for p in student.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+    assert all(p.grad is None for p in teacher.parameters())
+    assert set(loss_fn.last_components) == {"ot"}
+    assert 0 < loss_fn.last_ot_stats["iterations"] <= 300
+
+
+def test_loss_is_zero_for_identical_inputs_with_exact_ot(tiny):
+    """student = teacher on the same English text: the diagonal plan has cost 0, so the
+    exact OT cost is 0; Sinkhorn with a tiny ε gets close to it from above."""
+    student, teacher = _load(tiny), _load(tiny)
+    student.eval()
+    feats = _features(student, EN)
+    exact = OpticalLoss(student, teacher, solver="exact")
+    with torch.no_grad():
+        value = exact([feats, dict(feats)], None).item()
+    assert abs(value) < 1e-6
+    sk = OpticalLoss(student, teacher, epsilon=1e-3, max_iter=3000)
+    with torch.no_grad():
+        approx = sk([feats, dict(feats)], None).item()
+        ref = OpticalLoss(student, teacher, epsilon=0.01)([feats, dict(feats)], None).item()
+    assert 0 <= approx < 0.1 * ref + 1e-4  # shrinks with ε towards the exact optimum 0
+
+
+def test_plan_masks_padding_and_special_tokens(tiny, tiny_other):
+    student, teacher = _load(tiny_other), _load(tiny)
+    loss_fn = OpticalLoss(student, teacher)
+    xf, ef = _features(student, DE), _features(teacher, EN)
+    with torch.no_grad():
+        xt = student(dict(xf))["token_embeddings"]
+        et = teacher(dict(ef))["token_embeddings"]
+        xm = loss_fn._mask(xf, loss_fn._student_special)
+        em = loss_fn._mask(ef, loss_fn._teacher_special)
+        per_pair, plan, _ = loss_fn.ot_cost(xt, xm, et, em)
+    # [CLS]/[SEP] and padding are out: the first column/row ([CLS]) carries no mass
+    assert torch.all(plan[:, 0, :] == 0) and torch.all(plan[:, :, 0] == 0)
+    assert torch.all(plan[~xm] == 0)
+    assert torch.all(plan.transpose(1, 2)[~em] == 0)
+    np.testing.assert_allclose(plan.sum((1, 2)).numpy(), 1.0, atol=1e-4)
+    # the exact optimum is a lower bound of the entropic plan's transport cost
+    exact = OpticalLoss(student, teacher, solver="exact")
+    with torch.no_grad():
+        ex, _, _ = exact.ot_cost(xt, xm, et, em)
+    assert torch.all(per_pair >= ex - 1e-5)
+
+
+def test_combined_loss_reports_both_terms(tiny, tiny_other):
+    student, teacher = _load(tiny_other), _load(tiny)
+    loss_fn = OpticalLoss(student, teacher, mse_weight=1.0, align_english=True)
+    total = loss_fn([_features(student, EN), _features(student, DE)], None)
+    comps = loss_fn.last_components
+    assert set(comps) == {"ot", "ot_en", "mse"}
+    assert total.item() == pytest.approx(comps["ot"] + comps["ot_en"] + comps["mse"], rel=1e-5)
+
+
+def test_unbalanced_loss_relaxes_the_marginals_and_trains_the_student_only(tiny, tiny_other):
+    student, teacher = _load(tiny_other), _load(tiny)
+    feats = [_features(student, EN), _features(student, DE)]
+    balanced = OpticalLoss(student, teacher, epsilon=0.05, max_iter=3000)
+    with torch.no_grad():
+        ref = balanced(feats, None).item()
+    masses, values = [], []
+    for tau in (0.05, 1.0, 20.0):
+        fn = OpticalLoss(student, teacher, solver="unbalanced", tau=tau, epsilon=0.05, max_iter=5000)
+        with torch.no_grad():
+            values.append(fn(feats, None).item())
+        assert fn.last_ot_stats["converged"] == 1.0
+        masses.append(fn.last_ot_stats["mass"])
+    # small τ: most mass stays put; large τ: nearly all of it moves, as balanced OT does
+    assert masses[0] < masses[1] < masses[2] < 1.0
+    assert masses[0] < 0.05 and masses[2] > 0.95
+    assert values[2] == pytest.approx(ref, rel=0.05)
+
+    loss_fn = OpticalLoss(student, teacher, solver="unbalanced", tau=1.0)
+    assert not any(p is q for p in loss_fn.parameters() for q in teacher.parameters())
+    loss = loss_fn(feats, None)
+    assert torch.isfinite(loss) and loss.item() > 0
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    assert all(p.grad is None for p in teacher.parameters())
+
+
+def test_bad_loss_options_are_refused(tiny):
+    student, teacher = _load(tiny), _load(tiny)
+    with pytest.raises(DistillError, match="ε"):
+        OpticalLoss(student, teacher, epsilon=0)
+    with pytest.raises(DistillError, match="solver"):
+        OpticalLoss(student, teacher, solver="magic")
+    with pytest.raises(DistillError, match="τ"):
+        OpticalLoss(student, teacher, solver="unbalanced", tau=0.0)
+    with pytest.raises(DistillError, match="τ"):
+        DistillConfig(ot_solver="unbalanced", ot_tau=float("nan")).validate()
+    with pytest.raises(DistillError, match="loss"):
+        DistillConfig(loss="kl").validate()
+    with pytest.raises(DistillError, match="language"):
+        DistillConfig(lang="xx").validate()
+
+
+# ------------------------------------------------------------------------- real MiniLM
+
+
+@pytest.mark.slow
+def test_real_minilm_probe_and_exact_zero():
+    """The embedded MiniLM: identical English input gives exact-OT loss 0, and the German
+    probe's plan is a proper transport plan over the real tokens."""
+    from optical_core.encoders.base import default_model_path
+
+    student, teacher = _load(default_model_path()), _load(default_model_path())
+    student.eval()
+    feats = _features(student, EN[:2])
+    loss_fn = OpticalLoss(student, teacher, solver="exact")
+    with torch.no_grad():
+        assert abs(loss_fn([feats, dict(feats)], None).item()) < 1e-6
+    snap = OpticalLoss(student, teacher).probe(DE[0], EN[0])
+    plan = np.array(snap["plan"])
+    assert plan.shape == (len(snap["src_tokens"]), len(snap["en_tokens"]))
+    assert "[CLS]" not in snap["src_tokens"] and plan.sum() == pytest.approx(1, abs=1e-3)
+    assert snap["en_tokens"][:2] == ["a", "dog"]
