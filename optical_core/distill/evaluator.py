@@ -45,13 +45,15 @@ def _evaluator_base():
 class RetrievalEvaluator(_evaluator_base()):
     """x→en dense retrieval on parallel lines (query foreign line i, relevant English line i).
 
-    Cosine of pooled, normalised student embeddings on both sides. Metrics: ``mrr@10``
+    Cosine of pooled, normalised embeddings: the student embeds the foreign queries; the
+    English documents are ``doc_embeddings`` when given (OPTICAL's setting: the frozen
+    teacher's index, embedded once before training) and else the student's own. Metrics: ``mrr@10``
     (primary), ``accuracy_x2en`` (Recall@1), ``accuracy_en2x`` and ``accuracy`` (their mean,
     the "translation accuracy" of sentence-transformers' TranslationEvaluator).
     """
 
     def __init__(self, src_texts: Sequence[str], en_texts: Sequence[str], name: str = "val",
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, doc_embeddings: np.ndarray | None = None) -> None:
         super().__init__()
         if len(src_texts) != len(en_texts) or not src_texts:
             raise DistillError("the evaluation set needs the same, non-zero number of lines per side")
@@ -60,6 +62,10 @@ class RetrievalEvaluator(_evaluator_base()):
         self.name = name
         self.batch_size = batch_size
         self.primary_metric = "mrr@10"
+        if doc_embeddings is not None and len(doc_embeddings) != len(self.en_texts):
+            raise DistillError("one document embedding per English line is needed")
+        self.doc_embeddings = (None if doc_embeddings is None
+                               else np.asarray(doc_embeddings, dtype=np.float32))
 
     def __call__(self, model, output_path=None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
         model = getattr(model, "module", model)
@@ -67,8 +73,10 @@ class RetrievalEvaluator(_evaluator_base()):
         try:
             q = model.encode(self.src_texts, batch_size=self.batch_size, convert_to_numpy=True,
                              normalize_embeddings=True, show_progress_bar=False)
-            d = model.encode(self.en_texts, batch_size=self.batch_size, convert_to_numpy=True,
-                             normalize_embeddings=True, show_progress_bar=False)
+            d = self.doc_embeddings
+            if d is None:
+                d = model.encode(self.en_texts, batch_size=self.batch_size, convert_to_numpy=True,
+                                 normalize_embeddings=True, show_progress_bar=False)
         finally:
             model.train(was_training)
         metrics = mrr_and_accuracy(np.asarray(q, dtype=np.float32), np.asarray(d, dtype=np.float32))

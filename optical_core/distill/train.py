@@ -370,7 +370,11 @@ def run_distillation(
     if cfg.evaluate:
         ev = eval_pairs if eval_pairs is not None else load_pairs(cfg, cfg.eval_split, cfg.eval_limit or None)
         ev = ev[: cfg.eval_limit] if cfg.eval_limit else ev
-        evaluator = RetrievalEvaluator([x for _, x in ev], [en for en, _ in ev],
+        en_texts = [en for en, _ in ev]
+        # OPTICAL's setting: the frozen teacher indexes the English side, once.
+        docs = teacher.encode(en_texts, batch_size=128, convert_to_numpy=True,
+                              normalize_embeddings=True, show_progress_bar=False)
+        evaluator = RetrievalEvaluator([x for _, x in ev], en_texts, doc_embeddings=docs,
                                        name=cfg.eval_split if eval_pairs is None else "eval")
     device = resolve_device(cfg.device)
     check_teacher_supports(cfg, teacher)
@@ -397,6 +401,7 @@ def run_distillation(
         data={"train_pairs": len(pairs), "eval_pairs": len(evaluator.src_texts) if evaluator else 0,
               "source": cfg.data if train_pairs is None else "given"},
         seed=cfg.seed, config=cfg.to_dict(), teacher=str(cfg.teacher or "default"),
+        eval_documents="teacher" if evaluator is not None else None,
         device=device,
         teacher_cache=({"path": str(cached.path) if cached.path else None, "reused": cached.reused}
                        if cached is not None else None),
