@@ -77,3 +77,16 @@ def test_bf16_autocast_trains_on_the_cpu(tiny, tmp_path):
                                        precision="bf16"), tmp_path / "run")
     assert res.status == "finished" and all(torch.isfinite(torch.tensor(l[1]))
                                             for l in res.record["losses"])
+
+
+@pytest.mark.parametrize("lang", ["de", "fr", "cs"])
+def test_the_quick_student_is_a_short_ot_run_with_the_default_recipe(lang):
+    from optical_core.distill.config import QUICK_PAIRS, quick_student
+
+    cfg = quick_student(lang)
+    assert (cfg.lang, cfg.loss, cfg.pairs, cfg.epochs) == (lang, "ot", QUICK_PAIRS, 1.0)
+    defaults = DistillConfig()
+    assert (cfg.lr, cfg.lr_schedule, cfg.warmup_ratio) == (defaults.lr, defaults.lr_schedule,
+                                                           defaults.warmup_ratio)
+    with pytest.raises(DistillError, match="unknown language"):
+        quick_student("xx")
