@@ -10,7 +10,8 @@ import streamlit as st
 
 from optical_core.pairs.figures import transport_diagram
 from ui import home_example
-from ui.common import DATA_HINT, app_pages, data_sources, model_label, page_setup
+from ui.common import DATA_HINT, app_pages, data_sources, page_setup
+from ui.models import model_label
 
 model_id = page_setup("Home", icon=":material/swap_calls:")
 

@@ -25,23 +25,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("OPTICAL_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+sys.path.insert(0, str(ROOT / "tests"))  # the server and browser helpers of the browser tests
+
+from browser_support import CHROMIUM, chromium, start_streamlit, stop_streamlit  # noqa: E402
+
 GOAL_MB = 1200.0
 MB = 1e6
 
@@ -93,44 +91,6 @@ def vm_hwm(pid: int) -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) * 1024
     return 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-             "--server.port", str(port), "--server.address", "127.0.0.1"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env},
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-            return proc, url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                stop_server(proc)
-                sys.exit(f"error: streamlit did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.3)
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 def settle(page, timeout_ms: int = 300_000) -> None:
@@ -212,11 +172,11 @@ def main() -> int:
     args = ap.parse_args()
     if not Path(CHROMIUM).is_file():
         sys.exit(f"error: no chromium at {CHROMIUM} (apt-get install chromium, or set OPTICAL_CHROMIUM)")
-    from playwright.sync_api import sync_playwright
+    if importlib.util.find_spec("playwright") is None:
+        sys.exit("error: the playwright Python package is missing (pip install playwright)")
 
     tmp = Path(tempfile.mkdtemp(prefix="optical-bench-memory-"))
     if args.quick:
-        sys.path.insert(0, str(ROOT / "tests"))
         from _distill_models import make_tiny_model
 
         pairs = 100
@@ -234,7 +194,10 @@ def main() -> int:
     # start, the larger peak) instead of reading them from an earlier run's cache.
     env = {"OPTICAL_RUNS_DIR": str(tmp / "runs"), "OPTICAL_CACHE_DIR": str(tmp / "cache"),
            "OPTICAL_DISTILL_DEFAULTS": json.dumps(defaults)}
-    proc, url = start_server(env, tmp / "server.log")
+    try:
+        proc, url = start_streamlit(tmp / "server.log", env, timeout_s=180)
+    except RuntimeError as exc:
+        sys.exit(f"error: {exc}")
     sampler = RssSampler(proc.pid)
     sampler.start()
     rows: list[tuple[str, float, float, str, str]] = []
@@ -243,8 +206,7 @@ def main() -> int:
         time.sleep(2.0)
         sampler.sample()
         rows.append(("server started, idle", sampler.peak / MB, vm_hwm(proc.pid) / MB, "", ""))
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        with chromium() as browser:
             page = browser.new_page(viewport={"width": 1400, "height": 1200})
             page.on("pageerror", lambda e: problems.append(f"browser error: {e}"))
             t0 = time.perf_counter()
@@ -261,10 +223,9 @@ def main() -> int:
             rows.append((f"after the {pairs}-pair job", sampler.peak / MB, vm_hwm(proc.pid) / MB,
                          "reported", ""))
             check_page(page, "Distillation (job)", problems)
-            browser.close()
     finally:
         sampler.stop()
-        stop_server(proc)
+        stop_streamlit(proc, timeout_s=20)
 
     load = os.getloadavg()
     print(f"\npages: {', '.join(visited)} ({tour_s:.0f} s); job: {job_kind} ({job_s:.0f} s)")

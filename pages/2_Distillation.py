@@ -1,125 +1,48 @@
 """Distillation: train a student for a language, watch it learn, cancel, resume.
 
-The page is thin: the job queue lives in :mod:`optical_core.jobs` (one per server, held in
-``st.cache_resource``), training in :mod:`optical_core.distill`, run folders in
-:mod:`optical_core.runs`. Each browser tab has a session id and sees its own job; one job
-trains at a time per server, others wait in the queue and are told so. The polling
+The page is thin: the job queue lives in :mod:`optical_core.distill.jobs` (one per server,
+held in ``st.cache_resource`` by :mod:`ui.distill`), training in :mod:`optical_core.distill`,
+run folders in :mod:`optical_core.runs`. Each browser tab has a session id and sees its own
+job; one job trains at a time per server, others wait in the queue and are told so. The polling
 fragment doubles as the tab's heartbeat: a job whose tab has been closed for longer than
 ``OPTICAL_JOB_ORPHAN_S`` seconds (default 120) is cancelled with a checkpoint, so an
 abandoned tab does not block a shared server; any tab can resume it from the runs list.
 
 For tests and demos, ``OPTICAL_DISTILL_DEFAULTS`` (a JSON object of
-:class:`~optical_core.distill.DistillConfig` fields, e.g. a tiny teacher and
+:class:`~optical_core.distill.config.DistillConfig` fields, e.g. a tiny teacher and
 ``"data": "demo"``) overrides the form's starting values.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import uuid
+from typing import Any
 
-import numpy as np
 import streamlit as st
 
 from optical_core import runs
 from optical_core.data import gold_available, multi30k_available
-from optical_core.distill import LOSSES, OT_SOLVERS, PROBES, DistillConfig, DistillError
-from optical_core.jobs import DEFAULT_ORPHAN_S, JobManager, orphan_grace_s
-from ui.common import page_setup, show_error
+from optical_core.distill.config import LOSSES, OT_SOLVERS, PROBES, DistillConfig, DistillError
+from optical_core.distill.jobs import DEFAULT_ORPHAN_S, JobState, orphan_grace_s
+from optical_core.runs import primary_mrr_key
+from ui.common import LANG_NAMES, page_setup
+from ui.distill import form_defaults, job_manager, session_id
+from ui.errors import show_error
+from ui.run_summary import eval_series, probe_plan_figure, runs_table
 
-ENV_DEFAULTS = "OPTICAL_DISTILL_DEFAULTS"
 POLL_S = 1.0
-
-page_setup("Distillation", ":material/school:", model=False)
-st.title("Distillation")
-st.markdown(
-    "Teach the English-only model a new language. A frozen **teacher** encodes the English "
-    "caption; the **student** (a copy of it) encodes the translation. With the **OT** loss "
-    "each foreign token is pulled towards the English tokens it is transported to (the "
-    "plan of a Sinkhorn problem, ε small so the plan stays nearly one-to-one); with **MSE** "
-    "only the sentence vectors are matched. Watch the probe pair's plan sharpen as the "
-    "student learns."
-)
+LR_OPTIONS = (2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3)
+EPS_OPTIONS = (0.005, 0.01, 0.02, 0.05, 0.1)
 
 
-@st.cache_resource(show_spinner=False)
-def job_manager(orphan_s: float | None) -> JobManager:
-    """One job queue per server process, shared by every tab (the grace period is part
-    of the key only so that tests can set it through the environment)."""
-    return JobManager(orphan_s=orphan_s)
-
-
-def session_id() -> str:
-    if "distill_session_id" not in st.session_state:
-        st.session_state["distill_session_id"] = uuid.uuid4().hex
-    return st.session_state["distill_session_id"]
-
-
-def form_defaults() -> DistillConfig:
-    cfg = DistillConfig()
-    raw = os.environ.get(ENV_DEFAULTS)
-    if raw:
-        try:
-            cfg = DistillConfig.from_dict({**cfg.to_dict(), **json.loads(raw)})
-        except (ValueError, TypeError) as exc:
-            st.warning(f"{ENV_DEFAULTS} is not a valid JSON config ({exc}); using the defaults.")
-    return cfg
-
-
-try:
-    grace = orphan_grace_s()
-except ValueError as exc:
-    show_error(exc)
-    grace = DEFAULT_ORPHAN_S
-manager = job_manager(grace)
-sid = session_id()
-base = form_defaults()
-have_multi30k = base.data == "multi30k" and multi30k_available(splits=("train", "val"), image_splits=False)
-
-# ------------------------------------------------------------------ configure
-
-with st.expander("Configure a job", expanded=True):
-    c1, c2, c3 = st.columns(3)
-    langs = list(PROBES)
-    lang = c1.selectbox("Language", langs, index=langs.index(base.lang),
-                        format_func={"de": "German", "fr": "French", "cs": "Czech"}.get,
-                        help="The foreign side of the Multi30k pairs (English is the other side).")
-    pairs = c2.number_input("Training pairs", 1, 29000, int(base.pairs), step=500,
-                            help="How many Multi30k train pairs: small numbers simulate a "
-                            "low-resource language. ~1 minute per 1,000 pairs on 2 CPU cores.")
-    loss = c3.radio("Loss", LOSSES, index=LOSSES.index(base.loss), horizontal=True,
-                    help="ot: token-level optimal transport (OPTICAL). mse: sentence embeddings "
-                    "regress onto the teacher's (Reimers & Gurevych 2020). ot+mse: both.")
-    c4, c5, c6, c7 = st.columns(4)
-    epochs = c4.number_input("Epochs", 0.1, 20.0, float(base.epochs), step=0.5)
-    lr = c5.select_slider("Learning rate", [2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3],
-                          value=base.lr if base.lr in (2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3) else 5e-4,
-                          format_func=lambda v: f"{v:g}",
-                          help="It matters more than the method: 5e-4 worked best for both on 5k pairs.")
-    batch = c6.number_input("Batch size", 1, 256, int(base.batch_size))
-    max_tokens = c7.number_input("Max tokens", 8, 512, int(base.max_tokens))
-    c8, c9, c10, c11 = st.columns(4)
-    eps = c8.select_slider("ε (training)", [0.005, 0.01, 0.02, 0.05, 0.1], value=base.epsilon
-                           if base.epsilon in (0.005, 0.01, 0.02, 0.05, 0.1) else 0.01,
-                           disabled=loss == "mse",
-                           help="Entropic regularisation of the plan, in cosine-cost units "
-                           "(costs span 0–2). 0.01 keeps it nearly one-to-one; at 0.05 the plan "
-                           "blurs and pulls each token toward a blend of English tokens.")
-    iters = c9.number_input("Sinkhorn iterations", 10, 5000, int(base.sinkhorn_iters),
-                            disabled=loss == "mse", help="Iteration budget per pair and step.")
-    seed = c10.number_input("Seed", 0, 2**31 - 1, int(base.seed))
-    eval_limit = c11.number_input("Eval lines (0 = all)", 0, 1014, int(base.eval_limit),
-                                  help="Lines of the val split used for MRR@10 after each epoch.")
-    align_en = st.checkbox("Also align the student's English side", value=base.align_english,
-                           disabled=loss == "mse")
+def advanced_options(base: DistillConfig, loss: str) -> dict[str, Any]:
+    """The OT solver, its τ, and whether to track AER (with a note when the gold set is missing)."""
     st.markdown("**Advanced options**")
     a1, a2, a3 = st.columns(3)
     solvers = list(OT_SOLVERS)
     solver = a1.selectbox(
         "OT solver", solvers, index=solvers.index(base.ot_solver), disabled=loss == "mse",
-        format_func={"sinkhorn": "balanced Sinkhorn", "unbalanced": "unbalanced Sinkhorn (τ)",
-                     "exact": "exact (slow)"}.get,
+        format_func={"sinkhorn": "balanced Sinkhorn",
+                     "unbalanced": "unbalanced Sinkhorn (τ)", "exact": "exact (slow)"}.get,
         help="Balanced: every token's mass must go somewhere. Unbalanced: the marginals are "
         "relaxed (KL, strength τ), so a token with no English counterpart keeps part of its "
         "mass instead of being pulled onto a wrong word. Exact: POT's network simplex, pair "
@@ -137,30 +60,82 @@ with st.expander("Configure a job", expanded=True):
         "the loss keeps word alignment intact while retrieval improves. Each evaluation "
         "then also aligns the 200 gold sentences.")
     if track_aer and not gold_available("enfr", base.data_dir):
-        st.info("The en–fr gold alignments (`gold_alignments/enfr.src-tgt` and `enfr.gold`) "
-                "were not found in the data folder, so the job will train without AER. Set "
-                "`OPTICAL_DATA_DIR` to a folder that has them to track it.")
-    if st.session_state.pop("distill_new_name", False) or "distill_run_name" not in st.session_state:
-        st.session_state["distill_run_name"] = runs.suggest_name(f"{lang}-{loss.replace('+', '-')}")
-    name = st.text_input("Run name", key="distill_run_name",
-                         help="Letters, digits, '.', '_' and '-'. The run is saved under "
-                         f"{runs.runs_dir()} and appears in every model picker when done.")
-    if base.data == "multi30k" and not have_multi30k:
-        st.info("Multi30k was not found, so the job trains on the packaged demo pairs "
-                "(a few dozen captions). Set `OPTICAL_DATA_DIR` to use Multi30k.")
-    data_src = base.data if (base.data == "demo" or have_multi30k) else "demo"
-    start = st.button("Start training", type="primary")
+        st.info("The en–fr gold alignments (`gold_alignments/enfr.src-tgt` and "
+                "`enfr.gold`) were not found in the data folder, so the job will train "
+                "without AER. Set `OPTICAL_DATA_DIR` to a folder that has them to track it.")
+    return {"ot_solver": solver, "ot_tau": float(tau), "track_aer": bool(track_aer)}
 
-if start:
+
+def configure(base: DistillConfig) -> tuple[dict[str, Any], str, bool]:
+    """The job form: the config fields it sets, the run name, and whether Start was pressed."""
+    have_multi30k = base.data == "multi30k" and multi30k_available(splits=("train", "val"),
+                                                                   image_splits=False)
+    with st.expander("Configure a job", expanded=True):
+        c1, c2, c3 = st.columns(3)
+        langs = list(PROBES)
+        lang = c1.selectbox("Language", langs, index=langs.index(base.lang),
+                            format_func=LANG_NAMES.get,
+                            help="The foreign side of the Multi30k pairs (English is the other "
+                            "side).")
+        pairs = c2.number_input("Training pairs", 1, 29000, int(base.pairs), step=500,
+                                help="How many Multi30k train pairs: small numbers simulate a "
+                                "low-resource language. ~1 minute per 1,000 pairs on 2 CPU "
+                                "cores.")
+        loss = c3.radio("Loss", LOSSES, index=LOSSES.index(base.loss), horizontal=True,
+                        help="ot: token-level optimal transport (OPTICAL). mse: sentence "
+                        "embeddings regress onto the teacher's (Reimers & Gurevych 2020). "
+                        "ot+mse: both.")
+        c4, c5, c6, c7 = st.columns(4)
+        epochs = c4.number_input("Epochs", 0.1, 20.0, float(base.epochs), step=0.5)
+        lr = c5.select_slider("Learning rate", LR_OPTIONS,
+                              value=base.lr if base.lr in LR_OPTIONS else 5e-4,
+                              format_func=lambda v: f"{v:g}",
+                              help="It matters more than the method: 5e-4 worked best for "
+                              "both on 5k pairs.")
+        batch = c6.number_input("Batch size", 1, 256, int(base.batch_size))
+        max_tokens = c7.number_input("Max tokens", 8, 512, int(base.max_tokens))
+        c8, c9, c10, c11 = st.columns(4)
+        eps = c8.select_slider("ε (training)", EPS_OPTIONS,
+                               value=base.epsilon if base.epsilon in EPS_OPTIONS else 0.01,
+                               disabled=loss == "mse",
+                               help="Entropic regularisation of the plan, in cosine-cost units "
+                               "(costs span 0–2). 0.01 keeps it nearly one-to-one; at 0.05 "
+                               "the plan blurs and pulls each token toward a blend of English "
+                               "tokens.")
+        iters = c9.number_input("Sinkhorn iterations", 10, 5000, int(base.sinkhorn_iters),
+                                disabled=loss == "mse", help="Iteration budget per pair and step.")
+        seed = c10.number_input("Seed", 0, 2**31 - 1, int(base.seed))
+        eval_limit = c11.number_input("Eval lines (0 = all)", 0, 1014, int(base.eval_limit),
+                                      help="Lines of the val split used for MRR@10 after "
+                                      "each epoch.")
+        align_en = st.checkbox("Also align the student's English side", value=base.align_english,
+                               disabled=loss == "mse")
+        advanced = advanced_options(base, loss)
+        if (st.session_state.pop("distill_new_name", False)
+                or "distill_run_name" not in st.session_state):
+            st.session_state["distill_run_name"] = runs.suggest_name(
+                f"{lang}-{loss.replace('+', '-')}")
+        name = st.text_input("Run name", key="distill_run_name",
+                             help="Letters, digits, '.', '_' and '-'. The run is saved under "
+                             f"{runs.runs_dir()} and appears in every model picker when done.")
+        if base.data == "multi30k" and not have_multi30k:
+            st.info("Multi30k was not found, so the job trains on the packaged demo pairs "
+                    "(a few dozen captions). Set `OPTICAL_DATA_DIR` to use Multi30k.")
+        start = st.button("Start training", type="primary")
+    fields = {
+        "lang": lang, "pairs": int(pairs), "loss": loss, "epochs": float(epochs), "lr": float(lr),
+        "batch_size": int(batch), "max_tokens": int(max_tokens), "epsilon": float(eps),
+        "sinkhorn_iters": int(iters), "seed": int(seed), "eval_limit": int(eval_limit),
+        "align_english": bool(align_en), **advanced,
+        "data": base.data if (base.data == "demo" or have_multi30k) else "demo",
+    }
+    return fields, name, start
+
+
+def submit(base: DistillConfig, fields: dict[str, Any], name: str) -> None:
+    """Queue a new job under the run ``name``, or say why not."""
     try:
-        cfg = DistillConfig.from_dict({
-            **base.to_dict(), "lang": lang, "pairs": int(pairs), "loss": loss,
-            "epochs": float(epochs), "lr": float(lr), "batch_size": int(batch),
-            "max_tokens": int(max_tokens), "epsilon": float(eps), "sinkhorn_iters": int(iters),
-            "seed": int(seed), "eval_limit": int(eval_limit), "align_english": bool(align_en),
-            "ot_solver": solver, "ot_tau": float(tau), "track_aer": bool(track_aer),
-            "data": data_src,
-        }).validate()
+        cfg = DistillConfig.from_dict({**base.to_dict(), **fields}).validate()
         path = runs.run_path(name.strip())
         if path.exists():
             raise runs.RunError(f"a run named {name!r} already exists; pick another name "
@@ -170,55 +145,41 @@ if start:
     except (DistillError, runs.RunError, RuntimeError) as exc:
         show_error(exc)
 
-# ------------------------------------------------------------------ live view
 
-
-def _plan_figure(plan, src_tokens, en_tokens, step):
-    import plotly.graph_objects as go
-
-    arr = np.asarray(plan, dtype=float)
-    fig = go.Figure(go.Heatmap(z=arr * max(arr.shape), x=en_tokens, y=src_tokens,
-                               colorscale="Blues", zmin=0, zmax=1,
-                               colorbar={"title": "P·max(n,m)"}))
-    fig.update_layout(title=f"Probe plan at step {step}", height=360,
-                      margin=dict(l=10, r=10, t=40, b=10), yaxis={"autorange": "reversed"})
-    return fig
-
-
-def show_eval_curves(job) -> None:
+def show_eval_curves(job: JobState) -> None:
     """MRR@10 per evaluation and, when tracked, the en–fr AER beside it (both in %)."""
-    mrr_key = next((k for k in job.evals[-1]["metrics"] if k.endswith("mrr@10")), None)
-    evals = [e for e in job.evals if mrr_key in e["metrics"]] if mrr_key else []
-    aers = [e for e in job.evals if "aer_enfr" in e["metrics"]]
+    steps, mrr = eval_series(job.evals, primary_mrr_key(job.evals[-1]["metrics"]))
+    aer_steps, aer = eval_series(job.evals, "aer_enfr")
     mrr_col, aer_col = st.columns(2)
-    if len(evals) > 1:
+    if len(steps) > 1:
         mrr_col.markdown("**MRR@10 per evaluation**")
-        mrr_col.line_chart({"step": [e["step"] for e in evals],
-                            "MRR@10 (%)": [100 * e["metrics"][mrr_key] for e in evals]},
+        mrr_col.line_chart({"step": steps, "MRR@10 (%)": [100 * v for v in mrr]},
                            x="step", height=200)
-    if aers:
+    if aer_steps:
         aer_col.markdown("**Word-alignment AER (en–fr gold)**")
-        aer_col.line_chart({"step": [e["step"] for e in aers],
-                            "AER (%)": [e["metrics"]["aer_enfr"] for e in aers]},
-                           x="step", height=200, color="#d62728")
-        aer_col.caption(f"AER {aers[-1]['metrics']['aer_enfr']:.1f} at step {aers[-1]['step']} "
-                        f"(step 0: {aers[0]['metrics']['aer_enfr']:.1f}); lower is better.")
+        aer_col.line_chart({"step": aer_steps, "AER (%)": aer}, x="step", height=200,
+                           color="#d62728")
+        aer_col.caption(f"AER {aer[-1]:.1f} at step {aer_steps[-1]} "
+                        f"(step 0: {aer[0]:.1f}); lower is better.")
     elif job.config.track_aer:
         aer_col.caption("AER is not tracked: the en–fr gold alignments were not found in the "
                         "data folder (`gold_alignments/enfr.*`).")
 
 
-def show_job(job) -> None:
-    pos = manager.queue_position(job.id)
+def show_status(job: JobState) -> None:
+    """Where the job stands (queued, running, finished, cancelled, failed), with Cancel."""
     if job.status == "queued":
-        busy = manager.busy()
+        pos, busy = manager.queue_position(job.id), manager.busy()
         ahead = f"{pos} job(s) ahead" if pos else "waiting"
-        who = f" — {busy.name} is training (step {busy.step}/{busy.max_steps or '?'})" if busy else ""
+        who = (f" — {busy.name} is training (step {busy.step}/{busy.max_steps or '?'})"
+               if busy else "")
         st.warning(f"**Queued ({ahead}).** The server trains one job at a time{who}. "
-                   "Yours starts when it ends; you can cancel it meanwhile.", icon=":material/schedule:")
+                   "Yours starts when it ends; you can cancel it meanwhile.",
+                   icon=":material/schedule:")
     elif job.status == "running":
         eta = f", about {job.eta_s / 60:.1f} min left" if job.eta_s else ""
-        st.progress(job.fraction, text=f"**{job.name}**: step {job.step}/{job.max_steps or '?'}{eta}")
+        st.progress(job.fraction,
+                    text=f"**{job.name}**: step {job.step}/{job.max_steps or '?'}{eta}")
     elif job.status == "finished":
         st.success(f"**{job.name}** finished after {job.step} steps. It is now offered in every "
                    "model picker.", icon=":material/check_circle:")
@@ -232,6 +193,9 @@ def show_job(job) -> None:
         manager.cancel(job.id)
         st.toast("Cancelling after the current step…")
 
+
+def show_job(job: JobState) -> None:
+    show_status(job)
     left, right = st.columns(2)
     with left:
         if job.losses:
@@ -243,30 +207,25 @@ def show_job(job) -> None:
                           if len(job.components) > 1 else ""))
         if job.evals:
             first, last = job.evals[0]["metrics"], job.evals[-1]["metrics"]
-            key = next((k for k in last if k.endswith("mrr@10")), None)
+            key = primary_mrr_key(last)
             if key:
+                gain = 100 * (last[key] - first.get(key, last[key]))
                 st.metric("x→en MRR@10 (val)", f"{100 * last[key]:.1f}",
-                          delta=f"{100 * (last[key] - first.get(key, last[key])):+.1f} since step 0")
+                          delta=f"{gain:+.1f} since step 0")
     with right:
         if job.probes and job.probe_tokens:
             steps = [p["step"] for p in job.probes]
             chosen = st.select_slider("Probe plan at step", steps, value=steps[-1],
                                       key=f"probe-step-{job.id}") if len(steps) > 1 else steps[0]
             snap = next(p for p in job.probes if p["step"] == chosen)
-            src_t, en_t = job.probe_tokens
-            st.plotly_chart(_plan_figure(snap["plan"], src_t, en_t, chosen))
-            st.caption(f"{job.config.lang} probe → English; transport cost {snap['ot_cost']:.3f}. "
-                       "A sharp, near-diagonal plan means the student maps each word onto its "
-                       "English counterpart.")
+            st.plotly_chart(probe_plan_figure(snap["plan"], *job.probe_tokens, chosen))
+            st.caption(f"{job.config.lang} probe → English; transport cost "
+                       f"{snap['ot_cost']:.3f}. A sharp, near-diagonal plan means the student "
+                       "maps each word onto its English counterpart.")
     if job.evals:
         show_eval_curves(job)
 
 
-job_now = manager.latest_for(sid)
-poll = POLL_S if job_now is not None and job_now.active else None
-
-
-@st.fragment(run_every=poll)
 def live() -> None:
     manager.heartbeat(sid)  # this tab is open: its job is not abandoned
     job = manager.latest_for(sid)
@@ -284,29 +243,14 @@ def live() -> None:
         st.rerun(scope="app")  # stop polling, refresh the list of runs
 
 
-live()
-
-# ------------------------------------------------------------------ runs
-
-st.subheader("Runs")
-all_runs = runs.list_runs()
-if not all_runs:
-    st.caption(f"No runs yet in {runs.runs_dir()}.")
-else:
-    rows = []
-    for r in all_runs:
-        ev = r.evals
-        key = next((k for k in (ev[-1]["metrics"] if ev else {}) if k.endswith("mrr@10")), None)
-        rows.append({
-            "run": r.name, "status": r.status, "lang": r.config.get("lang"),
-            "loss": r.config.get("loss"), "pairs": r.config.get("pairs"),
-            "steps": r.record.get("step"),
-            "MRR@10 before": round(100 * ev[0]["metrics"][key], 1) if key and ev else None,
-            "MRR@10 after": round(100 * ev[-1]["metrics"][key], 1) if key and len(ev) > 1 else None,
-            "updated": r.record.get("updated"),
-            "note": r.record.get("note"),
-        })
-    st.dataframe(rows, hide_index=True)
+def runs_panel() -> None:
+    """Every run in the runs folder, and Resume for those that stopped early."""
+    st.subheader("Runs")
+    all_runs = runs.list_runs()
+    if not all_runs:
+        st.caption(f"No runs yet in {runs.runs_dir()}.")
+        return
+    st.dataframe(runs_table(all_runs), hide_index=True)
     resumable = [r for r in all_runs if r.status in ("cancelled", "interrupted", "failed")]
     if resumable:
         c1, c2 = st.columns([3, 1])
@@ -319,3 +263,30 @@ else:
                 st.rerun()
             except (DistillError, runs.RunError, RuntimeError, StopIteration) as exc:
                 show_error(exc)
+
+
+page_setup("Distillation", ":material/school:", model=False)
+st.title("Distillation")
+st.markdown(
+    "Teach the English-only model a new language. A frozen **teacher** encodes the English "
+    "caption; the **student** (a copy of it) encodes the translation. With the **OT** loss "
+    "each foreign token is pulled towards the English tokens it is transported to (the "
+    "plan of a Sinkhorn problem, ε small so the plan stays nearly one-to-one); with **MSE** "
+    "only the sentence vectors are matched. Watch the probe pair's plan sharpen as the "
+    "student learns."
+)
+try:
+    grace = orphan_grace_s()
+except ValueError as exc:
+    show_error(exc)
+    grace = DEFAULT_ORPHAN_S
+manager = job_manager(grace)
+sid = session_id()
+base = form_defaults()
+fields, name, start = configure(base)
+if start:
+    submit(base, fields, name)
+# Poll only while this tab's job is active: an idle page must not rerun every second.
+job_now = manager.latest_for(sid)
+st.fragment(live, run_every=POLL_S if job_now is not None and job_now.active else None)()
+runs_panel()

@@ -1,5 +1,5 @@
-"""What the real-browser tests share: a `streamlit run app.py` server, Debian's chromium and
-one place for screenshots (``$OPTICAL_SCREENSHOT_DIR``, else ``<tmp>/optical-screenshots``;
+"""What the real-browser tests (and ``bench/bench_memory.py``) share: a `streamlit run app.py`
+server, Debian's chromium and one place for screenshots (``$OPTICAL_SCREENSHOT_DIR``, else ``<tmp>/optical-screenshots``;
 ``.ci/run`` sets it and prints it at the end, for CI to keep as artifacts)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -41,11 +41,16 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def streamlit_server(workdir: Path, **env: str) -> Iterator[str]:
-    """Run the app on a free loopback port with extra environment; yield its URL."""
+def start_streamlit(log: Path, env: Mapping[str, str],
+                    timeout_s: float = 90) -> tuple[subprocess.Popen, str]:
+    """Start ``streamlit run app.py`` on a free loopback port with extra environment, its
+    output in ``log``; return the server process and its URL once it answers.
+
+    Raises:
+        RuntimeError: the server exited or did not answer within ``timeout_s`` (it is
+            stopped; the message ends with the log's tail).
+    """
     port = _free_port()
-    log = workdir / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -53,26 +58,41 @@ def streamlit_server(workdir: Path, **env: str) -> Iterator[str]:
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ, **env),
             start_new_session=True,
         )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop_streamlit(proc)
+                raise RuntimeError(f"streamlit did not start:\n{log.read_text()[-3000:]}") from None
+            time.sleep(0.3)
+
+
+def stop_streamlit(proc: subprocess.Popen, timeout_s: float = 15) -> None:
+    """Stop a server of :func:`start_streamlit` and its children (SIGTERM, then SIGKILL)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(0.3)
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(5)
+
+
+@contextlib.contextmanager
+def streamlit_server(workdir: Path, **env: str) -> Iterator[str]:
+    """Run the app on a free loopback port with extra environment; yield its URL."""
+    try:
+        proc, url = start_streamlit(workdir / "server.log", env)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_streamlit(proc)
 
 
 @contextlib.contextmanager

@@ -22,6 +22,10 @@ if str(ROOT) not in sys.path:  # the pages import the ui package from the reposi
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from optical_core.encoders.base import (
+    ModelLoadError,
+)
+
 HOME = str(ROOT / "app.py")
 PAGE = str(ROOT / "pages" / "1_Alignment.py")
 SHARED = ROOT.parent / "shared" / "data"
@@ -101,7 +105,7 @@ def test_default_pair_shows_sharp_plan():
 
 
 def test_epsilon_changes_the_figure_without_re_encoding(monkeypatch):
-    from optical_core.encoders import Encoder
+    from optical_core.encoders.transformer import Encoder
 
     calls = []
     real = Encoder.token_embeddings
@@ -119,7 +123,7 @@ def test_epsilon_changes_the_figure_without_re_encoding(monkeypatch):
     ok(at)
     after = plan(at)
     assert not np.allclose(before, after)
-    from optical_core.figures import plan_entropy
+    from optical_core.pairs.summary import plan_entropy
 
     assert plan_entropy(after) > plan_entropy(before)  # larger ε blurs
     assert len(calls) == n_calls  # re-solved from cached embeddings
@@ -345,7 +349,7 @@ def test_very_long_text_is_cut_with_a_warning():
 @pytest.fixture
 def fake_run(tmp_path, monkeypatch):
     """A finished Distillation run whose model/ is the default MiniLM (a symlink)."""
-    from optical_core.encoders import default_model_path
+    from optical_core.encoders.base import default_model_path
 
     root = tmp_path / "runs"
     run = root / "cs-ot-test"
@@ -411,17 +415,12 @@ def test_choices_survive_a_page_switch():
     assert ok(at).select_slider(key="al_eps").value == 0.2
 
 
-def test_ui_default_model_mirrors_encoders_and_error_messages():
-    from optical_core import encoders
+def test_ui_error_messages_say_what_to_do():
     from optical_core.data import DataNotFoundError
-    from optical_core.ot import OTInputError
+    from optical_core.ot.costs import OTInputError
     from ui import common
 
-    assert common.DEFAULT_MODEL == encoders.DEFAULT_MODEL
-    assert common._DEFAULT_ALIASES == encoders._DEFAULT_ALIASES
-    for mid in ("", " Default ", "all-MiniLM-L6-v2", "x/y", "/tmp/m"):
-        assert common.is_default_model(mid) == encoders.is_default_model(mid)
-    assert "What to do" in common.error_message(encoders.ModelLoadError("nope"))
+    assert "What to do" in common.error_message(ModelLoadError("nope"))
     assert common.error_message(DataNotFoundError("gone")).startswith("Data not found")
     assert common.error_message(OTInputError("bad")).startswith("The transport problem")
     assert common.error_message(ValueError("text is empty")) == "Text is empty"

@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from _distill_models import make_tiny_model, write_gold_subset
+from streamlit.testing.v1 import AppTest
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "2_Distillation.py")
 

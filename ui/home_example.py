@@ -24,9 +24,9 @@ def load() -> tuple[list[str], list[str], np.ndarray]:
 
 
 def main() -> None:
-    from optical_core.encoders import load_encoder
-    from optical_core.ot import OTConfig
-    from optical_core.pairs import align_texts
+    from optical_core.encoders.registry import load_encoder
+    from optical_core.ot.solve import OTConfig
+    from optical_core.pairs.align import align_texts
 
     pair = align_texts(load_encoder(), SRC, TGT, config=OTConfig("sinkhorn", epsilon=0.05),
                        level="word")

@@ -1,0 +1,114 @@
+"""What the Retrieval page computes besides drawing: its setting and query, ranking tables,
+the captions worth explaining, and the explanation and batch tables. No Streamlit here (these
+belong in ``optical_core.retrieval``)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from optical_core.retrieval.corpus import Corpus
+from optical_core.retrieval.explain import PlanExplanation
+from optical_core.retrieval.scorers import Ranking, ScorerConfig
+
+#: What the score column means, per scorer (``{k}``: the rerank depth).
+SCORE_MEANINGS = {
+    "dense": "cosine of the sentence vectors",
+    "maxsim": "mean over query tokens of the best token cosine",
+    "ot": "−⟨P*, C⟩ of the OT plan (top {k} of dense re-ranked)",
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """The sidebar model, and the corpus, query language and scorer chosen above the tabs."""
+
+    model: str
+    corpus: Corpus
+    split: str
+    task2: bool
+    demo: bool
+    lang: str
+    cfg: ScorerConfig
+
+
+@dataclass
+class Query:
+    """The query of the One-query tab: the clean and noisy text, and the relevant captions."""
+
+    clean: str
+    noisy: str
+    relevant: set[int] = field(default_factory=set)
+
+
+
+def md_escape(text: str) -> str:
+    """Markdown-escaped ``text``: st.table renders Markdown in cells, captions stay literal."""
+    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|~" else ch for ch in text)
+
+
+def ranking_rows(order: np.ndarray, scores: np.ndarray, doc_texts: Sequence[str],
+                 relevant: Collection[int], depth: int,
+                 changes: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The top ``depth`` of a ranking: rank, place change (if given), score, relevance and
+    the caption (bold when relevant)."""
+    rows = []
+    for r in range(min(depth, len(order))):
+        j = int(order[r])
+        row: dict[str, Any] = {"rank": r + 1}
+        if changes is not None:
+            row["change"] = changes[r]
+        text = md_escape(doc_texts[j])
+        row.update({"score": f"{scores[r]:.3f}", "relevant": "✓" if j in relevant else "",
+                    "caption": f"**{text}**" if j in relevant else text})
+        rows.append(row)
+    return rows
+
+
+def best_rank(ranking: Ranking, relevant: Collection[int]) -> int:
+    """The 1-based rank of the best-placed relevant caption of the first query."""
+    positions = ranking.positions()[0]
+    return int(min(positions[j] for j in relevant)) + 1
+
+
+def candidates(relevant: Collection[int], clean: Ranking, noisy: Ranking, depth: int) -> list[int]:
+    """Captions worth explaining: the relevant ones, then the noisy and the clean top
+    ``depth``, each once."""
+    return list(dict.fromkeys(
+        sorted(relevant) + [int(j) for j in noisy.order[0][:depth]]
+        + [int(j) for j in clean.order[0][:depth]]
+    ))
+
+
+def explanation_text(ex: PlanExplanation, eps: float) -> str:
+    """Which caption tokens lost their match under the noise, and which are still matched."""
+    lost = [md_escape(t) for t in ex.lost]
+    kept = [md_escape(t) for t in ex.still_matched(0.5)]
+    return (
+        f"Sinkhorn plans at ε = {eps:g}; rows are query tokens, columns the caption's tokens. "
+        + (f"**Caption tokens that lost their match:** {', '.join(lost)}. "
+           if lost else "No caption token lost its best match by more than 0.15 cosine. ")
+        + (f"**Still matched** (cosine ≥ 0.5 with the noisy query): {', '.join(kept)}."
+           if kept else "No caption token is matched with cosine ≥ 0.5 by the noisy query.")
+    )
+
+
+def match_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """The best match of every caption token before and after the noise, for a table."""
+    return [
+        {"caption token": md_escape(r["doc_token"]), "clean match": md_escape(r["clean_match"]),
+         "cos": f"{r['clean_cos']:.2f}", "noisy match": md_escape(r["noisy_match"]),
+         "cos ": f"{r['noisy_cos']:.2f}", "change": f"{r['change']:+.2f}", "": r["status"]}
+        for r in rows
+    ]
+
+
+def curve_rows(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[str, str]]:
+    """One row per model, metric and noise level of the batch curves (values in %)."""
+    return [{"model": lbl, "metric": r["label"], "noise": f"{r['level']:.0%}",
+             "measured CER": f"{r['measured_cer']:.1%}", "value": f"{100 * r['mean']:.1f}",
+             "95% CI": f"[{100 * r['low']:.1f}, {100 * r['high']:.1f}]"}
+            for lbl, rs in curves.items() for r in rs]

@@ -1,0 +1,207 @@
+"""Which results the Results page can show: the local results folders (``optical
+experiment`` output under ``$OPTICAL_RESULTS_DIR`` or ``./results``) and the grid shipped
+with the app (``docs/results5k``), so a first visit shows real tables at once.
+
+Local results take over when there are any; the shipped grid is then the last choice of
+the page's picker. The shipped folder is read-only: the page offers no "Write the report"
+for it. :func:`pick_results` draws the picker; the rest is plain Python.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from optical_core.experiments.results import (
+    ReportError,
+    Results,
+    ResultsInfo,
+    list_results,
+    load_results,
+    results_path,
+)
+from optical_core.experiments.tables import CONFIG_FILE, REPORT_FILE, RESULTS_FILE, RUN_HINT
+from ui.errors import show_error
+from ui.state import link_once, mark_link_applied, stop
+
+#: The grid shipped with the app (the one behind docs/RESULTS.md).
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "docs" / "results5k"
+#: Option keys of shipped folders start with this (a local folder name cannot hold ``:``).
+SHIPPED_PREFIX = "shipped:"
+
+_COMMAND_RE = re.compile(r"^#\s*(optical experiment\b.*?)\s*$")
+_STATUS_RE = re.compile(r"^status \*\*(?P<status>[\w-]+)\*\*;(?P<rest>.*)$")
+_FACT_RE = re.compile(r"(started|finished) (\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d)?)")
+_WALL_RE = re.compile(r"wall time ([\d.]+) min")
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A results folder shipped with the app.
+
+    Attributes:
+        name: the grid's name (the folder name).
+        path: the folder.
+        command: the command that made it (from the comment in its ``config.toml``).
+        meta: what is known of its run: ``status``, ``started``, ``finished``, ``wall_s``
+            (from ``results.json``, else from the first lines of ``report.md``).
+    """
+
+    name: str
+    path: Path
+    command: str
+    meta: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        """Its option in the page's picker and in ``?results=``."""
+        return SHIPPED_PREFIX + self.name
+
+    @property
+    def date(self) -> str | None:
+        """The day the grid finished (or started), ``YYYY-MM-DD``."""
+        when = self.meta.get("finished") or self.meta.get("started")
+        return str(when)[:10] if when else None
+
+    @property
+    def label(self) -> str:
+        return (f"{self.name} — shipped with the app"
+                + (f", made {self.date}" if self.date else ""))
+
+    def note(self) -> str:
+        """One Markdown paragraph: what these results are and how they were made."""
+        when = f" on {self.date}" if self.date else ""
+        return (f"**Shipped results** (`{self.name}`, in `docs/{self.path.name}` of the "
+                f"app's source): made{when} by `{self.command}`. They are the numbers behind "
+                "docs/RESULTS.md, read-only.")
+
+
+def _report_meta(report: Path) -> dict[str, Any]:
+    """Status, start, end and wall time from the status line of a ``report.md``."""
+    try:
+        head = report.read_text(encoding="utf-8", errors="replace").splitlines()[:8]
+    except OSError:
+        return {}
+    for line in head:
+        m = _STATUS_RE.match(line.strip())
+        if m:
+            meta: dict[str, Any] = {"status": m["status"]}
+            meta.update({k: v for k, v in _FACT_RE.findall(m["rest"])})
+            wall = _WALL_RE.search(m["rest"])
+            if wall:
+                meta["wall_s"] = float(wall[1]) * 60
+            return meta
+    return {}
+
+
+def _command(folder: Path, name: str) -> str:
+    try:
+        lines = (folder / CONFIG_FILE).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    for line in lines:
+        m = _COMMAND_RE.match(line.strip())
+        if m:
+            return m[1]
+    return f"optical experiment --config experiments/{name}.toml"
+
+
+def shipped_results(folder: Path | None = None) -> Shipped | None:
+    """The shipped grid, or ``None`` when its folder is missing (an installed app without
+    its ``docs/``) or holds no table."""
+    folder = SHIPPED_DIR if folder is None else Path(folder)
+    if not (folder / "cells.csv").is_file() and not (folder / RESULTS_FILE).is_file():
+        return None
+    meta: dict[str, Any] = {}
+    try:
+        loaded = json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8"))
+        if isinstance(loaded, dict):
+            meta = {k: loaded[k] for k in ("status", "started", "finished", "wall_s")
+                    if loaded.get(k) is not None}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        pass
+    if not meta:
+        meta = _report_meta(folder / REPORT_FILE)
+    return Shipped(folder.name, folder.resolve(), _command(folder, folder.name), meta)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One entry of the Results page's picker: a local folder or the shipped grid."""
+
+    key: str
+    label: str
+    path: Path
+    problem: str | None = None
+    shipped: Shipped | None = None
+
+
+def results_choices(root: Path, shipped: Shipped | None) -> list[Choice]:
+    """The local results folders under ``root`` (newest first), then the shipped grid."""
+    local: list[ResultsInfo] = list_results(root)
+    out = [Choice(r.name, r.label, r.path, r.problem) for r in local]
+    if shipped is not None:
+        out.append(Choice(shipped.key, shipped.label, shipped.path, shipped=shipped))
+    return out
+
+
+def fill_meta(meta: dict[str, Any], shipped: Shipped) -> None:
+    """Add what the shipped folder's report says (status, times) to a results ``meta``
+    that lacks it (the shipped folder has no ``results.json``)."""
+    for key, value in shipped.meta.items():
+        meta.setdefault(key, value)
+
+
+def pick_results(root: Path, choices: list[Choice], late_keys: list[str]) -> tuple[Results, Choice]:
+    """The results chosen in the picker (a ``?results=`` link preselects them), loaded;
+    stops the page with an error box (forgetting ``late_keys``) when they cannot be read.
+
+    Only the shipped grid: no picker, a note says what it is. Local folders: a picker with
+    the newest first and the shipped grid last.
+    """
+    by_key = {c.key: c for c in choices}
+    asked = link_once("results")
+    if asked is not None:
+        try:
+            if asked not in by_key:
+                results_path(asked, root)
+                raise ReportError(f"there is no results folder {asked!r} in {root}; pick one below")
+            st.session_state["res_name"] = asked
+        except ReportError as exc:
+            show_error(exc, "The link's results folder")
+    if st.session_state.get("res_name") not in by_key:
+        st.session_state["res_name"] = choices[0].key
+    if len(choices) > 1:
+        key = st.selectbox(
+            "Results folder", list(by_key), key="res_name",
+            format_func=lambda k: by_key[k].label,
+            help=f"Folders in {root} written by `optical experiment`, newest first; last, the "
+                 "grid shipped with the app.",
+        )
+    else:
+        key = choices[0].key
+    st.query_params["results"] = key
+    mark_link_applied("results", key)  # the URL now names the choice: not a link to apply
+    choice = by_key[key]
+    if choice.shipped is not None:
+        note = choice.shipped.note()
+        if len(choices) == 1:
+            note += (f" No results of your own yet in `{root}`: run a grid, e.g. `{RUN_HINT}`, "
+                     "and they take over here (or set `OPTICAL_RESULTS_DIR` to a folder of "
+                     "results and restart the app).")
+        st.info(note, icon=":material/inventory_2:")
+    try:
+        if choice.problem:
+            raise ReportError(choice.problem)
+        res = load_results(choice.path)
+    except ReportError as exc:
+        show_error(exc)
+        stop(late_keys)
+    if choice.shipped is not None:
+        fill_meta(res.meta, choice.shipped)
+    return res, choice
