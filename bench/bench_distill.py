@@ -38,7 +38,7 @@ import torch  # noqa: E402
 def plain_epoch(cfg, pairs, loss: str) -> float:
     """One epoch of the plain loop; returns its wall time in seconds, model loading included."""
     from optical_core.distill.models import load_models
-    from optical_core.distill.teacher_cache import content_mask, special_ids
+    from optical_core.distill.teacher_cache import content_mask, special_ids, tokenize
     from optical_core.ot.batch import sinkhorn_batch
     from optical_core.ot.costs import cost_matrix
 
@@ -52,8 +52,7 @@ def plain_epoch(cfg, pairs, loss: str) -> float:
     order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
 
     def feats(model, texts):
-        tokenize = getattr(model, "preprocess", None) or model.tokenize
-        return {k: v for k, v in tokenize(texts).items() if isinstance(v, torch.Tensor)}
+        return {k: v for k, v in tokenize(model, texts).items() if isinstance(v, torch.Tensor)}
 
     for start in range(0, len(order), cfg.batch_size):
         batch = [pairs[i] for i in order[start:start + cfg.batch_size]]
@@ -104,18 +103,15 @@ def padded_shares(cfg, pairs) -> tuple[float, float]:
     """Padded share of the student's foreign side: random batches, length-grouped batches."""
     from optical_core.distill.batching import length_grouped_batches, padded_share
     from optical_core.distill.models import load_models
+    from optical_core.distill.train import batch_lengths
 
     _, student = load_models(cfg)
-    lengths = token_lengths(student, [p[1] for p in pairs])
+    lengths = batch_lengths(cfg, student, pairs)
     order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
     random = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
     grouped = length_grouped_batches(lengths, cfg.batch_size, seed=cfg.seed)
     return padded_share(lengths, random), padded_share(lengths, grouped)
 
-
-def token_lengths(model, texts) -> list[int]:
-    ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
-    return [len(x) for x in ids]
 
 
 def main() -> int:

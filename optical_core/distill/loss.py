@@ -28,7 +28,12 @@ import torch
 from torch import nn
 
 from optical_core.distill.config import MARGINALS, OT_SOLVERS, DistillError
-from optical_core.distill.teacher_cache import TeacherEmbeddings, content_mask, special_ids
+from optical_core.distill.teacher_cache import (
+    TeacherEmbeddings,
+    content_mask,
+    special_ids,
+    tokenize,
+)
 from optical_core.ot.batch import sinkhorn_batch, sinkhorn_unbalanced_batch
 from optical_core.ot.costs import OTInputError
 
@@ -143,7 +148,7 @@ class OpticalLoss(nn.Module):
             return _model_inputs(en_features)
         student = getattr(self.model, "module", self.model)  # unwrap DDP
         texts = student.tokenizer.batch_decode(en_features["input_ids"], skip_special_tokens=True)
-        feats = _tokenize(self.teacher, texts)
+        feats = tokenize(self.teacher, texts)
         dev = en_features["input_ids"].device
         return {k: v.to(dev) for k, v in feats.items() if isinstance(v, torch.Tensor)}
 
@@ -278,8 +283,8 @@ class OpticalLoss(nn.Module):
         was_training = student.training
         student.eval()
         try:
-            sf = _tokenize(student, [src_text])
-            tf = _tokenize(self.teacher, [en_text])
+            sf = tokenize(student, [src_text])
+            tf = tokenize(self.teacher, [en_text])
             dev = next(student.parameters()).device
             sf = {k: v.to(dev) for k, v in sf.items() if isinstance(v, torch.Tensor)}
             tf = {k: v.to(dev) for k, v in tf.items() if isinstance(v, torch.Tensor)}
@@ -301,10 +306,6 @@ class OpticalLoss(nn.Module):
             "ot_cost": float(per_pair[0]),
         }
 
-
-def _tokenize(model, texts: list[str]) -> dict[str, Any]:
-    fn = getattr(model, "preprocess", None) or model.tokenize
-    return fn(texts)
 
 
 def _same_vocab(t1, t2) -> bool:

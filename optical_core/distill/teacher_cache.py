@@ -66,6 +66,12 @@ def content_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor,
     return mask
 
 
+def tokenize(model, texts: list[str]) -> dict:
+    """A ``SentenceTransformer``'s model inputs for ``texts`` (``preprocess`` in
+    sentence-transformers 6, ``tokenize`` before it)."""
+    return (getattr(model, "preprocess", None) or model.tokenize)(texts)
+
+
 def special_ids(tokenizer) -> torch.Tensor:
     """The ids of a tokenizer's special tokens (``[-1]`` when it has none)."""
     ids = sorted({int(i) for i in (tokenizer.all_special_ids or []) if i is not None})
@@ -145,8 +151,7 @@ def encode_teacher(teacher, texts: Sequence[str], batch_size: int = 128,
     try:
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            feats = (getattr(teacher, "preprocess", None) or teacher.tokenize)(
-                [texts[i] for i in chunk])
+            feats = tokenize(teacher, [texts[i] for i in chunk])
             feats = {k: v.to(device) for k, v in feats.items() if isinstance(v, torch.Tensor)}
             out = teacher(dict(feats))
             mask = content_mask(feats["input_ids"], feats["attention_mask"], specials)
