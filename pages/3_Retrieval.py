@@ -36,7 +36,14 @@ from ui.ranking_summary import (
     match_rows,
     ranking_rows,
 )
-from ui.retrieval import batch_panel, get_corpus, get_index
+from ui.retrieval import (
+    DOC_PARAMS,
+    batch_panel,
+    compare_panel,
+    doc_encoder_control,
+    get_corpus,
+    get_index,
+)
 from ui.share import publish_view, restore_view, share_box
 from ui.state import follow_context, init_state, keep_state
 
@@ -47,11 +54,11 @@ DEFAULTS = {
     "ret_split": DEFAULT_SPLIT, "ret_task2": False, "ret_lang": "de", "ret_scorer": "dense",
     "ret_k": 20, "ret_eps": 0.05, "ret_source": "test set", "ret_qidx": 0,
     "ret_typed": "Ein Hund läuft am Strand entlang.", "ret_kind": "typo", "ret_cer": 10,
-    "ret_seed": 0, "ret_batch_n": 200,
+    "ret_seed": 0, "ret_batch_n": 200, "ret_docs": "teacher", "ret_compare": False,
 }
 
 
-def setting_controls(model_id: str) -> Setting:
+def setting_controls(model_id: str, encoder: Encoder) -> Setting:
     c1, c2, c3 = st.columns([2, 1, 2])
     if data_sources().get("multi30k", False):
         split = c1.selectbox("Multi30k split", RETRIEVAL_SPLITS, key="ret_split",
@@ -109,8 +116,9 @@ def setting_controls(model_id: str) -> Setting:
         st.info(SENTENCE_ONLY_NOTE.format(model=model_label(model_id))
                 + " The rankings below use the dense scorer.", icon=":material/info:")
         scorer = "dense"
+    docs, doc_model = doc_encoder_control(model_id, encoder, c2)
     return Setting(model_id, corpus, split, task2, demo, lang,
-                   ScorerConfig(scorer=scorer, rerank_depth=k, epsilon=eps))
+                   ScorerConfig(scorer=scorer, rerank_depth=k, epsilon=eps), docs, doc_model)
 
 
 def query_controls(s: Setting) -> tuple[Query | None, str, int]:
@@ -165,7 +173,7 @@ def query_controls(s: Setting) -> tuple[Query | None, str, int]:
 def rankings_panel(s: Setting, q: Query, encoder: Encoder) -> tuple[Ranking, Ranking] | None:
     """Both queries' top captions side by side, with how far the relevant one moved."""
     try:
-        index = get_index(s.model, s.corpus, s.split, s.task2, s.demo, s.cfg.needs_tokens)
+        index = get_index(s.doc_id, s.corpus, s.split, s.task2, s.demo, s.cfg.needs_tokens)
         clean_rk, _ = search(encoder, index, q.clean, s.cfg)
         noisy_rk, _ = search(encoder, index, q.noisy, s.cfg)
     except Exception as exc:  # a model that cannot embed, an OT failure: say so, no traceback
@@ -238,6 +246,9 @@ def explanation_panel(s: Setting, q: Query, encoder: Encoder, clean_rk: Ranking,
                                      marginals=False),
                          key=key, config={"displayModeBar": False})
     st.markdown(explanation_text(ex, eps))
+    if s.docs == "teacher":
+        st.caption("These plans embed the query and the caption with the student (one "
+                   "model's tokens); the rankings above compare it with the teacher's captions.")
     with st.expander("Best match of every caption token, before and after"):
         st.table(hide_index=True, data=pd.DataFrame(match_rows(ex.rows)))
 
@@ -250,18 +261,19 @@ st.caption(
     "a caption is relevant when it describes the query's picture. Perturb the query and "
     "watch the ranking move; pick a caption to see which tokens still match."
 )
-VIEW = retrieval_view(DEFAULTS, MAX_CHARS)
+VIEW = [*retrieval_view(DEFAULTS, MAX_CHARS), *DOC_PARAMS]
 restore_view("Retrieval", VIEW)
 encoder = get_encoder(model_id)
 if encoder is None:
     st.stop()
-setting = setting_controls(model_id)
+setting = setting_controls(model_id, encoder)
 tab_one, tab_batch = st.tabs(["One query", "Batch: metrics vs noise"])
 with tab_one:
     query, noise_kind, noise_seed = query_controls(setting)
     share_box(*publish_view("Retrieval", VIEW, model_id), st.sidebar)
     rankings = rankings_panel(setting, query, encoder) if query is not None else None
     if rankings is not None:
+        compare_panel(setting, query, *rankings)
         explanation_panel(setting, query, encoder, *rankings)
 with tab_batch:
     batch_panel(setting, noise_kind, noise_seed)

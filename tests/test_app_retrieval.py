@@ -207,3 +207,114 @@ def test_multi30k_test_set_query():
     assert at.selectbox(key="ret_split").value == "test_2016_flickr"
     label = [m for m in at.metric if m.label == "Relevant caption, clean"]
     assert label and label[0].value.startswith("rank ")
+
+
+# --------------------------------------------------- the document encoder of a run
+
+
+@pytest.fixture
+def make_run(tmp_path, monkeypatch, tiny, tiny_other):
+    """``make_run(name, teacher=..., record=True)``: a finished run in a runs folder of this
+    test whose student is the tiny model (32-d); by default its teacher, recorded in
+    ``run.json``, is another tiny model of the same width in ``OPTICAL_MODELS_DIR``."""
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("OPTICAL_RUNS_DIR", str(runs))
+    monkeypatch.setenv("OPTICAL_MODELS_DIR", str(Path(tiny_other).parent))
+
+    def make(name: str = "de-tiny", teacher: str | None = tiny_other, record: bool = True):
+        run = runs / name
+        run.mkdir(parents=True)
+        (run / "model").symlink_to(tiny, target_is_directory=True)
+        config = {"lang": "de", "loss": "ot", "student": None}
+        rec = {"name": name, "status": "finished", "config": config, "evals": []}
+        if record:
+            config["teacher"] = teacher
+            rec["teacher"] = teacher
+        (run / "run.json").write_text(json.dumps(rec))
+        return run
+
+    return make
+
+
+def open_run(name: str, **params: str) -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.query_params["model"] = name
+    for k, v in params.items():
+        at.query_params[k] = v
+    return ok(at.run())
+
+
+def texts(at: AppTest, kind: str) -> str:
+    return "\n".join(str(e.value) for e in getattr(at, kind))
+
+
+def test_a_distilled_run_ranks_against_its_teachers_captions(no_data, make_run):
+    make_run()
+    at = open_run("de-tiny")
+    docs = at.radio(key="ret_docs")
+    assert docs.value == "teacher" and docs.options == ["the teacher (OPTICAL's setting)",
+                                                        "the student"]
+    assert "Teacher: the frozen teacher indexes the English captions" in texts(at, "caption")
+    assert at.query_params["docs"] == "teacher"
+    teacher_scores = tables(at)[0]["score"].tolist()
+    assert not at.error
+    docs.set_value("student")
+    ok(at.run())
+    assert at.query_params["docs"] == "student"
+    assert tables(at)[0]["score"].tolist() != teacher_scores  # other caption vectors
+    assert not at.error
+
+
+def test_an_untrained_model_embeds_its_own_captions(no_data):
+    at = page()
+    assert "ret_docs" not in [r.key for r in at.radio]
+    assert "ret_compare" not in [t.key for t in at.toggle]
+    assert "it is not a distilled run" in texts(at, "caption")
+    assert "docs" not in at.query_params
+
+
+def test_compare_with_the_untrained_model(no_data, make_run):
+    make_run()
+    at = open_run("de-tiny", q="2")
+    at.toggle(key="ret_compare").set_value(True)
+    ok(at.run())
+    rows = next(t.value for t in at.table if "model" in t.value.columns)
+    assert rows["model"].tolist() == ["de-tiny (distilled)", "tiny2 (untrained start)"]
+    assert {"rank, clean", "rank, noisy", "RR@10, clean", "RR@10, noisy"} <= set(rows.columns)
+    assert set(rows["captions embedded by"]) == {"the teacher (OPTICAL's setting)"}
+    assert at.query_params["compare"] == "true"
+    assert not at.error
+
+
+@pytest.mark.parametrize("teacher, record, message", [
+    ("default", True, "cannot be compared"),  # a 384-d teacher for a 32-d student
+    (None, False, "records no teacher"),
+])
+def test_a_teacher_that_cannot_index_gives_one_error(no_data, make_run, teacher, record,
+                                                     message):
+    make_run("de-bad", teacher=teacher, record=record)
+    at = open_run("de-bad")
+    assert len(at.error) == 1 and message in at.error[0].value
+    assert "use the student for the captions too" in texts(at, "caption")
+    assert len(tables(at)[0]) == 10  # the student's own ranking is still shown
+
+
+def test_a_bad_document_encoder_link_gives_a_note(no_data, make_run):
+    make_run()
+    at = open_run("de-tiny", docs="bogus")
+    assert "The link's document encoder = “bogus” is not one of teacher, student" in texts(
+        at, "warning")
+    assert at.radio(key="ret_docs").value == "teacher"
+    at = open_run("de-tiny", docs="student")
+    assert at.radio(key="ret_docs").value == "student" and not at.warning
+
+
+def test_batch_of_a_run_uses_its_teachers_captions(no_data, make_run):
+    make_run()
+    at = open_run("de-tiny", lang="fr")
+    at.button(key="ret_batch_go").click()
+    ok(at.run())
+    curves = charts(at, "noise_curve")
+    assert len(curves) == 1
+    assert any("de-tiny (teacher's captions)" in t["name"] for t in curves[0]["data"])
+    assert not at.error

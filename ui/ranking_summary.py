@@ -33,6 +33,15 @@ class Setting:
     demo: bool
     lang: str
     cfg: ScorerConfig
+    #: what embeds the captions: ``teacher`` (the run's frozen teacher, OPTICAL's setting)
+    #: or ``student`` (the sidebar model itself), and its model id (``""``: ``model``)
+    docs: str = "student"
+    doc_model: str = ""
+
+    @property
+    def doc_id(self) -> str:
+        """The model id that embeds the captions."""
+        return self.doc_model or self.model
 
 
 @dataclass
@@ -42,7 +51,6 @@ class Query:
     clean: str
     noisy: str
     relevant: set[int] = field(default_factory=set)
-
 
 
 def md_escape(text: str) -> str:
@@ -112,3 +120,23 @@ def curve_rows(curves: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[dict[s
              "measured CER": f"{r['measured_cer']:.1%}", "value": f"{100 * r['mean']:.1f}",
              "95% CI": f"[{100 * r['low']:.1f}, {100 * r['high']:.1f}]"}
             for lbl, rs in curves.items() for r in rs]
+
+
+def compare_rows(rows: Sequence[tuple[str, str, Ranking, Ranking]], relevant: Collection[int],
+                 doc_texts: Sequence[str], depth: int = 10) -> list[dict[str, str]]:
+    """One row per model ``(name, captions embedded by, clean ranking, noisy ranking)``:
+    the relevant caption's rank and reciprocal rank at ``depth`` (0 below it) for the clean
+    and the noisy query, or, without a relevant caption, each query's top caption."""
+    out = []
+    for name, docs, clean, noisy in rows:
+        row = {"model": name, "captions embedded by": docs}
+        if relevant:
+            for tag, rk in (("clean", clean), ("noisy", noisy)):
+                r = best_rank(rk, relevant)
+                row[f"rank, {tag}"] = str(r)
+                row[f"RR@{depth}, {tag}"] = f"{1 / r:.3f}" if r <= depth else "0"
+        else:
+            row["top caption, clean"] = md_escape(doc_texts[int(clean.order[0][0])])
+            row["top caption, noisy"] = md_escape(doc_texts[int(noisy.order[0][0])])
+        out.append(row)
+    return out

