@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
@@ -41,10 +40,21 @@ from optical_core.experiments.tables import (
 from optical_core.runs import runs_dir
 from ui.common import page_setup
 from ui.errors import show_error
-from ui.results import pick_results, results_choices, shipped_results
+from ui.results import (
+    ALL_DOCS,
+    DOC_NAMES,
+    doc_encoders,
+    docs_caption,
+    only_docs,
+    pick_results,
+    results_choices,
+    shipped_results,
+    table,
+    table_or_note,
+)
 from ui.state import init_state, keep_state, stop
 
-KEYS = ["res_name", "res_metric", "res_split", "res_kind"]
+KEYS = ["res_name", "res_metric", "res_split", "res_kind", "res_docs"]
 LATE_KEYS = KEYS[1:]
 STATUS_NOTE = {
     "running": "The grid is still running: the tables hold the cells finished so far. "
@@ -55,11 +65,6 @@ STATUS_NOTE = {
     "cancelled": "The grid was cancelled: the tables hold the cells it finished; rerunning the "
                  "same config redoes only the missing cells.",
 }
-
-
-def table(df: pd.DataFrame) -> None:
-    """A table tall enough to show every row (up to ~25) without an inner scroll bar."""
-    st.dataframe(df, hide_index=True, height=min(35 * (len(df) + 1) + 3, 900))
 
 
 def status_panel(res: Results) -> None:
@@ -88,6 +93,24 @@ def status_panel(res: Results) -> None:
         if isinstance(res.meta.get("versions"), dict):
             versions = res.meta["versions"].items()
             st.caption("Versions: " + ", ".join(f"{k} {v}" for k, v in versions))
+
+
+def docs_control(res: Results) -> str:
+    """Which trained students' document encoder to show (a choice only when the grid has
+    several), with a caption that names it."""
+    found = doc_encoders(res) or ["student"]
+    docs = found[0]
+    if len(found) > 1:
+        options = [*found, ALL_DOCS]
+        if st.session_state.get("res_docs") not in options:
+            st.session_state["res_docs"] = options[0]
+        docs = st.radio(
+            "Documents embedded by", options, key="res_docs", horizontal=True,
+            format_func=lambda d: "both" if d == ALL_DOCS else DOC_NAMES[d].split(" (")[0],
+            help="teacher: the run's frozen English teacher embeds the captions and the "
+            "student only the queries (OPTICAL's setting). student: the student embeds both.")
+    st.caption(docs_caption(docs, found))
+    return docs
 
 
 def view_controls(res: Results, splits: list[str]) -> tuple[str, str, str | None]:
@@ -133,37 +156,28 @@ def tables_panel(res: Results, metric: str, split: str, kind: str | None) -> Non
     )
 
     st.subheader("Robustness to noise (MRR@10)")
-    rob = robustness_table(res, split, kind)
-    if rob.empty:
-        st.caption("No robustness rows for this split and noise kind.")
-    else:
-        table(rob)
-        st.caption("Slope: least-squares change of MRR@10 per 10 % CER over all levels including "
-                   "0 (negative = loses MRR with noise). AUC: mean MRR@10 over the noise range. "
-                   "Intervals from the same bootstrap resamples.")
+    table_or_note(
+        robustness_table(res, split, kind), "No robustness rows for this split and noise kind.",
+        "Slope: least-squares change of MRR@10 per 10 % CER over all levels including 0 "
+        "(negative = loses MRR with noise). AUC: mean MRR@10 over the noise range. Intervals "
+        "from the same bootstrap resamples.")
 
     st.subheader(f"Significance ({label})")
-    sig = significance_table(res, metric, split, kind)
-    if sig.empty:
-        st.caption("No significance rows for this metric, split and noise kind.")
-    else:
-        table(sig)
-        st.caption("Δ = b − a in points with its paired bootstrap interval; p from the paired "
-                   "two-sided test on the same queries: \\* p < 0.05, \\*\\* p < 0.01.")
+    table_or_note(
+        significance_table(res, metric, split, kind),
+        "No significance rows for this metric, split and noise kind.",
+        "Δ = b − a in points with its paired bootstrap interval; p from the paired two-sided "
+        "test on the same queries: \\* p < 0.05, \\*\\* p < 0.01. docs: what embedded the "
+        "captions of the trained side.")
 
     col_a, col_l = st.columns(2)
     with col_a:
         st.subheader("Word alignment")
-        if res.alignment.empty:
-            st.caption("No alignment rows (the grid had no gold alignments).")
-        else:
-            table(alignment_table(res))
+        table_or_note(alignment_table(res), "No alignment rows (the grid had no gold "
+                      "alignments).")
     with col_l:
         st.subheader("Learning-rate tuning")
-        if res.lr_tuning.empty:
-            st.caption("No lr tuning rows.")
-        else:
-            table(lr_tuning_table(res))
+        table_or_note(lr_tuning_table(res), "No lr tuning rows.")
 
 
 def checkpoints_panel(res: Results, shipped: bool) -> None:
@@ -225,7 +239,7 @@ def downloads_panel(res: Results, read_only: bool) -> None:
 
 page_setup("Results", icon=":material/table_chart:", model=False)
 init_state({"res_metric": "mrr@10"})
-init_state(dict.fromkeys(["res_name", "res_split", "res_kind"]))
+init_state(dict.fromkeys(["res_name", "res_split", "res_kind", "res_docs"]))
 st.title("Results of the experiment grid")
 st.caption(
     "Each cell of the grid trains a student (or takes an untrained model) for one language "
@@ -250,7 +264,8 @@ splits = res.splits()
 if not splits:
     st.info("No cell has finished yet; the tables appear as soon as the first one does.")
     stop(LATE_KEYS)
-tables_panel(res, *view_controls(res, splits))
+view = view_controls(res, splits)
+tables_panel(only_docs(res, docs_control(res)), *view)
 checkpoints_panel(res, shipped=choice.shipped is not None)
 st.subheader("Notes")
 st.markdown("\n".join(f"- {n}" for n in res.notes) if res.notes else "_None._")

