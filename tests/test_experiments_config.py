@@ -57,6 +57,8 @@ def test_presets_load_and_validate(preset):
     ("[grid\n", "not valid TOML"),
     ("[grid]\ndoc_encoders = ['teacher', 'oracle']\n", "doc_encoders must be distinct values"),
     ("[grid]\ndoc_encoders = []\n", "doc_encoders must be distinct values"),
+    ("[grid]\nscorers = ['dense', 'bm25']\n", "scorers must be distinct values"),
+    ("[grid]\nscorers = ['dense', 'dense']\n", "scorers must be distinct values"),
     ("[grid]\ntune_schedules = ['constant', 'step']\n", "tune_schedules must be distinct"),
     ("[grid]\ntune_schedules = ['linear']\ntune_lang = 'xx'\n", "tune_lang"),
     ("[distill]\nlr_schedule = 'step'\n", "unknown lr schedule"),

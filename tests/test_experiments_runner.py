@@ -1,6 +1,7 @@
 """optical_core.experiments.runner: a micro grid end to end (tiny random model, 50 real
 Multi30k pairs, tune the lr schedule → train → evaluate with the teacher's and the
-student's documents → report), run as two shards one after the other, its rerun and its
+student's documents, dense and MaxSim → report), run as two shards one after the other,
+its rerun, its rerun from the committed cells alone (no run folders), and its
 cancellation."""
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ query_limit = 50
 n_boot = 200
 gold_limit = 5
 doc_encoders = ["teacher", "student"]
+scorers = ["dense", "maxsim"]
 tune_schedules = ["constant", "linear"]
 tune_lang = "fr"
 
@@ -87,22 +89,23 @@ def test_shards_split_the_grid_and_together_finish_it(micro):
     listed = seen["list"].split()
     assert listed == [
         "tune-ot-fr-50-lr1e-3-constant-s3", "tune-ot-fr-50-lr1e-3-linear-s3", "train-ot-fr-50-s3",
-        *(f"eval-{m}-{d}-test_2016_flickr-fr-{k}" for m, d in (("none", "student"),
-          ("ot-fr-50-s3", "teacher"), ("ot-fr-50-s3", "student"))
+        # one task per query set and query model: it fills every document encoder and scorer
+        *(f"eval-{m}-test_2016_flickr-fr-{k}" for m in ("none", "ot-fr-50-s3")
           for k in ("clean-0", "random_char-0.2")),
         "align-enfr-none", "align-enfr-ot-fr-50-s3"]
     # every other task of each stage is shard 2's
-    second = listed[1:2] + listed[4:9:2] + listed[10:]
+    second = listed[1:2] + listed[4:7:2] + listed[8:]
     assert seen["list 2/2"].split() == second
     # shard 1 ran its share of the cells; the tuning and training it waited for (nobody
     # else had claimed them), so the cells of shard 2 are what is left
     assert seen["list after 1/2"].split() == second[1:]
-    assert "trainings: 0 reused, 3 pending; cells: 0 reused, 6 pending" in seen["shard 1/2"]
+    assert "trainings: 0 reused, 3 pending; cells: 0 reused, 4 pending" in seen["shard 1/2"]
     assert "no time estimate yet" in seen["shard 1/2"]  # nothing was timed before it
-    assert "micro: 3 cells, status partial" in seen["shard 1/2"]
-    assert "trainings: 3 reused, 0 pending; cells: 3 reused, 3 pending" in seen["shard 2/2"]
-    assert "shard 2/2 runs: cells 3, alignment 1; about " in seen["shard 2/2"]  # from shard 1's times
-    assert "micro: 6 cells, status finished" in seen["shard 2/2"]
+    # shard 1's two clean query sets: none (2 scorers) and ot (2 document encoders × 2)
+    assert "micro: 6 cells, status partial" in seen["shard 1/2"]
+    assert "trainings: 3 reused, 0 pending; cells: 2 reused, 2 pending" in seen["shard 2/2"]
+    assert "shard 2/2 runs: cells 2, alignment 1; about " in seen["shard 2/2"]  # from shard 1's times
+    assert "micro: 12 cells, status finished" in seen["shard 2/2"]
     assert seen["list after 2/2"] == ""
     by = {f.name[5:-5]: json.loads(f.read_text())["shard"] for f in (out / "cache").glob("time-*")}
     assert {t for t, s in by.items() if s == "2/2"} == set(second[1:])
@@ -127,15 +130,18 @@ def test_micro_grid_trains_evaluates_and_reports(micro, cache_root):
 
     cells = _rows(out / "cells.csv")
     # none with its own documents; ot with the teacher's and with its own; clean and 20 % CER
-    assert {(c["method"], c["doc_encoder"], c["cer"]) for c in cells} == {
-        (m, d, cer) for m, d in (("none", "student"), ("ot", "teacher"), ("ot", "student"))
-        for cer in ("0.0", "0.2")}
+    assert {(c["method"], c["doc_encoder"], c["cer"], c["scorer"]) for c in cells} == {
+        (m, d, cer, s) for m, d in (("none", "student"), ("ot", "teacher"), ("ot", "student"))
+        for cer in ("0.0", "0.2") for s in ("dense", "maxsim")}
     for c in cells:
         assert int(c["n_queries"]) == 50
         lo, m, hi = float(c["mrr@10_low"]), float(c["mrr@10"]), float(c["mrr@10_high"])
         assert 0.0 <= lo <= m <= hi <= 1.0
     noisy = [c for c in cells if c["cer"] == "0.2"]
     assert all(0.1 < float(c["measured_cer"]) < 0.3 for c in noisy)
+    # MaxSim ranks differently from dense on the same queries (not a copy of the dense cell)
+    by = {(c["method"], c["doc_encoder"], c["cer"], c["scorer"]): float(c["mrr@10"]) for c in cells}
+    assert any(by[(*k[:3], "maxsim")] != v for k, v in by.items() if k[3] == "dense")
     ot_cell = next(c for c in cells if c["method"] == "ot")
     assert ot_cell["run"] == chosen[0]["run"] and Path(ot_cell["model"]).name == ot_cell["run"]
     assert ot_cell["schedule"] == chosen[0]["schedule"]
@@ -150,11 +156,12 @@ def test_micro_grid_trains_evaluates_and_reports(micro, cache_root):
     assert len([p for p in (cache_root / "embeddings").iterdir() if p.is_dir()]) == 2
 
     rob = _rows(out / "robustness.csv")
-    assert {(r["method"], r["doc_encoder"]) for r in rob} == {
-        ("none", "student"), ("ot", "teacher"), ("ot", "student")}
+    assert {(r["method"], r["doc_encoder"], r["scorer"]) for r in rob} == {
+        (m, d, s) for m, d in (("none", "student"), ("ot", "teacher"), ("ot", "student"))
+        for s in ("dense", "maxsim")}
     sig = _rows(out / "significance.csv")
-    assert {(s["method_a"], s["method_b"], s["doc_encoder"]) for s in sig} == {
-        ("none", "ot", "teacher"), ("none", "ot", "student")}
+    assert {(s["method_a"], s["method_b"], s["doc_encoder"], s["scorer"]) for s in sig} == {
+        ("none", "ot", d, s) for d in ("teacher", "student") for s in ("dense", "maxsim")}
     assert all(0.0 <= float(s["p"]) <= 1.0 for s in sig)
     ali = _rows(out / "alignment.csv")
     assert {a["method"] for a in ali} == {"none", "ot"}
@@ -162,6 +169,7 @@ def test_micro_grid_trains_evaluates_and_reports(micro, cache_root):
     assert (out / "config.toml").is_file()
     report = (out / "report.md").read_text()
     assert "| fr | ot | teacher | 50 | 1e-3 |" in report and "| fr | ot | student |" in report
+    assert "## MaxSim scorer" in report and "### MRR@10 (MaxSim), test_2016_flickr" in report
 
 
 def test_micro_grid_rerun_reuses_everything(micro, capsys):
@@ -171,11 +179,33 @@ def test_micro_grid_rerun_reuses_everything(micro, capsys):
     cache = {p.name: p.stat().st_mtime_ns for p in (root / "results" / "micro" / "cache").iterdir()}
     assert cli_main(args) == 0
     printed = capsys.readouterr().out
-    assert "trainings: 3 reused, 0 pending; cells: 6 reused, 0 pending; alignment: 2 reused, " \
+    assert "trainings: 3 reused, 0 pending; cells: 4 reused, 0 pending; alignment: 2 reused, " \
         "0 pending" in printed and "nothing left to run" in printed
     assert [r.stat().st_mtime_ns for r in runs] == before  # not retrained
     assert {p.name: p.stat().st_mtime_ns
             for p in (root / "results" / "micro" / "cache").iterdir()} == cache
+
+
+def test_a_rerun_from_the_committed_cells_alone_trains_nothing(micro, tmp_path, capsys):
+    """A results folder carried to a machine without the run folders (the small files a
+    project commits) resumes: tuning scores, cells and alignment are read, not recomputed."""
+    import shutil
+
+    root, args, _ = micro
+    results = tmp_path / "results"
+    shutil.copytree(root / "results" / "micro", results / "micro",
+                    ignore=shutil.ignore_patterns("claims"))
+    empty_runs = tmp_path / "runs"
+    moved = [*args[:args.index("--results-dir")], "--results-dir", str(results),
+             "--runs-dir", str(empty_runs)]
+    assert cli_main(moved) == 0
+    printed = capsys.readouterr().out
+    assert "trainings: 3 reused, 0 pending; cells: 4 reused, 0 pending; alignment: 2 reused, " \
+        "0 pending" in printed
+    assert not empty_runs.exists() or not any(empty_runs.iterdir())  # nothing trained
+    old, new = _rows(root / "results" / "micro" / "cells.csv"), _rows(results / "micro" / "cells.csv")
+    key = ("method", "doc_encoder", "scorer", "cer", "mrr@10", "run")
+    assert sorted(tuple(r[k] for k in key) for r in new) == sorted(tuple(r[k] for k in key) for r in old)
 
 
 def test_a_cancelled_rerun_keeps_the_finished_tables(micro):
@@ -192,4 +222,4 @@ def test_a_cancelled_rerun_keeps_the_finished_tables(micro):
         runner.run()
     assert {p.name: p.read_bytes() for p in out.glob("*.csv")} == before
     rec = json.loads((out / "results.json").read_text())
-    assert rec["status"] == "cancelled" and len(rec["cells"]) == 6
+    assert rec["status"] == "cancelled" and len(rec["cells"]) == 12

