@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from optical_core.distill.config import DistillConfig, DistillError
-from optical_core.distill.loss import OpticalLoss
+from optical_core.distill.loss import OpticalLoss, self_teaching_kl
 
 EN = ["A dog runs along the beach.", "Two children are playing football in the park.",
       "A woman is reading a book."]
@@ -139,6 +139,107 @@ def test_bad_loss_options_are_refused(tiny):
         DistillConfig(loss="kl").validate()
     with pytest.raises(DistillError, match="language"):
         DistillConfig(lang="xx").validate()
+
+
+# ------------------------------------------------------------- robustness terms (issue 15)
+
+#: The German sentences as a noisy student reads them: two of three perturbed.
+DE_NOISY = [DE[0].replace("Hund", "Hnud").replace("Strand", "Starnd"), DE[1],
+            DE[2].replace("liest", "lisst")]
+
+
+def _robust_inputs(tiny, tiny_other):
+    student, teacher = _load(tiny_other), _load(tiny)
+    student.eval()  # no dropout: the two readings differ only where the text does
+    feats = [_features(student, EN), _features(student, DE_NOISY), _features(student, DE)]
+    return student, teacher, feats
+
+
+def _grads(student, loss_fn, feats, labels=None) -> torch.Tensor:
+    student.zero_grad()
+    loss_fn(feats, labels).backward()
+    return torch.cat([p.grad.flatten() for p in student.parameters() if p.grad is not None])
+
+
+def test_consistency_term_has_a_gradient_and_skips_unchanged_sentences(tiny, tiny_other):
+    student, teacher, feats = _robust_inputs(tiny, tiny_other)
+    fn = OpticalLoss(student, teacher, consistency_weight=1.0)
+    total = fn(feats, None)
+    comps = fn.last_components
+    assert comps["noisy_share"] == pytest.approx(2 / 3)
+    assert comps["consistency"] > 0
+    assert total.item() == pytest.approx(comps["ot"] + comps["consistency"], rel=1e-5)
+    assert "consistency_iterations" in fn.last_ot_stats and "iterations" in fn.last_ot_stats
+    # the term moves the student: the gradient with it differs from the one without
+    off = OpticalLoss(student, teacher, consistency_weight=0.0)
+    assert not torch.allclose(_grads(student, fn, feats), _grads(student, off, feats))
+    # two identical readings: nothing to be consistent about, no term
+    with torch.no_grad():
+        fn([feats[0], feats[2], dict(feats[2])], None)
+    assert fn.last_components["consistency"] == 0 and fn.last_components["noisy_share"] == 0
+    # the term needs the clean column
+    with pytest.raises(DistillError, match="third column"):
+        fn(feats[:2], None)
+
+
+def test_kd_input_clean_trains_on_the_clean_sentence(tiny, tiny_other):
+    student, teacher, feats = _robust_inputs(tiny, tiny_other)
+    with torch.no_grad():
+        on_clean = OpticalLoss(student, teacher, kd_input="clean", consistency_weight=1.0)
+        on_clean(feats, None)
+        plain = OpticalLoss(student, teacher)
+        plain([feats[0], feats[2]], None)
+        on_noisy = OpticalLoss(student, teacher, consistency_weight=1.0)
+        on_noisy(feats, None)
+    assert on_clean.last_components["ot"] == pytest.approx(plain.last_components["ot"], rel=1e-5)
+    assert on_noisy.last_components["ot"] != pytest.approx(plain.last_components["ot"], rel=1e-3)
+    # the consistency term is the same transport either way (noisy onto clean)
+    assert on_clean.last_components["consistency"] == pytest.approx(
+        on_noisy.last_components["consistency"], rel=1e-4)
+    with pytest.raises(DistillError, match="kd_input"):
+        OpticalLoss(student, teacher, kd_input="both")
+
+
+def test_self_teaching_kl_matches_its_formula():
+    torch.manual_seed(0)
+    clean, noisy, docs = torch.randn(3, 8), torch.randn(3, 8), torch.randn(5, 8)
+    assert self_teaching_kl(clean, clean, docs).item() == pytest.approx(0.0, abs=1e-6)
+    n = torch.nn.functional.normalize
+    p = torch.softmax(20 * n(clean, dim=-1) @ n(docs, dim=-1).T, dim=1)
+    q = torch.softmax(20 * n(noisy, dim=-1) @ n(docs, dim=-1).T, dim=1)
+    ref = (p * (p.log() - q.log())).sum(1).mean()  # KL(clean ‖ noisy), mean over queries
+    assert self_teaching_kl(clean, noisy, docs).item() == pytest.approx(ref.item(), rel=1e-5)
+
+
+def test_self_teaching_term_has_a_gradient_alone_and_with_mse(tiny, tiny_other):
+    student, teacher, feats = _robust_inputs(tiny, tiny_other)
+    fn = OpticalLoss(student, teacher, self_teach_weight=1.0)
+    fn(feats, None)
+    assert fn.last_components["self_teach"] > 0
+    off = OpticalLoss(student, teacher)
+    assert not torch.allclose(_grads(student, fn, feats), _grads(student, off, feats))
+    # with MSE-KD: the dataset's labels are the teacher's sentence embeddings
+    labels = torch.as_tensor(teacher.encode(EN, convert_to_numpy=True))
+    mse_st = OpticalLoss(student, teacher, ot_weight=0.0, mse_weight=1.0, self_teach_weight=1.0)
+    mse = OpticalLoss(student, teacher, ot_weight=0.0, mse_weight=1.0)
+    assert not torch.allclose(_grads(student, mse_st, feats, labels),
+                              _grads(student, mse, feats, labels))
+    assert set(mse_st.last_components) == {"mse", "self_teach", "noisy_share"}
+
+
+def test_mse_through_optical_loss_equals_sentence_transformers_mse(tiny, tiny_other):
+    """MSE-KD routed through OpticalLoss (when it carries a robustness term) computes
+    exactly sentence-transformers' MSELoss."""
+    from sentence_transformers.sentence_transformer.losses import MSELoss
+
+    student, teacher, feats = _robust_inputs(tiny, tiny_other)
+    labels = torch.as_tensor(teacher.encode(EN, convert_to_numpy=True))
+    with torch.no_grad():
+        ours = OpticalLoss(student, teacher, ot_weight=0.0, mse_weight=1.0)(feats[:2], labels)
+        ref = MSELoss(student)(feats[:2], labels)
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-6)
+    with pytest.raises(DistillError, match="teacher's tokens"):
+        OpticalLoss(student, teacher)(feats[:2], labels)
 
 
 # ------------------------------------------------------------------------- real MiniLM

@@ -15,6 +15,12 @@ no good partner keeps part of its mass instead of being forced onto some English
 Special tokens ([CLS], [SEP]) and padding get marginal 0, so they carry no mass. The
 baseline is the "make multilingual" MSE loss of Reimers & Gurevych 2020 (sentence-transformers
 ``MSELoss``): student(en) and student(x) both regress onto teacher(en) sentence embeddings.
+
+Robustness terms (off by default; :class:`OpticalLoss` documents the formulas): the student
+may read a perturbed foreign sentence x̃ (:mod:`optical_core.distill.augment`), be pulled
+onto its own clean tokens (consistency OT), match its clean query's in-batch score
+distribution (Self-Teaching), and the plan may also follow the bitext's co-occurrence
+statistics (:mod:`optical_core.ot.cooc`).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from optical_core.distill.config import MARGINALS, OT_SOLVERS, DistillError
+from optical_core.distill.config import KD_INPUTS, MARGINALS, OT_SOLVERS, DistillError
 from optical_core.distill.teacher_cache import (
     TeacherEmbeddings,
     content_mask,
@@ -37,6 +43,9 @@ from optical_core.distill.teacher_cache import (
 from optical_core.ot.batch import sinkhorn_batch, sinkhorn_unbalanced_batch
 from optical_core.ot.costs import OTInputError
 
+#: Scale of the Self-Teaching scores, ``1 / temperature`` on cosine similarities (0.05, the
+#: temperature of sentence-transformers' in-batch ranking loss).
+SELF_TEACH_SCALE = 20.0
 # =========================================================================== loss
 
 
@@ -51,9 +60,11 @@ class OpticalLoss(nn.Module):
     """OT distillation loss ``mean_b <P*_b, C_b>`` between student(x) and teacher(en) tokens.
 
     A sentence-transformers loss: ``forward(sentence_features, labels)`` with the columns
-    ``(english, non_english)`` in that order. Without ``teacher_embeddings`` the teacher
-    runs online and the labels are ignored; with them, the labels are the rows' indices
-    into the cache and the teacher is not run.
+    ``(english, non_english)`` in that order (and ``clean`` third, see below). Without
+    ``teacher_embeddings`` the teacher runs online and the labels are ignored; with them,
+    the labels are the rows' indices into the cache and the teacher is not run. ``(B, d)``
+    float labels (MSE-KD's dataset) are the teacher's sentence embeddings; they serve the
+    terms without OT (MSE-KD carrying a consistency or self-teaching term).
 
     Args:
         model: the student ``SentenceTransformer``; trained, kept as ``self.model`` (the
@@ -80,10 +91,58 @@ class OpticalLoss(nn.Module):
             (``MSELoss`` of sentence-transformers on student(en), student(x) vs teacher(en)).
         teacher_embeddings: the teacher's cached embeddings of the dataset's English side
             (:func:`optical_core.distill.teacher_cache.teacher_cache`), or ``None``.
+        kd_input: with a third column (the clean sentence), what the KD terms (OT, MSE)
+            read: ``"noisy"`` (the perturbed x̃, noisy-student KD) or ``"clean"`` (x; x̃
+            then enters the consistency and self-teaching terms only).
+        consistency_weight: weight ``w_c`` of the consistency OT term (0 = off).
+        self_teach_weight: weight ``w_s`` of the Self-Teaching term (0 = off).
+        cooc: a :class:`~optical_core.distill.cooc.BitextCooc` of the training bitext, or
+            ``None``; cooc_weight: its share ``λ`` in ``[0, 1]`` of the plan's cost.
 
-    After each call ``last_components`` holds the unweighted terms as floats and
-    ``last_ot_stats`` the Sinkhorn diagnostics (mean iterations, share of converged pairs,
-    and for ``"unbalanced"`` the mean transported mass).
+    The columns are ``(english, non_english)`` or, when the foreign side is augmented and a
+    term compares the two readings, ``(english, non_english, clean)``: x̃ = ``non_english``
+    (perturbed), x = ``clean``. Shapes: ``B`` pairs, ``n`` / ``m`` foreign / English tokens
+    (padded), ``d`` the embedding width; s(·) the student, t(·) the teacher. The loss is::
+
+        L = w_ot · mean_b <P*_b, C_b> + w_mse · MSE + w_c · L_cons + w_s · L_st
+
+    * **OT term**, on the KD input z (x̃, or x with ``kd_input="clean"``)::
+
+          C_emb = 1 − cos(s(z) tokens, t(en) tokens)                 (B, n, m)
+          C     = (1 − λ) C_emb + λ C_cooc                           (B, n, m), λ = cooc_weight
+          P*    = Sinkhorn(C, a, b, ε)  detached                     (B, n, m)
+          term  = mean_b <P*_b, C_emb_b>
+
+      ``C_cooc`` ∈ [0, 2] is the co-occurrence cost of the token ids
+      (:meth:`~optical_core.ot.cooc.CoocTable.cost_batch`): it has no gradient and only
+      moves the plan. The transported cost is measured with ``C_emb``, so the gradient
+      keeps its scale for every λ and λ = 0 is exactly the plain loss.
+    * **MSE term** (sentence level): the mean of ``MSE(s(en), t(en))`` and ``MSE(s(z), t(en))``.
+    * **Consistency OT**, over the ``k`` sentences whose x̃ differs from x (an unperturbed
+      sentence would only compare two dropout masks)::
+
+          C'     = 1 − cos(s(x̃) tokens, sg[s(x) tokens])            (k, n', n)
+          L_cons = mean over the k of <P'*, C'>,  P' = Sinkhorn(C', ...) detached
+
+      ``sg`` stops the gradient: the clean reading is the target.
+    * **Self-Teaching** (Zhuang & Zuccon, SIGIR 2022), over the same ``k`` sentences,
+      scored against the teacher's English sentence embeddings of the batch ``E`` (B, d)::
+
+          S(q)  = SELF_TEACH_SCALE · cos(q, E)                       (k, B)
+          L_st  = KL(softmax S(sg[s(x)]) ‖ softmax S(s(x̃)))         mean over the k
+
+      the clean query's in-batch distribution taught to the noisy query (as
+      ``DistilTypoDenseModel`` in ielab/CharacterBERT-DR: the clean side detached). Two
+      departures: scores are scaled cosines on both sides (not raw dot products with a
+      temperature on the clean side only), and the documents are the teacher's English
+      sentences of the batch. For their recipe (KD on the clean query, the typo'd copy only
+      in the KL) use ``kd_input="clean"`` with every sentence perturbed.
+
+    After each call ``last_components`` holds the unweighted terms as floats (``ot``,
+    ``ot_en``, ``mse``, ``consistency``, ``self_teach``, and ``noisy_share``, the share of
+    the batch whose two readings differ) and ``last_ot_stats`` the Sinkhorn diagnostics
+    of the OT term (mean iterations, share of converged pairs, and for ``"unbalanced"`` the
+    mean transported mass; the consistency term's under ``consistency_*``).
     """
 
     def __init__(
@@ -100,6 +159,11 @@ class OpticalLoss(nn.Module):
         mse_weight: float = 0.0,
         tau: float = 1.0,
         teacher_embeddings: TeacherEmbeddings | None = None,
+        kd_input: str = "noisy",
+        consistency_weight: float = 0.0,
+        self_teach_weight: float = 0.0,
+        cooc=None,
+        cooc_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if not (math.isfinite(epsilon) and epsilon > 0):
@@ -114,6 +178,14 @@ class OpticalLoss(nn.Module):
             raise DistillError(f"unknown marginals {marginals!r}; choose one of {MARGINALS}")
         if ot_weight < 0 or mse_weight < 0 or ot_weight + mse_weight <= 0:
             raise DistillError("loss weights must be >= 0 and not both 0")
+        if kd_input not in KD_INPUTS:
+            raise DistillError(f"unknown kd_input {kd_input!r}; choose one of {KD_INPUTS}")
+        if not all(math.isfinite(w) and w >= 0 for w in (consistency_weight, self_teach_weight)):
+            raise DistillError("the consistency and self-teaching weights must be finite and >= 0")
+        if not (math.isfinite(cooc_weight) and 0 <= cooc_weight <= 1):
+            raise DistillError("cooc_weight must lie in [0, 1]")
+        if cooc_weight > 0 and cooc is None:
+            raise DistillError("cooc_weight > 0 needs the bitext's co-occurrence table (cooc)")
         self.model = model
         # Not an nn.Module attribute: the teacher must not show up in the loss's parameters,
         # state dict or DDP wrapping.
@@ -133,6 +205,11 @@ class OpticalLoss(nn.Module):
         self._student_special = special_ids(model.tokenizer)
         self._teacher_special = special_ids(teacher.tokenizer)
         self.teacher_embeddings = teacher_embeddings
+        self.kd_input = kd_input
+        self.consistency_weight = float(consistency_weight)
+        self.self_teach_weight = float(self_teach_weight)
+        self.cooc = cooc if cooc_weight > 0 else None
+        self.cooc_weight = float(cooc_weight)
         self._mse = None
         if self.mse_weight > 0:
             from sentence_transformers.sentence_transformer.losses import MSELoss
@@ -165,11 +242,14 @@ class OpticalLoss(nn.Module):
         return w / w.sum(1, keepdim=True).clamp_min(1e-12)
 
     def ot_cost(
-        self, x_tokens: torch.Tensor, x_mask: torch.Tensor, y_tokens: torch.Tensor, y_mask: torch.Tensor
+        self, x_tokens: torch.Tensor, x_mask: torch.Tensor, y_tokens: torch.Tensor, y_mask: torch.Tensor,
+        cooc: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-pair transport cost ``<P*, C>`` (``(B,)``), the plans and the costs.
 
-        ``x`` are the (differentiable) student tokens, ``y`` the teacher tokens.
+        ``x`` are the (differentiable) student tokens, ``y`` the teacher tokens. ``cooc``
+        (``(B, n, m)`` in [0, 2], no gradient) is mixed into the plan's cost with weight
+        ``cooc_weight``; the returned cost and ``<P*, C>`` stay the embedding cost's.
         """
         from optical_core.ot.costs import cost_matrix
 
@@ -179,7 +259,11 @@ class OpticalLoss(nn.Module):
         a = self._marginal(x_mask, x_tokens)
         b = self._marginal(y_mask, y_tokens)
         with torch.no_grad():
-            plan = self._plan(cost.detach(), a, b)
+            plan_cost = cost.detach()
+            if cooc is not None:
+                lam = self.cooc_weight
+                plan_cost = (1 - lam) * plan_cost + lam * cooc.to(plan_cost)
+            plan = self._plan(plan_cost, a, b)
         per_pair = (plan * cost).sum(dim=(1, 2))
         return per_pair, plan, cost
 
@@ -218,11 +302,17 @@ class OpticalLoss(nn.Module):
     # -- forward ---------------------------------------------------------------
 
     def _teacher_side(self, en_features: dict[str, torch.Tensor], labels
-                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                      ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
         """The teacher's content tokens ``(B, m, d)``, their mask ``(B, m)`` and its
         sentence embeddings ``(B, d)`` of the batch's English side: from the cache when
-        there is one, else from a no-grad forward pass."""
+        there is one, else from a no-grad forward pass. MSE-KD's dataset gives the sentence
+        embeddings as ``(B, d)`` float labels; then there are no tokens (``None``)."""
         device = en_features["input_ids"].device
+        if labels is not None and labels.dim() == 2 and labels.dtype.is_floating_point:
+            if self.ot_weight > 0 or self.align_english:
+                raise DistillError("the OT terms need the teacher's tokens, not only its "
+                                   "sentence embeddings (MSE-KD's labels)")
+            return None, None, labels.detach().to(device, torch.float32)
         if self.teacher_embeddings is not None:
             if labels is None or labels.dim() != 1 or labels.dtype.is_floating_point:
                 raise DistillError("with a teacher cache the dataset's label column must hold "
@@ -236,13 +326,35 @@ class OpticalLoss(nn.Module):
         return (t_out["token_embeddings"].detach(), self._mask(t_feats, self._teacher_special),
                 t_out["sentence_embedding"].detach())
 
+    def _cooc_cost(self, x_features: dict[str, torch.Tensor], en_features: dict[str, torch.Tensor],
+                   labels, t_tok: torch.Tensor) -> torch.Tensor:
+        """``(B, n, m)`` co-occurrence cost between the student's foreign token ids and the
+        teacher's English ones, laid out as the OT term's cost."""
+        if self.teacher_embeddings is not None:
+            en_ids = self.cooc.english_ids(labels)  # the cache's row layout
+        else:
+            en_ids = self._teacher_features(en_features)["input_ids"]
+        if en_ids.shape[:2] != t_tok.shape[:2]:
+            raise DistillError("the co-occurrence table's English tokens do not line up with "
+                               "the teacher's; rebuild it with the teacher's tokenizer")
+        return self.cooc.table.cost_batch(x_features["input_ids"], en_ids).to(t_tok.device)
+
     def forward(self, sentence_features: Sequence[dict[str, torch.Tensor]], labels=None) -> torch.Tensor:
         feats = list(sentence_features)
-        if len(feats) != 2:
+        if len(feats) not in (2, 3):
             raise DistillError(
-                f"OpticalLoss expects two text columns (english, non_english), got {len(feats)}"
+                "OpticalLoss expects the text columns (english, non_english) or (english, "
+                f"non_english, clean), got {len(feats)}"
             )
-        en_f, x_f = feats
+        en_f, x_f = feats[0], feats[1]
+        clean_f = feats[2] if len(feats) == 3 else None
+        if clean_f is None and (self.consistency_weight > 0 or self.self_teach_weight > 0):
+            raise DistillError("the consistency and self-teaching terms need the clean foreign "
+                               "sentence as a third column (the augmenting collator adds it)")
+        if clean_f is not None and self.kd_input == "clean":
+            x_f, clean_f, kd_is_clean = clean_f, x_f, True  # x_f: what the KD terms read
+        else:
+            kd_is_clean = False
         t_tok, t_mask, t_sent = self._teacher_side(en_f, labels)
         s_x = self.model(_model_inputs(x_f))
         x_mask = self._mask(x_f, self._student_special)
@@ -252,7 +364,8 @@ class OpticalLoss(nn.Module):
         total = torch.zeros((), device=s_x["token_embeddings"].device)
         comps: dict[str, float] = {}
         if self.ot_weight > 0:
-            per_pair, _, _ = self.ot_cost(s_x["token_embeddings"], x_mask, t_tok, t_mask)
+            cooc = self._cooc_cost(x_f, en_f, labels, t_tok) if self.cooc is not None else None
+            per_pair, _, _ = self.ot_cost(s_x["token_embeddings"], x_mask, t_tok, t_mask, cooc)
             ot_loss = per_pair.mean()
             comps["ot"] = float(ot_loss.detach())
             if self.align_english:
@@ -269,7 +382,55 @@ class OpticalLoss(nn.Module):
             )
             comps["mse"] = float(mse.detach())
             total = total + self.mse_weight * mse
+        if clean_f is not None:
+            total = total + self._robust_terms(x_f, s_x, clean_f, kd_is_clean, t_sent, comps)
         self.last_components = comps
+        return total
+
+    def _robust_terms(self, kd_f: dict[str, torch.Tensor], s_kd: dict[str, torch.Tensor],
+                      other_f: dict[str, torch.Tensor], kd_is_clean: bool, t_sent: torch.Tensor,
+                      comps: dict[str, float]) -> torch.Tensor:
+        """``w_c · L_cons + w_s · L_st`` over the rows whose two readings differ (see the
+        class docstring). ``kd_f`` / ``s_kd``: the KD input and the student's output on it
+        (with gradient); ``other_f``: the other reading, run here (with gradient when it is
+        the noisy one, without when it is the clean target)."""
+        changed = _changed_rows(kd_f, other_f)
+        comps["noisy_share"] = float(changed.float().mean())
+        idx = changed.nonzero().squeeze(1)
+        total = torch.zeros((), device=s_kd["token_embeddings"].device)
+        if idx.numel() == 0:
+            if self.consistency_weight > 0:
+                comps["consistency"] = 0.0
+            if self.self_teach_weight > 0:
+                comps["self_teach"] = 0.0
+            return total
+        kd_rows = _rows(kd_f, idx)
+        kd_tok = s_kd["token_embeddings"][idx][:, :kd_rows["input_ids"].shape[1]]
+        kd_out = {"token_embeddings": kd_tok, "sentence_embedding": s_kd["sentence_embedding"][idx]}
+        other_rows = _rows(other_f, idx)
+        if kd_is_clean:  # the noisy reading learns, the clean one (the KD input) is the target
+            noisy_f, noisy = other_rows, self.model(_model_inputs(other_rows))
+            clean_f, clean = kd_rows, kd_out
+        else:
+            noisy_f, noisy = kd_rows, kd_out
+            clean_f = other_rows
+            with torch.no_grad():
+                clean = self.model(_model_inputs(other_rows))
+        if self.consistency_weight > 0:
+            main_stats = dict(self.last_ot_stats)
+            per_pair, _, _ = self.ot_cost(
+                noisy["token_embeddings"], self._mask(noisy_f, self._student_special),
+                clean["token_embeddings"].detach(), self._mask(clean_f, self._student_special))
+            cons = per_pair.mean()
+            self.last_ot_stats = {**main_stats,
+                                  **{f"consistency_{k}": v for k, v in self.last_ot_stats.items()}}
+            comps["consistency"] = float(cons.detach())
+            total = total + self.consistency_weight * cons
+        if self.self_teach_weight > 0:
+            st = self_teaching_kl(clean["sentence_embedding"].detach(),
+                                  noisy["sentence_embedding"], t_sent)
+            comps["self_teach"] = float(st.detach())
+            total = total + self.self_teach_weight * st
         return total
 
     # -- probe -----------------------------------------------------------------
@@ -292,7 +453,9 @@ class OpticalLoss(nn.Module):
             t_tok = self.teacher(_model_inputs(tf))["token_embeddings"]
             sm = self._mask(sf, self._student_special)
             tm = self._mask(tf, self._teacher_special)
-            per_pair, plan, cost = self.ot_cost(s_tok, sm, t_tok, tm)
+            cooc = (self.cooc.table.cost_batch(sf["input_ids"], tf["input_ids"])
+                    if self.cooc is not None else None)
+            per_pair, plan, cost = self.ot_cost(s_tok, sm, t_tok, tm, cooc)
         finally:
             student.train(was_training)
         rows, cols = sm[0], tm[0]
@@ -317,3 +480,41 @@ def _same_vocab(t1, t2) -> bool:
         )
     except Exception:  # pragma: no cover - exotic tokenizers
         return False
+
+
+def self_teaching_kl(clean: torch.Tensor, noisy: torch.Tensor, documents: torch.Tensor,
+                     scale: float = SELF_TEACH_SCALE) -> torch.Tensor:
+    """Self-Teaching's KL term: ``KL(softmax S(clean) ‖ softmax S(noisy))``, mean over rows.
+
+    Args:
+        clean: ``(k, d)`` the clean queries' embeddings (the target; detach it).
+        noisy: ``(k, d)`` the noisy queries' embeddings.
+        documents: ``(B, d)`` the in-batch documents (the teacher's English sentences).
+        scale: ``S(q) = scale · cos(q, documents)``.
+
+    Returns:
+        A scalar in float32 (0 when the two distributions agree).
+    """
+    with torch.autocast(device_type=noisy.device.type, enabled=False):
+        docs = torch.nn.functional.normalize(documents.float(), dim=-1)
+        s_clean = scale * torch.nn.functional.normalize(clean.float(), dim=-1) @ docs.T
+        s_noisy = scale * torch.nn.functional.normalize(noisy.float(), dim=-1) @ docs.T
+        return torch.nn.functional.kl_div(torch.log_softmax(s_noisy, dim=1),
+                                          torch.log_softmax(s_clean, dim=1),
+                                          reduction="batchmean", log_target=True)
+
+
+def _changed_rows(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``(B,)`` bool: the rows whose real token ids differ between two tokenized batches."""
+    ia = a["input_ids"].masked_fill(~a["attention_mask"].bool(), -1)
+    ib = b["input_ids"].to(ia.device).masked_fill(~b["attention_mask"].to(ia.device).bool(), -1)
+    width = max(ia.shape[1], ib.shape[1])
+    ia = torch.nn.functional.pad(ia, (0, width - ia.shape[1]), value=-1)
+    ib = torch.nn.functional.pad(ib, (0, width - ib.shape[1]), value=-1)
+    return (ia != ib).any(dim=1)
+
+
+def _rows(features: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The rows ``idx`` of a tokenized batch, cut to their longest real length."""
+    width = int(features["attention_mask"][idx].sum(1).max()) if idx.numel() else 0
+    return {k: v[idx][:, :width] for k, v in _model_inputs(features).items()}
