@@ -16,6 +16,10 @@ DATA_SOURCES: tuple[str, ...] = ("multi30k", "demo")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "linear", "cosine")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+#: What the KD terms (OT, MSE) read of an augmented foreign sentence (see ``kd_input``).
+KD_INPUTS: tuple[str, ...] = ("noisy", "clean")
+#: Measures of the bitext co-occurrence cost (:mod:`optical_core.ot.cooc`).
+COOC_MEASURES: tuple[str, ...] = ("npmi", "dice")
 #: What a run recorded before a field existed was trained with: a ``run.json`` without the
 #: field is read with this value, not with today's default.
 LEGACY_DEFAULTS: dict[str, Any] = {
@@ -104,6 +108,36 @@ class DistillConfig:
         save_steps: trainer checkpoint every N steps (and at each epoch end and on cancel).
         track_aer: compute word-alignment AER on the en–fr gold set at every evaluation.
         data_dir: Multi30k data root override.
+
+    Robustness options (all off by default; :func:`robust_recipe` turns several on). They
+    change what the *student* reads of the foreign side during training, whatever the loss
+    (MSE-KD gets the same augmentation as OT-KD); the teacher's English side stays clean,
+    so the teacher cache still holds. See :mod:`optical_core.distill.augment` and
+    :class:`~optical_core.distill.loss.OpticalLoss`.
+
+        noise_p: share of training sentences whose foreign side is perturbed on the fly with
+            the seeded noise of :mod:`optical_core.perturb` (0 = off). Each time a sentence
+            is read (once per epoch) it draws anew, seeded by ``(seed, epoch, row)``.
+        noise_max_cer: a perturbed sentence's target CER is drawn uniformly from
+            ``[0, noise_max_cer]``.
+        noise_kind: the noise kind, or several separated by commas (each perturbed
+            sentence draws one uniformly), e.g. ``"random_char,keyboard"``; ``typo`` is
+            ``keyboard``.
+        subword_dropout: probability ``p`` of WordPiece dropout on the foreign side (0 =
+            off): each longest match of WordPiece is, with probability ``p``, replaced by
+            a shorter in-vocabulary piece (:class:`~optical_core.distill.augment.WordPieceDropout`).
+        kd_input: what the KD terms (OT, MSE) read when the foreign side is augmented:
+            ``"noisy"`` (the perturbed sentence: noisy-student KD) or ``"clean"`` (the
+            clean sentence; the perturbed copy then enters only the consistency and
+            self-teaching terms, as in Zhuang & Zuccon's Self-Teaching).
+        consistency_weight: weight of the consistency OT term: the student's perturbed
+            tokens transported onto its own clean tokens of the same sentence (detached).
+        self_teach_weight: weight of the Self-Teaching term (Zhuang & Zuccon, SIGIR 2022):
+            ``KL(clean ‖ noisy)`` of the in-batch score distributions against the
+            teacher's English sentence embeddings.
+        cooc_weight: λ of the co-occurrence cost mixed into the OT plan's cost,
+            ``C = (1 − λ)(1 − cos) + λ C_cooc`` (0 = off; OT losses only).
+        cooc_measure: ``npmi`` or ``dice`` (:mod:`optical_core.ot.cooc`).
     """
 
     lang: str = "de"
@@ -144,6 +178,40 @@ class DistillConfig:
     device: str = "auto"
     precision: str = "auto"
     data_dir: str | None = None
+    noise_p: float = 0.0
+    noise_max_cer: float = 0.2
+    noise_kind: str = "random_char"
+    subword_dropout: float = 0.0
+    kd_input: str = "noisy"
+    consistency_weight: float = 0.0
+    self_teach_weight: float = 0.0
+    cooc_weight: float = 0.0
+    cooc_measure: str = "npmi"
+
+    def augments(self) -> bool:
+        """Whether the student's foreign input is augmented (noise or subword dropout)."""
+        return self.noise_p > 0 or self.subword_dropout > 0
+
+    def needs_clean(self) -> bool:
+        """Whether the loss also reads the clean foreign sentence next to the augmented one
+        (the consistency and self-teaching terms compare the two)."""
+        return self.augments() and (self.consistency_weight > 0 or self.self_teach_weight > 0)
+
+    def noise_kinds(self) -> tuple[str, ...]:
+        """The kinds of ``noise_kind`` (aliases resolved).
+
+        Raises:
+            DistillError: an unknown kind.
+        """
+        from optical_core.retrieval.noise import resolve_noise
+
+        kinds = [k.strip() for k in str(self.noise_kind).split(",") if k.strip()]
+        if not kinds:
+            raise DistillError("noise_kind names no noise kind")
+        try:
+            return tuple(resolve_noise(k) for k in kinds)
+        except ValueError as exc:
+            raise DistillError(str(exc)) from None
 
     def validate(self) -> DistillConfig:
         if self.lang not in PROBES:
@@ -186,7 +254,46 @@ class DistillConfig:
                 raise DistillError(msg)
         if self.loss == "ot+mse" and self.ot_weight + self.mse_weight <= 0:
             raise DistillError("ot+mse needs a positive OT or MSE weight")
+        self._validate_robustness()
         return self
+
+    def _validate_robustness(self) -> None:
+        def finite(x) -> bool:
+            return isinstance(x, (int, float)) and math.isfinite(x)
+
+        if self.kd_input not in KD_INPUTS:
+            raise DistillError(f"unknown kd_input {self.kd_input!r}; choose one of {KD_INPUTS}")
+        if self.cooc_measure not in COOC_MEASURES:
+            raise DistillError(
+                f"unknown co-occurrence measure {self.cooc_measure!r}; choose one of {COOC_MEASURES}")
+        checks = [
+            (finite(self.noise_p) and 0 <= self.noise_p <= 1, "noise_p must lie in [0, 1]"),
+            (finite(self.noise_max_cer) and 0 <= self.noise_max_cer <= 1,
+             "noise_max_cer must lie in [0, 1]"),
+            (self.noise_p == 0 or self.noise_max_cer > 0,
+             "noise_p > 0 needs noise_max_cer > 0 (the largest CER a sentence may draw)"),
+            (finite(self.subword_dropout) and 0 <= self.subword_dropout <= 1,
+             "subword_dropout must lie in [0, 1]"),
+            (finite(self.consistency_weight) and self.consistency_weight >= 0,
+             "consistency_weight must be >= 0"),
+            (finite(self.self_teach_weight) and self.self_teach_weight >= 0,
+             "self_teach_weight must be >= 0"),
+            (self.augments() or (self.consistency_weight == 0 and self.self_teach_weight == 0),
+             "the consistency and self-teaching terms compare a perturbed sentence with the "
+             "clean one: they need noise_p > 0 or subword_dropout > 0"),
+            (self.kd_input == "noisy" or self.needs_clean(),
+             "kd_input 'clean' leaves the perturbed sentence to the consistency or "
+             "self-teaching term: give one of them a weight > 0"),
+            (finite(self.cooc_weight) and 0 <= self.cooc_weight <= 1,
+             "cooc_weight must lie in [0, 1]"),
+            (self.cooc_weight == 0 or self.loss != "mse",
+             "the co-occurrence cost shapes the OT plan: it needs loss 'ot' or 'ot+mse'"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise DistillError(msg)
+        if self.noise_p > 0:
+            self.noise_kinds()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -198,6 +305,30 @@ class DistillConfig:
         names = {f.name for f in fields(cls)}
         legacy = {k: v for k, v in LEGACY_DEFAULTS.items() if k not in d}
         return cls(**{**legacy, **{k: v for k, v in d.items() if k in names}})
+
+
+def robust_recipe() -> dict[str, Any]:
+    """The option values of ``--recipe robust``: training that prepares the student for
+    noisy queries. Provisional: chosen from the literature before the experiments ran
+    (issue 15), not tuned; the grid will say what to keep.
+
+    * half of the foreign sentences perturbed (``noise_p`` 0.5, as the typo augmentation of
+      Zhuang & Zuccon 2021), with the two noise families of the evaluation (random
+      characters, keyboard typos) at a CER drawn from ``[0, 0.2]``, the evaluation's range;
+    * the consistency OT term at weight 0.5, so a perturbed sentence's tokens are pulled
+      onto the student's own clean tokens as well as onto the teacher's English ones;
+    * WordPiece dropout 0.1 (BPE-dropout's value, Provilkov et al. 2020), so the student
+      sees the odd segmentations that typos cause.
+
+    The loss, the Self-Teaching term and the co-occurrence cost stay as given (off unless
+    asked for). Explicit options override these values.
+    """
+    return {"noise_p": 0.5, "noise_max_cer": 0.2, "noise_kind": "random_char,keyboard",
+            "consistency_weight": 0.5, "subword_dropout": 0.1}
+
+
+#: Named presets of option values (``optical distill --recipe NAME``).
+RECIPES: dict[str, Callable[[], dict[str, Any]]] = {"robust": robust_recipe}
 
 
 #: Bitext pairs of the quick student: de→en MRR@10 on test_2016_flickr went from 28.0

@@ -86,24 +86,39 @@ def check_teacher_supports(cfg: DistillConfig, teacher) -> None:
 
 
 def build_loss(cfg: DistillConfig, student, teacher,
-               teacher_embeddings: TeacherEmbeddings | None = None) -> nn.Module:
+               teacher_embeddings: TeacherEmbeddings | None = None,
+               pairs: list[tuple[str, str]] | None = None) -> nn.Module:
     """The loss module of ``cfg.loss`` (``mse`` → sentence-transformers ``MSELoss``).
 
     The teacher's kind says which losses it supports (a CLIP teacher: ``mse`` only, see
-    :data:`optical_core.encoders.registry.CLIP`).
+    :data:`optical_core.encoders.registry.CLIP`). MSE-KD with a consistency or
+    self-teaching term is an :class:`OpticalLoss` without its OT term. ``pairs`` (the
+    training bitext) is needed for the co-occurrence cost (``cfg.cooc_weight > 0``).
     """
     check_teacher_supports(cfg, teacher)
-    if cfg.loss == "mse":
-        from sentence_transformers.sentence_transformer.losses import MSELoss
+    extra = dict(kd_input=cfg.kd_input, consistency_weight=cfg.consistency_weight,
+                 self_teach_weight=cfg.self_teach_weight) if cfg.needs_clean() else {}
+    if cfg.cooc_weight > 0:
+        from optical_core.distill.cooc import bitext_cooc
 
-        return MSELoss(student)
+        if pairs is None:
+            raise DistillError("the co-occurrence cost needs the training pairs")
+        extra.update(cooc=bitext_cooc(cfg, student, teacher, pairs), cooc_weight=cfg.cooc_weight)
+    ot_opts = dict(epsilon=cfg.epsilon, max_iter=cfg.sinkhorn_iters, tol=cfg.sinkhorn_tol,
+                   solver=cfg.ot_solver, tau=cfg.ot_tau, marginals=cfg.marginals)
+    if cfg.loss == "mse":
+        if not extra:
+            from sentence_transformers.sentence_transformer.losses import MSELoss
+
+            return MSELoss(student)
+        return OpticalLoss(student, teacher, ot_weight=0.0, mse_weight=1.0,
+                           teacher_embeddings=teacher_embeddings, **ot_opts, **extra)
     return OpticalLoss(
-        student, teacher, epsilon=cfg.epsilon, max_iter=cfg.sinkhorn_iters, tol=cfg.sinkhorn_tol,
-        solver=cfg.ot_solver, tau=cfg.ot_tau, marginals=cfg.marginals,
+        student, teacher, **ot_opts,
         align_english=cfg.align_english,
         ot_weight=cfg.ot_weight if cfg.loss == "ot+mse" else 1.0,
         mse_weight=cfg.mse_weight if cfg.loss == "ot+mse" else 0.0,
-        teacher_embeddings=teacher_embeddings,
+        teacher_embeddings=teacher_embeddings, **extra,
     )
 
 
@@ -114,7 +129,9 @@ def build_dataset(cfg: DistillConfig, pairs: list[tuple[str, str]], teacher,
     ``label`` is what the loss reads of the teacher: for MSE-KD the teacher's English
     sentence embedding (the "make multilingual" recipe); for the OT losses with a teacher
     cache, the row's index into it; OT without a cache has no label (the teacher runs
-    online).
+    online). When the foreign side is augmented (``cfg.augments()``) a ``row`` column holds
+    each row's index, which seeds its noise
+    (:class:`~optical_core.distill.augment.AugmentingCollator` reads and drops it).
     """
     from datasets import Dataset
 
@@ -128,4 +145,8 @@ def build_dataset(cfg: DistillConfig, pairs: list[tuple[str, str]], teacher,
         cols["label"] = np.asarray(emb, dtype=np.float32).tolist()
     elif teacher_embeddings is not None:
         cols["label"] = list(range(len(pairs)))
+    if cfg.augments():
+        from optical_core.distill.augment import ROW_COLUMN
+
+        cols[ROW_COLUMN] = list(range(len(pairs)))
     return Dataset.from_dict(cols)

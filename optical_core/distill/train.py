@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from optical_core import runs as runs_mod
+from optical_core.distill.augment import AugmentingCollator, epoch_callback
 from optical_core.distill.batching import LengthGroupedBatchSampler
 from optical_core.distill.checkpoints import _forget_after, _set_aside, last_checkpoint
 from optical_core.distill.config import (
@@ -384,7 +385,7 @@ def run_distillation(
         cached = teacher_cache(teacher, [en for en, _ in pairs], rank=rank,
                                teacher_name=str(cfg.teacher or "default"),
                                tokens=cfg.loss != "mse")
-    loss = build_loss(cfg, student, teacher, cached)
+    loss = build_loss(cfg, student, teacher, cached, pairs)
     dataset = build_dataset(cfg, pairs, teacher, cached)
     lengths = batch_lengths(cfg, student, pairs)
 
@@ -458,11 +459,17 @@ def run_distillation(
     args = SentenceTransformerTrainingArguments(**args_kw)
 
     track_aer = functools.partial(aer_on_gold, data_dir=cfg.data_dir) if cfg.track_aer else None
-    callback = _make_callback_class()(recorder, loss, probe, cfg.probe_every, cancel, track_aer)
+    # MSE-KD has no plan to snapshot (also when an OpticalLoss carries its robustness terms)
+    callback = _make_callback_class()(recorder, loss, probe if cfg.loss != "mse" else None,
+                                      cfg.probe_every, cancel, track_aer)
     trainer = SentenceTransformerTrainer(
         model=student, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator,
         callbacks=[callback],
     )
+    if cfg.augments():  # the student reads a perturbed foreign side (distill.augment)
+        collator = AugmentingCollator(trainer.data_collator, cfg, student)
+        trainer.data_collator = collator
+        trainer.add_callback(epoch_callback(collator))
     for cb in (PrinterCallback, ProgressCallback):
         with contextlib.suppress(ValueError):
             trainer.remove_callback(cb)
