@@ -1,6 +1,6 @@
 """`optical distill` (optical_core.cli.distill) with a tiny random teacher (the ``tiny``
 fixture in conftest.py) on the packaged demo pairs: a run, the unbalanced solver options,
-and one-line errors."""
+the robustness options and ``--recipe robust``, and one-line errors."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import sys
 
 from _helpers import REPO
 
-from optical_core.cli.entry import main
+from optical_core.cli.distill import ROBUST_FIELDS, robust_options
+from optical_core.cli.entry import build_parser, main
+from optical_core.distill.config import DistillConfig, robust_recipe
 
 
 def _cli(*args, env=None, timeout=180):
@@ -52,6 +54,44 @@ def test_cli_unbalanced_solver_and_tau(tiny, tmp_path, capsys):
                       (["--ot-solver", "unbalanced", "--tau", "0"], "τ")):
         code = main(["distill", "--demo-data", "--teacher", tiny, *args,
                          "--out", str(tmp_path / "bad")])
+        err = capsys.readouterr().err
+        assert code != 0 and err.startswith("error:") and msg in err
+        assert err.strip().count("\n") == 0
+    assert not (tmp_path / "bad").exists()
+
+
+def test_robust_flags_default_to_the_config_and_the_recipe_fills_the_rest():
+    parse = build_parser().parse_args
+    base = ["distill", "--out", "x"]
+    assert robust_options(parse(base)) == {}  # no flag, no recipe: the defaults (off)
+    assert robust_options(parse([*base, "--recipe", "robust"])) == robust_recipe()
+    opts = robust_options(parse([*base, "--recipe", "robust", "--noise-p", "0.3",
+                                 "--self-teach-weight", "0.2", "--kd-input", "clean"]))
+    assert opts == {**robust_recipe(), "noise_p": 0.3, "self_teach_weight": 0.2,
+                    "kd_input": "clean"}
+    opts = robust_options(parse([*base, "--noise-p", "0.5", "--noise-kind", "ocr",
+                                 "--subword-dropout", "0.1", "--consistency-weight", "1",
+                                 "--cooc-weight", "0.2", "--cooc-measure", "dice"]))
+    assert opts == {"noise_p": 0.5, "noise_kind": "ocr", "subword_dropout": 0.1,
+                    "consistency_weight": 1.0, "cooc_weight": 0.2, "cooc_measure": "dice"}
+    assert set(ROBUST_FIELDS) <= set(DistillConfig().to_dict())
+
+
+def test_cli_recipe_robust_trains_and_bad_robust_options_fail_on_one_line(tiny, tmp_path, capsys):
+    out = tmp_path / "robust"
+    code = main(["distill", "--demo-data", "--teacher", tiny, "--pairs", "16",
+                 "--batch-size", "8", "--max-steps", "2", "--max-tokens", "32", "--no-eval",
+                 "--recipe", "robust", "--noise-p", "0.8", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    cfg = json.loads((out / "run.json").read_text())["config"]
+    assert cfg["noise_p"] == 0.8 and cfg["consistency_weight"] == 0.5
+    assert cfg["subword_dropout"] == 0.1 and cfg["noise_kind"] == "random_char,keyboard"
+    for args, msg in ((["--consistency-weight", "1"], "need noise_p > 0"),
+                      (["--noise-p", "0.5", "--noise-kind", "smudge"], "unknown noise kind"),
+                      (["--loss", "mse", "--cooc-weight", "0.5"], "co-occurrence")):
+        code = main(["distill", "--demo-data", "--teacher", tiny, *args,
+                     "--out", str(tmp_path / "bad")])
         err = capsys.readouterr().err
         assert code != 0 and err.startswith("error:") and msg in err
         assert err.strip().count("\n") == 0

@@ -14,7 +14,23 @@ import sys
 import threading
 
 from optical_core.cli.common import stop_on_ctrl_c
-from optical_core.distill.config import DEVICES, LR_SCHEDULES, PRECISIONS, DistillConfig
+from optical_core.distill.config import (
+    COOC_MEASURES,
+    DEVICES,
+    KD_INPUTS,
+    LR_SCHEDULES,
+    PRECISIONS,
+    RECIPES,
+    DistillConfig,
+)
+
+#: The robustness fields of ``DistillConfig``, each with a flag of the same name
+#: (``--noise-p`` for ``noise_p``). Their flags default to ``None`` so that ``--recipe`` can
+#: fill in what was not given explicitly.
+ROBUST_FIELDS: tuple[str, ...] = (
+    "noise_p", "noise_max_cer", "noise_kind", "subword_dropout", "kd_input",
+    "consistency_weight", "self_teach_weight", "cooc_weight", "cooc_measure",
+)
 
 
 def add_distill(sub) -> None:
@@ -71,10 +87,46 @@ def add_distill(sub) -> None:
                    help="run the teacher at every step instead of reading its cached embeddings")
     p.add_argument("--no-group-by-length", action="store_true",
                    help="random batches instead of length-grouped ones (more padding)")
+    r = p.add_argument_group(
+        "robustness (off by default; see optical_core.distill.augment and OpticalLoss)")
+    r.add_argument("--recipe", choices=sorted(RECIPES), default=None,
+                   help="a preset of the options below (robust: noise 0.5 up to CER 0.2, "
+                   "consistency 0.5, subword dropout 0.1; provisional); explicit flags override it")
+    r.add_argument("--noise-p", type=float, default=None,
+                   help=f"share of foreign sentences perturbed on the fly (default {d.noise_p})")
+    r.add_argument("--noise-max-cer", type=float, default=None,
+                   help=f"a perturbed sentence's CER is drawn from [0, this] (default {d.noise_max_cer})")
+    r.add_argument("--noise-kind", default=None,
+                   help="noise kind(s) of optical_core.perturb, comma-separated, one drawn per "
+                   f"sentence (default {d.noise_kind})")
+    r.add_argument("--subword-dropout", type=float, default=None,
+                   help="WordPiece dropout probability on the foreign side (default 0: off)")
+    r.add_argument("--kd-input", choices=KD_INPUTS, default=None,
+                   help="what the KD terms read of an augmented sentence: the noisy one "
+                   "(default) or the clean one (then the noisy one feeds the terms below only)")
+    r.add_argument("--consistency-weight", type=float, default=None,
+                   help="weight of OT from the noisy student tokens onto its clean ones (0: off)")
+    r.add_argument("--self-teach-weight", type=float, default=None,
+                   help="weight of Self-Teaching's KL(clean || noisy) in-batch scores (0: off)")
+    r.add_argument("--cooc-weight", type=float, default=None,
+                   help="share λ of the bitext co-occurrence cost in the OT plan's cost (0: off)")
+    r.add_argument("--cooc-measure", choices=COOC_MEASURES, default=None,
+                   help=f"co-occurrence measure (default {d.cooc_measure})")
     p.add_argument("--demo-data", action="store_true",
                    help="train on the packaged demo pairs instead of Multi30k (smoke test)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.set_defaults(func=run_distill)
+
+
+def robust_options(args) -> dict:
+    """The robustness fields to set: the ``--recipe`` values, overridden by explicit flags
+    (a flag left out keeps the recipe's value, or the field's default without a recipe)."""
+    opts = dict(RECIPES[args.recipe]()) if getattr(args, "recipe", None) else {}
+    for name in ROBUST_FIELDS:
+        value = getattr(args, name, None)
+        if value is not None:
+            opts[name] = value
+    return opts
 
 
 def run_distill(args) -> int:
@@ -101,6 +153,7 @@ def run_distill(args) -> int:
         max_grad_norm=args.max_grad_norm, weight_decay=args.weight_decay, device=args.device,
         precision=args.precision,
         teacher_cache=not args.no_teacher_cache, group_by_length=not args.no_group_by_length,
+        **robust_options(args),
     )
     quiet = getattr(args, "quiet", False) or int(os.environ.get("RANK", "0")) != 0
     if cfg.track_aer and not gold_available("enfr", cfg.data_dir):
