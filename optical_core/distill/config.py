@@ -337,9 +337,23 @@ RECIPES: dict[str, Callable[[], dict[str, Any]]] = {"robust": robust_recipe}
 QUICK_PAIRS = 2000
 
 
-def quick_student(lang: str = "de", data: str = "multi30k") -> DistillConfig:
+def quick_student(lang: str = "de", data: str = "multi30k", **overrides: Any) -> DistillConfig:
     """The "quick student" of the app: OT-KD on :data:`QUICK_PAIRS` pairs, one epoch, with
     the default recipe, evaluated on 200 val lines before and after (a class watches it
-    train; the Retrieval and Alignment pages then show the before and after)."""
-    return DistillConfig(lang=lang, pairs=QUICK_PAIRS, loss="ot", epochs=1.0, max_tokens=48,
-                         eval_limit=200, probe_every=5, save_steps=10**6, data=data).validate()
+    train; the Retrieval and Alignment pages then show the before and after).
+
+    Args:
+        lang, data: the language and the data source (``demo`` where Multi30k is missing).
+        overrides: other :class:`DistillConfig` fields, for tests and demos only (a tiny
+            teacher, a few steps); the preset itself is what is used without them.
+
+    Raises:
+        DistillError: an unknown language or override, or an invalid value.
+    """
+    unknown = sorted(set(overrides) - {f.name for f in fields(DistillConfig)})
+    if unknown:
+        raise DistillError(f"unknown quick-student setting(s) {', '.join(unknown)}")
+    preset: dict[str, Any] = dict(lang=lang, pairs=QUICK_PAIRS, loss="ot", epochs=1.0,
+                                  max_tokens=48, eval_limit=200, probe_every=5,
+                                  save_steps=10**6, data=data)
+    return DistillConfig(**{**preset, **overrides}).validate()

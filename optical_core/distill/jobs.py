@@ -29,10 +29,12 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from optical_core.distill.config import CancelEvent, DistillConfig
-from optical_core.distill.train import RunResult, run_distillation
+
+if TYPE_CHECKING:
+    from optical_core.distill.train import RunResult
 
 JOB_STATUSES = ("queued", "running", "finished", "cancelled", "failed")
 ACTIVE = ("queued", "running")
@@ -108,14 +110,23 @@ class JobState:
         return c
 
 
-Runner = Callable[..., RunResult]
+Runner = Callable[..., "RunResult"]
+
+
+def _run_distillation(*args: Any, **kwargs: Any) -> RunResult:
+    """:func:`~optical_core.distill.train.run_distillation`, imported when a job starts: a
+    page that only shows the queue (the home page) must not import torch."""
+    from optical_core.distill.train import run_distillation
+
+    return run_distillation(*args, **kwargs)
 
 
 class JobManager:
     """FIFO queue of distillation jobs with one worker thread.
 
     Args:
-        runner: the training function (default :func:`run_distillation`); tests may pass a
+        runner: the training function (default
+            :func:`~optical_core.distill.train.run_distillation`); tests may pass a
             fake with the same signature.
         orphan_s: cancel a session's active job once the session has not called
             :meth:`heartbeat` for this many seconds; ``None`` keeps jobs running whatever
@@ -125,7 +136,7 @@ class JobManager:
 
     def __init__(self, runner: Runner | None = None, orphan_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._runner = runner or run_distillation
+        self._runner = runner or _run_distillation
         self.orphan_s = orphan_s
         self._clock = clock
         self._seen: dict[str, float] = {}  # session -> clock() of its last heartbeat
