@@ -11,7 +11,9 @@ import streamlit as st
 from optical_core.pairs.figures import transport_diagram
 from ui import home_example
 from ui.common import DATA_HINT, app_pages, data_sources, page_setup
+from ui.distill import manager, session_id
 from ui.models import model_label
+from ui.quick import quick_box
 
 model_id = page_setup("Home", icon=":material/swap_calls:")
 
@@ -46,6 +48,9 @@ st.caption(
     "MiniLM, Sinkhorn ε = 0.05, words): line width is the mass moved. dog → puppy, "
     "runs → running and beach → sand carry most of it."
 )
+
+st.subheader("Teach it a language")
+quick_box(manager(), session_id(), where="home")
 
 st.subheader("Pages")
 descriptions = {

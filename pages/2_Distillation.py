@@ -22,12 +22,12 @@ import streamlit as st
 from optical_core import runs
 from optical_core.data import gold_available, multi30k_available
 from optical_core.distill.config import LOSSES, OT_SOLVERS, PROBES, DistillConfig, DistillError
-from optical_core.distill.jobs import DEFAULT_ORPHAN_S, JobState, orphan_grace_s
-from optical_core.runs import primary_mrr_key
 from ui.common import LANG_NAMES, page_setup
-from ui.distill import form_defaults, job_manager, session_id
+from ui.distill import form_defaults, session_id, show_job
+from ui.distill import manager as job_queue
 from ui.errors import show_error
-from ui.run_summary import eval_series, probe_plan_figure, runs_table
+from ui.quick import quick_box
+from ui.run_summary import runs_table
 
 POLL_S = 1.0
 LR_OPTIONS = (2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3)
@@ -146,86 +146,6 @@ def submit(base: DistillConfig, fields: dict[str, Any], name: str) -> None:
         show_error(exc)
 
 
-def show_eval_curves(job: JobState) -> None:
-    """MRR@10 per evaluation and, when tracked, the en–fr AER beside it (both in %)."""
-    steps, mrr = eval_series(job.evals, primary_mrr_key(job.evals[-1]["metrics"]))
-    aer_steps, aer = eval_series(job.evals, "aer_enfr")
-    mrr_col, aer_col = st.columns(2)
-    if len(steps) > 1:
-        mrr_col.markdown("**MRR@10 per evaluation**")
-        mrr_col.line_chart({"step": steps, "MRR@10 (%)": [100 * v for v in mrr]},
-                           x="step", height=200)
-    if aer_steps:
-        aer_col.markdown("**Word-alignment AER (en–fr gold)**")
-        aer_col.line_chart({"step": aer_steps, "AER (%)": aer}, x="step", height=200,
-                           color="#d62728")
-        aer_col.caption(f"AER {aer[-1]:.1f} at step {aer_steps[-1]} "
-                        f"(step 0: {aer[0]:.1f}); lower is better.")
-    elif job.config.track_aer:
-        aer_col.caption("AER is not tracked: the en–fr gold alignments were not found in the "
-                        "data folder (`gold_alignments/enfr.*`).")
-
-
-def show_status(job: JobState) -> None:
-    """Where the job stands (queued, running, finished, cancelled, failed), with Cancel."""
-    if job.status == "queued":
-        pos, busy = manager.queue_position(job.id), manager.busy()
-        ahead = f"{pos} job(s) ahead" if pos else "waiting"
-        who = (f" — {busy.name} is training (step {busy.step}/{busy.max_steps or '?'})"
-               if busy else "")
-        st.warning(f"**Queued ({ahead}).** The server trains one job at a time{who}. "
-                   "Yours starts when it ends; you can cancel it meanwhile.",
-                   icon=":material/schedule:")
-    elif job.status == "running":
-        eta = f", about {job.eta_s / 60:.1f} min left" if job.eta_s else ""
-        st.progress(job.fraction,
-                    text=f"**{job.name}**: step {job.step}/{job.max_steps or '?'}{eta}")
-    elif job.status == "finished":
-        st.success(f"**{job.name}** finished after {job.step} steps. It is now offered in every "
-                   "model picker.", icon=":material/check_circle:")
-    elif job.status == "cancelled":
-        why = f" ({job.note})" if job.note else ""
-        st.info(f"**{job.name}** was cancelled at step {job.step}{why}. A checkpoint was saved: "
-                "resume it from the list below.", icon=":material/pause_circle:")
-    elif job.status == "failed":
-        st.error(f"**{job.name}** failed: {job.error}", icon=":material/error:")
-    if job.active and st.button("Cancel", key=f"cancel-{job.id}"):
-        manager.cancel(job.id)
-        st.toast("Cancelling after the current step…")
-
-
-def show_job(job: JobState) -> None:
-    show_status(job)
-    left, right = st.columns(2)
-    with left:
-        if job.losses:
-            steps, vals = zip(*job.losses)
-            st.markdown("**Training loss**")
-            st.line_chart({"loss": list(vals)}, x_label="step", y_label="loss", height=260)
-            st.caption(f"last loss {vals[-1]:.4f} at step {steps[-1]}"
-                       + ("".join(f" · {k} {v:.4f}" for k, v in job.components.items())
-                          if len(job.components) > 1 else ""))
-        if job.evals:
-            first, last = job.evals[0]["metrics"], job.evals[-1]["metrics"]
-            key = primary_mrr_key(last)
-            if key:
-                gain = 100 * (last[key] - first.get(key, last[key]))
-                st.metric("x→en MRR@10 (val)", f"{100 * last[key]:.1f}",
-                          delta=f"{gain:+.1f} since step 0")
-    with right:
-        if job.probes and job.probe_tokens:
-            steps = [p["step"] for p in job.probes]
-            chosen = st.select_slider("Probe plan at step", steps, value=steps[-1],
-                                      key=f"probe-step-{job.id}") if len(steps) > 1 else steps[0]
-            snap = next(p for p in job.probes if p["step"] == chosen)
-            st.plotly_chart(probe_plan_figure(snap["plan"], *job.probe_tokens, chosen))
-            st.caption(f"{job.config.lang} probe → English; transport cost "
-                       f"{snap['ot_cost']:.3f}. A sharp, near-diagonal plan means the student "
-                       "maps each word onto its English counterpart.")
-    if job.evals:
-        show_eval_curves(job)
-
-
 def live() -> None:
     manager.heartbeat(sid)  # this tab is open: its job is not abandoned
     job = manager.latest_for(sid)
@@ -236,7 +156,7 @@ def live() -> None:
                        f"{busy.step}/{busy.max_steps or '?'}); a job you start now is queued.")
         return
     st.subheader("Your job")
-    show_job(job)
+    show_job(manager, job)
     was_active = st.session_state.get("distill_was_active")
     st.session_state["distill_was_active"] = job.active
     if was_active and not job.active:
@@ -275,13 +195,9 @@ st.markdown(
     "only the sentence vectors are matched. Watch the probe pair's plan sharpen as the "
     "student learns."
 )
-try:
-    grace = orphan_grace_s()
-except ValueError as exc:
-    show_error(exc)
-    grace = DEFAULT_ORPHAN_S
-manager = job_manager(grace)
+manager = job_queue()
 sid = session_id()
+quick_box(manager, sid, where="distillation")
 base = form_defaults()
 fields, name, start = configure(base)
 if start:

@@ -17,6 +17,7 @@ from _distill_models import make_tiny_model, write_gold_subset
 from streamlit.testing.v1 import AppTest
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "2_Distillation.py")
+TIMEOUT = 600  # per script run and per wait: generous, for a machine busy with other work
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def env(tiny, tmp_path, monkeypatch):
     return tmp_path / "runs"
 
 
-def _until(at: AppTest, cond, timeout: float = 60.0):
+def _until(at: AppTest, cond, timeout: float = TIMEOUT):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         at.run()
@@ -53,7 +54,7 @@ def _texts(at: AppTest) -> str:
 
 
 def test_start_progress_cancel_and_resume(env):
-    at = AppTest.from_file(PAGE, default_timeout=90)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.run()
     assert not at.exception, at.exception
     at.text_input[0].set_value("app-run")
@@ -78,12 +79,12 @@ def test_start_progress_cancel_and_resume(env):
 
 
 def test_a_second_session_is_queued_while_one_trains(env):
-    first = AppTest.from_file(PAGE, default_timeout=90)
+    first = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     first.run()
     first.text_input[0].set_value("busy-a")
     next(b for b in first.button if b.label == "Start training").click().run()
     _until(first, lambda a: a.get("progress"))
-    second = AppTest.from_file(PAGE, default_timeout=90)
+    second = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     second.run()
     assert "busy with another tab" in _texts(second)
     second.text_input[0].set_value("busy-b")
@@ -96,7 +97,7 @@ def test_a_second_session_is_queued_while_one_trains(env):
 
 
 def test_bad_run_name_is_a_clear_error(env):
-    at = AppTest.from_file(PAGE, default_timeout=90)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.run()
     at.text_input[0].set_value("../escape")
     next(b for b in at.button if b.label == "Start training").click().run()
@@ -119,7 +120,7 @@ def test_unbalanced_solver_and_aer_curve(env, tmp_path, monkeypatch):
     if gold is None:
         pytest.skip("the en-fr gold alignments are not in the data folder")
     _set_defaults(monkeypatch, data_dir=str(gold))
-    at = AppTest.from_file(PAGE, default_timeout=90)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.run()
     assert _widget(at.number_input, "τ (unbalanced)").disabled  # only for the unbalanced solver
     _widget(at.selectbox, "OT solver").set_value("unbalanced").run()
@@ -143,7 +144,7 @@ def test_aer_without_gold_is_a_note_not_a_crash(env, tmp_path, monkeypatch):
     empty = tmp_path / "no-gold"
     empty.mkdir()
     _set_defaults(monkeypatch, data_dir=str(empty), track_aer=True)
-    at = AppTest.from_file(PAGE, default_timeout=90)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.run()
     assert "were not found in the data folder" in _texts(at)
     at.text_input[0].set_value("no-gold-run")
@@ -160,7 +161,7 @@ def test_closing_the_tab_cancels_its_job_and_a_new_tab_resumes_it(env, monkeypat
     # The job must outlive the test's waits on a fast machine, so it never finishes on its own.
     defaults = json.loads(os.environ["OPTICAL_DISTILL_DEFAULTS"])
     monkeypatch.setenv("OPTICAL_DISTILL_DEFAULTS", json.dumps({**defaults, "max_steps": 10**6}))
-    tab = AppTest.from_file(PAGE, default_timeout=90)
+    tab = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     tab.run()
     tab.text_input[0].set_value("closed-tab")
     _widget(tab.button, "Start training").click().run()
@@ -182,7 +183,7 @@ def test_closing_the_tab_cancels_its_job_and_a_new_tab_resumes_it(env, monkeypat
     assert rec["note"] == "cancelled: the browser tab that started it was closed"
     assert (env / "closed-tab" / "model" / "model.safetensors").is_file()
     # A reopened tab sees why in the runs list and resumes the run.
-    again = AppTest.from_file(PAGE, default_timeout=90)
+    again = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     again.run()
     table = again.dataframe[0].value
     row = table[table["run"] == "closed-tab"].iloc[0]
@@ -193,3 +194,53 @@ def test_closing_the_tab_cancels_its_job_and_a_new_tab_resumes_it(env, monkeypat
     _until(again, lambda a: "was cancelled" in _texts(a))
     rec = json.loads(run_json.read_text())
     assert rec["resumed_from"] and rec["note"] is None
+
+
+def _quick_env(monkeypatch, tiny, **extra):
+    monkeypatch.setenv("OPTICAL_QUICK_STUDENT", json.dumps({
+        "teacher": tiny, "data": "demo", "pairs": 24, "batch_size": 4, "max_tokens": 32,
+        "max_steps": 16, "probe_every": 2, "eval_limit": 8, "lr": 1e-3, **extra,
+    }))
+
+
+def test_quick_student_runs_in_the_pages_job_panel(env, tiny, monkeypatch):
+    from ui.models import FOLLOW_KEY
+
+    _quick_env(monkeypatch, tiny)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.run()
+    assert at.selectbox(key="quick_lang").value == "de"
+    _widget(at.button, "Train a quick student").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    # The same queue and job panel as a job of the form: status, loss, probe plan.
+    _until(at, lambda a: "de-quick-" in _texts(a))
+    _until(at, lambda a: "finished after" in _texts(a))
+    assert [s.value for s in at.subheader] == ["Your job", "Runs"]
+    assert "is the sidebar model of every page now" in _texts(at)
+    run = next(env.glob("de-quick-*"))
+    rec = json.loads((run / "run.json").read_text())
+    assert rec["status"] == "finished" and rec["config"]["pairs"] == 24
+    assert rec["config"]["loss"] == "ot" and (run / "probe.json").is_file()
+    assert "de-quick-" in " ".join(at.dataframe[0].value["run"].tolist())
+    # This page has no model picker: the switch waits for the next page that has one.
+    assert at.session_state[FOLLOW_KEY]["run"] == str(run.resolve())
+
+
+def test_quick_student_shares_the_one_job_per_tab_rule(env, tiny, monkeypatch):
+    _quick_env(monkeypatch, tiny, max_steps=10**6)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.run()
+    at.text_input[0].set_value("form-job")
+    _widget(at.button, "Start training").click().run()
+    _until(at, lambda a: a.get("progress"))
+    _widget(at.button, "Train a quick student").click().run()
+    assert at.error and "already has a" in str(at.error[0].value)
+    # Another tab's quick student waits in the queue behind this tab's job.
+    other = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    other.run()
+    _widget(other.button, "Train a quick student").click().run()
+    _until(other, lambda a: "Queued" in _texts(a))
+    _widget(other.button, "Cancel").click().run()
+    _until(other, lambda a: "was cancelled" in _texts(a))
+    _widget(at.button, "Cancel").click().run()
+    _until(at, lambda a: "was cancelled" in _texts(a))

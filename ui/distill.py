@@ -1,5 +1,9 @@
-"""What the Distillation page keeps per server and per tab: the job queue, the tab's
-session id, and the form's starting values."""
+"""What the Distillation page keeps per server and per tab (the job queue, the tab's session
+id, the form's starting values) and how it draws a job: status with Cancel, the live loss,
+the probe pair's plan and the evaluation curves. The home page's quick student
+(:mod:`ui.quick`) goes through the same queue and draws its job with the same panel.
+
+Nothing here imports torch (the queue imports the trainer when a job starts)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ import uuid
 import streamlit as st
 
 from optical_core.distill.config import DistillConfig
-from optical_core.distill.jobs import JobManager
+from optical_core.distill.jobs import DEFAULT_ORPHAN_S, JobManager, JobState, orphan_grace_s
+from optical_core.runs import primary_mrr_key
+from ui.errors import show_error
+from ui.run_summary import eval_series, probe_plan_figure
 
 #: A JSON object of DistillConfig fields that overrides the form's starting values.
 ENV_DEFAULTS = "OPTICAL_DISTILL_DEFAULTS"
@@ -21,6 +28,18 @@ def job_manager(orphan_s: float | None) -> JobManager:
     """One job queue per server process, shared by every tab (the grace period is part
     of the key only so that tests can set it through the environment)."""
     return JobManager(orphan_s=orphan_s)
+
+
+def manager() -> JobManager:
+    """The server's job queue, with the grace period of ``$OPTICAL_JOB_ORPHAN_S`` (a note
+    and the default when the variable is bad). Every page that submits or shows a job
+    takes the queue from here, so all of them share one."""
+    try:
+        grace = orphan_grace_s()
+    except ValueError as exc:
+        show_error(exc)
+        grace = DEFAULT_ORPHAN_S
+    return job_manager(grace)
 
 
 def session_id() -> str:
@@ -40,3 +59,90 @@ def form_defaults() -> DistillConfig:
         except (ValueError, TypeError) as exc:
             st.warning(f"{ENV_DEFAULTS} is not a valid JSON config ({exc}); using the defaults.")
     return cfg
+
+
+# ------------------------------------------------------------------ drawing a job
+
+
+def show_eval_curves(job: JobState) -> None:
+    """MRR@10 per evaluation and, when tracked, the en–fr AER beside it (both in %)."""
+    steps, mrr = eval_series(job.evals, primary_mrr_key(job.evals[-1]["metrics"]))
+    aer_steps, aer = eval_series(job.evals, "aer_enfr")
+    mrr_col, aer_col = st.columns(2)
+    if len(steps) > 1:
+        mrr_col.markdown("**MRR@10 per evaluation**")
+        mrr_col.line_chart({"step": steps, "MRR@10 (%)": [100 * v for v in mrr]},
+                           x="step", height=200)
+    if aer_steps:
+        aer_col.markdown("**Word-alignment AER (en–fr gold)**")
+        aer_col.line_chart({"step": aer_steps, "AER (%)": aer}, x="step", height=200,
+                           color="#d62728")
+        aer_col.caption(f"AER {aer[-1]:.1f} at step {aer_steps[-1]} "
+                        f"(step 0: {aer[0]:.1f}); lower is better.")
+    elif job.config.track_aer:
+        aer_col.caption("AER is not tracked: the en–fr gold alignments were not found in the "
+                        "data folder (`gold_alignments/enfr.*`).")
+
+
+def show_status(queue: JobManager, job: JobState) -> None:
+    """Where the job stands (queued, running, finished, cancelled, failed), with Cancel."""
+    if job.status == "queued":
+        pos, busy = queue.queue_position(job.id), queue.busy()
+        ahead = f"{pos} job(s) ahead" if pos else "waiting"
+        who = (f" — {busy.name} is training (step {busy.step}/{busy.max_steps or '?'})"
+               if busy else "")
+        st.warning(f"**Queued ({ahead}).** The server trains one job at a time{who}. "
+                   "Yours starts when it ends; you can cancel it meanwhile.",
+                   icon=":material/schedule:")
+    elif job.status == "running":
+        eta = f", about {job.eta_s / 60:.1f} min left" if job.eta_s else ""
+        st.progress(job.fraction,
+                    text=f"**{job.name}**: step {job.step}/{job.max_steps or '?'}{eta}")
+    elif job.status == "finished":
+        st.success(f"**{job.name}** finished after {job.step} steps. It is now offered in every "
+                   "model picker.", icon=":material/check_circle:")
+    elif job.status == "cancelled":
+        why = f" ({job.note})" if job.note else ""
+        st.info(f"**{job.name}** was cancelled at step {job.step}{why}. A checkpoint was saved: "
+                "resume it from the runs list of the Distillation page.",
+                icon=":material/pause_circle:")
+    elif job.status == "failed":
+        st.error(f"**{job.name}** failed: {job.error}", icon=":material/error:")
+    if job.active and st.button("Cancel", key=f"cancel-{job.id}"):
+        queue.cancel(job.id)
+        st.toast("Cancelling after the current step…")
+
+
+def show_job(queue: JobManager, job: JobState) -> None:
+    """The job's status, live loss, MRR@10, the probe plan at a chosen step and the
+    evaluation curves."""
+    show_status(queue, job)
+    left, right = st.columns(2)
+    with left:
+        if job.losses:
+            steps, vals = zip(*job.losses)
+            st.markdown("**Training loss**")
+            st.line_chart({"loss": list(vals)}, x_label="step", y_label="loss", height=260)
+            st.caption(f"last loss {vals[-1]:.4f} at step {steps[-1]}"
+                       + ("".join(f" · {k} {v:.4f}" for k, v in job.components.items())
+                          if len(job.components) > 1 else ""))
+        if job.evals:
+            first, last = job.evals[0]["metrics"], job.evals[-1]["metrics"]
+            key = primary_mrr_key(last)
+            if key:
+                gain = 100 * (last[key] - first.get(key, last[key]))
+                st.metric("x→en MRR@10 (val)", f"{100 * last[key]:.1f}",
+                          delta=f"{gain:+.1f} since step 0")
+    with right:
+        if job.probes and job.probe_tokens:
+            steps = [p["step"] for p in job.probes]
+            chosen = st.select_slider("Probe plan at step", steps, value=steps[-1],
+                                      key=f"probe-step-{job.id}") if len(steps) > 1 else steps[0]
+            snap = next(p for p in job.probes if p["step"] == chosen)
+            st.plotly_chart(probe_plan_figure(snap["plan"], *job.probe_tokens, chosen),
+                            key=f"probe-plan-{job.id}")
+            st.caption(f"{job.config.lang} probe → English; transport cost "
+                       f"{snap['ot_cost']:.3f}. A sharp, near-diagonal plan means the student "
+                       "maps each word onto its English counterpart.")
+    if job.evals:
+        show_eval_curves(job)

@@ -1,5 +1,7 @@
 """The model picker (default MiniLM, a Distillation run, or any typed model id / folder), the
-``?model=`` links that preselect it, and cached model loading and token embeddings.
+``?model=`` links that preselect it, a run it switches to once that run has finished (the
+quick student, :func:`follow_run`), the model a run started from (:func:`start_model`), and
+cached model loading and token embeddings.
 
 ``optical_core.encoders.transformer`` imports torch (seconds): it is imported only when a
 model is needed, so the home page opens at once.
@@ -40,6 +42,10 @@ if TYPE_CHECKING:
 MODEL_KEY = "optical_model_id"
 #: Query parameter that preselects the shared sidebar model (``?model=<run name>``).
 MODEL_PARAM = "model"
+#: Session-state keys: the run the sidebar model switches to once it has finished
+#: (:func:`follow_run`), and the switch made, with its note.
+FOLLOW_KEY = "optical_model_follow"
+SWITCHED_KEY = "optical_model_switched"
 
 _OTHER = "__other__"
 _DEFAULT = "__default__"
@@ -198,6 +204,61 @@ def _apply_model_link(persist: str, choice_key: str, options: list[str]) -> None
         st.session_state[f"_w_{persist}_text"] = model_id
 
 
+def follow_run(run_dir: str | os.PathLike[str], note: str) -> None:
+    """Switch the shared sidebar model to the run in ``run_dir`` once its ``run.json`` says
+    *finished* (the next time a page draws the picker), with ``note`` under the picker.
+
+    A run not started yet (its job is queued) or cancelled stays followed (resumed later, it
+    may still finish); a failed or unreadable one is dropped.
+    """
+    st.session_state[FOLLOW_KEY] = {"run": str(run_dir), "note": note}
+
+
+def _apply_follow(persist: str, choice_key: str, options: list[str]) -> None:
+    want = st.session_state.get(FOLLOW_KEY)
+    if not want or not core_runs.is_run_folder(want["run"]):
+        return  # nothing to follow, or a queued job whose run has not started yet
+    try:
+        run = core_runs.load_run(want["run"])
+    except (core_runs.RunError, OSError):
+        st.session_state.pop(FOLLOW_KEY, None)
+        return
+    if run.status == "failed" or run.problems:
+        st.session_state.pop(FOLLOW_KEY, None)
+        return
+    if run.status != "finished" or run.model_path is None:
+        return
+    st.session_state.pop(FOLLOW_KEY, None)
+    model_id = str(run.model_path)
+    st.session_state[persist] = model_id
+    st.session_state[choice_key] = model_id if model_id in options else _OTHER
+    if model_id not in options:
+        st.session_state[f"_w_{persist}_text"] = model_id
+    st.session_state[SWITCHED_KEY] = {"model": model_id, "note": want["note"]}
+    st.toast(want["note"], icon=":material/swap_horiz:")
+
+
+def start_model(model_id: str) -> str | None:
+    """The model a distillation run started from, when ``model_id`` is a run's ``model/``
+    folder (or the run folder): the student it was initialised from, else its teacher
+    (the student starts as a copy of it), as :func:`get_encoder` takes it; ``None`` for
+    any other model, or a run whose ``run.json`` does not say."""
+    path = Path(model_id or "").expanduser()
+    if not path.is_absolute():
+        return None
+    run = path.parent if path.name == core_runs.MODEL_DIR else path
+    try:
+        cfg = core_runs.read_record(run).get("config") or {}
+        start = cfg.get("student") if isinstance(cfg, dict) else None
+        start = start or core_runs.run_teacher(run)
+    except (core_runs.RunError, OSError):
+        return None
+    start = str(start)
+    if is_default_model(start):
+        return DEFAULT_MODEL
+    return str(core_runs.resolve_model_dir(start)) if Path(start).is_absolute() else start
+
+
 def model_picker(
     key: str, label: str, help: str | None = None, container: DeltaGenerator | None = None
 ) -> str:
@@ -227,6 +288,7 @@ def model_picker(
     labels.update({r.path: r.label for r in found})
     if key == "model":
         _apply_model_link(persist, choice_key, options)
+        _apply_follow(persist, choice_key, options)
 
     current = st.session_state.get(persist, DEFAULT_MODEL)
     if choice_key not in st.session_state or st.session_state[choice_key] not in options:
@@ -260,6 +322,11 @@ def model_picker(
     else:
         model_id = choice
     st.session_state[persist] = model_id
+    switched = st.session_state.get(SWITCHED_KEY) if key == "model" else None
+    if switched and switched["model"] == model_id:
+        box.success(switched["note"], icon=":material/swap_horiz:")
+    elif switched:
+        st.session_state.pop(SWITCHED_KEY, None)  # the user picked another model since
     return model_id
 
 
