@@ -11,8 +11,6 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from optical_core.encoders.anchor import SentenceOnlyError
-from optical_core.encoders.base import ModelLoadError
 from optical_core.pairs.align import PairAlignment, score_pair
 from optical_core.pairs.figures import cost_figure, diff_figure, plan_figure
 from optical_core.pairs.summary import (
@@ -25,6 +23,7 @@ from optical_core.pairs.summary import (
 )
 from ui.alignment import (
     PLOT_CONFIG,
+    align_with,
     compare_metrics,
     demo_ids,
     encode_pair,
@@ -38,8 +37,9 @@ from ui.alignment_controls import LinkChoice, link_controls, transport_controls
 from ui.common import page_setup
 from ui.errors import show_error
 from ui.links import alignment_view
-from ui.models import SENTENCE_ONLY_NOTE, embed, get_encoder, model_label, model_picker
+from ui.models import model_label, model_picker, start_model
 from ui.pair_summary import Links, PairInput, Transport, cells_text, link_rows, solver_lines
+from ui.quick import sidebar_tracker
 from ui.share import publish_view, restore_view, share_box
 from ui.state import init_state, keep_state, stop
 
@@ -49,16 +49,24 @@ DEFAULTS = {
     "al_tgt": "A puppy is running on the sand.", "al_metric": "cosine",
     "al_solver": "sinkhorn", "al_eps": 0.05, "al_tau": 1.0, "al_mass": 0.8,
     "al_weighting": "uniform", "al_level": "subword", "al_link": "ot", "al_threshold": 0.5,
-    "al_other": "argmax", "al_gold": True, "al_compare": False,
+    "al_other": "argmax", "al_gold": True, "al_compare": False, "al_before": False,
 }
 #: Widgets without a fixed default whose value is also remembered across page switches.
 PAIR_KEYS = ["al_demo", "al_m_split", "al_m_lang", "al_m_line", "al_g_pair", "al_g_line"]
 #: Widgets drawn below the point where bad input stops the page (see ui.state.stop).
 LATE_KEYS = ["al_link", "al_threshold", "al_other", "al_gold", "al_compare",
-             "_w_optical_model_id__compare_choice", "_w_optical_model_id__compare_text"]
+             "_w_optical_model_id__compare_choice", "_w_optical_model_id__compare_text",
+             "al_before"]
 
 
-def plan_panel(fig: go.Figure, pair: PairAlignment) -> None:
+def plan_panel(fig: go.Figure, pair: PairAlignment, before: go.Figure | None = None) -> None:
+    """The plan beside its cost matrix, or beside ``before``: the plan of the model a
+    distilled run started from."""
+    c_left, c_plan = st.columns(2) if before is not None else (None, None)
+    if before is not None:
+        c_left.plotly_chart(before, key="al_before_chart", config=PLOT_CONFIG)
+        c_plan.plotly_chart(fig, key="al_plan_chart", config=PLOT_CONFIG)
+        return
     c_plan, c_cost = st.columns([3, 2])
     with c_plan:
         st.plotly_chart(fig, key="al_plan_chart", config=PLOT_CONFIG)
@@ -69,6 +77,22 @@ def plan_panel(fig: go.Figure, pair: PairAlignment) -> None:
             "low; the bars above and beside the plan are the token weights (outline) and the "
             "mass actually sent or received (filled)."
         )
+
+
+def before_toggle(model_id: str) -> str | None:
+    """For a distilled run: the toggle that adds the plan of the model it started from;
+    that model's id when it is on."""
+    start = start_model(model_id)
+    if start is None:
+        return None
+    on = st.toggle(
+        f"Before distillation: show the plan of {model_label(start)}, the model "
+        f"{model_label(model_id)} started from, beside it", key="al_before",
+        help="The run's record (run.json) names the model its student was initialised from. "
+        "Both plans use the same pair and settings, so the difference is what distillation "
+        "changed: a diffuse plan before, mass on the translations after.")
+    keep_state(["al_before"])
+    return start if on else None
 
 
 def links_panel(pair: PairAlignment, links: dict[str, Links], choice: LinkChoice,
@@ -95,19 +119,10 @@ def compare_panel(model_id: str, pin: PairInput, pair: PairAlignment, diff: Diff
     """The same pair aligned by a second model with the same settings, and what changed."""
     model2 = model_picker("compare", "Second model",
                           help="E.g. the base model in the sidebar and a fresh checkpoint here.")
-    if get_encoder(model2) is None:
+    pair2 = align_with(model2, pin, transport, choice)
+    if pair2 is None:
         return
-    try:
-        S2, T2 = embed(model2, pin.src, pin.src_words), embed(model2, pin.tgt, pin.tgt_words)
-        pair2 = transport.align(S2, T2, transport.config(S2, T2)[0], choice.method,
-                                choice.threshold)
-        cmp = compare_plans(pair, pair2)
-    except SentenceOnlyError:
-        st.info(SENTENCE_ONLY_NOTE.format(model=model_label(model2)), icon=":material/info:")
-        return
-    except (ValueError, ModelLoadError) as exc:
-        show_error(exc, "Aligning with the second model")
-        return
+    cmp = compare_plans(pair, pair2)
     compare_metrics(pair, diff, pair2, cmp, pin if has_gold else None)
     if cmp.forced_word_level:
         st.caption("The two models cut the words into different subwords, so both "
@@ -163,16 +178,27 @@ def solver_view(model_id: str, pin: PairInput | None, embedded: tuple | None) ->
     input_notes(pin.notes + pair.notes, (S, T))
     sharpness_note(diff, model_id, pin.langs, transport.eps)
 
-    fig = plan_figure(
-        pair, links=links[choice.method],
-        links_name=f"{LINK_METHOD_NAMES[choice.method]} links",
-        other_links=None if choice.other == "none" else links[choice.other],
-        other_name=f"{LINK_METHOD_NAMES.get(choice.other, '')} links",
-        gold_sure=g_sure if choice.show_gold else None,
-        gold_possible=g_poss if choice.show_gold else None,
-        title=transport.title(model_label(model_id)),
-    )
-    plan_panel(fig, pair)
+    def figure(p: PairAlignment, title: str) -> go.Figure:
+        lk = links if p is pair else all_links(p, choice.threshold)
+        sure, poss = (g_sure, g_poss) if p is pair or not has_gold else gold_cells(
+            p, pin.sure, pin.possible)
+        return plan_figure(
+            p, links=lk[choice.method], links_name=f"{LINK_METHOD_NAMES[choice.method]} links",
+            other_links=None if choice.other == "none" else lk[choice.other],
+            other_name=f"{LINK_METHOD_NAMES.get(choice.other, '')} links",
+            gold_sure=sure if choice.show_gold else None,
+            gold_possible=poss if choice.show_gold else None, title=title)
+
+    start = before_toggle(model_id)
+    pair0 = None if start is None else align_with(start, pin, transport, choice)
+    fig = figure(pair, transport.title(("" if pair0 is None else "after: ")
+                                       + model_label(model_id)))
+    plan_panel(fig, pair, None if pair0 is None else figure(
+        pair0, transport.title(f"before: {model_label(start)}")))
+    if pair0 is not None:
+        cmp0 = compare_plans(pair0, pair)
+        compare_metrics(pair0, diffuseness(pair0), pair, cmp0, pin if has_gold else None,
+                        names=("before", "after"))
     c_diag, c_links = st.columns(2)
     with c_diag:
         st.markdown("##### What the solver did")
@@ -195,6 +221,7 @@ def solver_view(model_id: str, pin: PairInput | None, embedded: tuple | None) ->
 
 
 model_id = page_setup("Alignment", icon=":material/grid_on:")
+sidebar_tracker()  # a quick student still training: its progress, and the switch when done
 init_state(DEFAULTS)
 init_state(dict.fromkeys(PAIR_KEYS))  # None: restore only what the user chose before
 VIEW = alignment_view(DEFAULTS, demo_ids())

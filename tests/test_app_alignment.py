@@ -29,7 +29,7 @@ from optical_core.encoders.base import (
 HOME = str(ROOT / "app.py")
 PAGE = str(ROOT / "pages" / "1_Alignment.py")
 SHARED = ROOT.parent / "shared" / "data"
-TIMEOUT = 60
+TIMEOUT = 900  # per script run: generous, for a machine busy with other work
 
 
 @pytest.fixture(autouse=True)
@@ -390,6 +390,48 @@ def test_compare_two_models(fake_run):
     assert "AER (model 2)" in metrics
     diff = _arr(chart(at, "diff")["data"][0]["z"])
     assert np.abs(diff).max() < 1e-9
+
+
+def test_a_distilled_run_shows_the_plan_of_the_model_it_started_from(fake_run):
+    rec = json.loads((fake_run / "run.json").read_text())
+    rec["teacher"] = "default"  # what run_distillation records for the embedded MiniLM
+    (fake_run / "run.json").write_text(json.dumps(rec))
+    from ui.common import list_runs
+
+    model = list_runs()[0].path
+    at = ok(page(optical_model_id=model, al_source="demo"))
+    assert at.session_state["optical_model_id"] == model
+    toggle = at.toggle(key="al_before")
+    assert not toggle.value and "all-MiniLM-L6-v2" in toggle.label and toggle.help
+    assert len([c for c in at.get("plotly_chart") if "plan" in c.proto.spec]) >= 1
+    toggle.set_value(True).run()
+    ok(at)
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")
+              if json.loads(c.proto.spec)["layout"].get("meta", {}).get("kind") == "plan"]
+    assert any("before: all-MiniLM-L6-v2" in t for t in titles), titles
+    assert any("after: cs-ot-test" in t for t in titles), titles
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Mass moved ½‖P₁ − P₂‖₁"] == "0.000"  # the model is the MiniLM itself
+    assert "Row entropy (after)" in metrics and "AER (after)" in metrics
+    # Another model (the default) has no start model: no toggle.
+    at.sidebar.selectbox[0].set_value("__default__").run()
+    assert not [t for t in ok(at).toggle if t.key == "al_before"]
+
+
+def test_start_model_of_a_run(fake_run, tmp_path):
+    from optical_core.encoders.base import default_model_path
+    from ui.models import start_model
+
+    assert start_model(str(fake_run / "model")) is None  # the record names no teacher
+    rec = json.loads((fake_run / "run.json").read_text())
+    (fake_run / "run.json").write_text(json.dumps({**rec, "teacher": "default"}))
+    assert start_model(str(fake_run / "model")) == "all-MiniLM-L6-v2"
+    assert start_model(str(fake_run)) == "all-MiniLM-L6-v2"
+    rec["config"]["student"] = str(fake_run)  # a student initialised from another run
+    (fake_run / "run.json").write_text(json.dumps({**rec, "teacher": "x/y"}))
+    assert start_model(str(fake_run / "model")) == str(fake_run / "model")
+    assert start_model("all-MiniLM-L6-v2") is None
+    assert start_model(default_model_path()) is None
 
 
 def test_exports_and_help_on_every_control():

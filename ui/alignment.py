@@ -23,10 +23,11 @@ from optical_core.pairs.summary import (
     plan_csv,
     unknown_tokens,
 )
+from ui.alignment_controls import LinkChoice
 from ui.common import DATA_HINT, LANG_NAMES, data_sources, page_link
 from ui.errors import show_error
 from ui.models import SENTENCE_ONLY_NOTE, embed, get_encoder, model_label
-from ui.pair_summary import PairInput, first_full_sentence
+from ui.pair_summary import PairInput, Transport, first_full_sentence
 from ui.state import follow_context
 
 SOURCE_NAMES = {
@@ -283,24 +284,43 @@ def gold_metrics(sc: AlignmentScores) -> None:
 
 
 def compare_metrics(pair: PairAlignment, diff: Diffuseness, pair2: PairAlignment,
-                    cmp: PlanComparison, gold: PairInput | None) -> None:
+                    cmp: PlanComparison, gold: PairInput | None,
+                    names: tuple[str, str] = ("model 1", "model 2")) -> None:
     """How far the second model's plan is from the first (``pair``, whose sharpness is
-    ``diff``): mass moved, sharpness and, given gold links, AER (deltas against model 1;
-    lower is better for both)."""
+    ``diff``): mass moved, sharpness and, given gold links, AER (deltas against the first;
+    lower is better for both). ``names`` name the two in the labels."""
     k1, k2, k3 = st.columns(3)
     k1.metric("Mass moved ½‖P₁ − P₂‖₁", f"{cmp.mass_moved:.3f}",
-              help="How much of the transported mass the second model sends to other "
-              "tokens: 0 = the same plan, 1 = completely different partners.")
+              help=f"How much of the transported mass {names[1]} sends to other tokens than "
+              f"{names[0]}: 0 = the same plan, 1 = completely different partners.")
     e1, e2 = diff.reference_entropy, diffuseness(pair2).reference_entropy
-    k2.metric("Row entropy (model 2)", f"{e2:.2f}",
+    k2.metric(f"Row entropy ({names[1]})", f"{e2:.2f}",
               delta=f"{e2 - e1:+.2f}" if abs(e2 - e1) >= 0.005 else None, delta_color="inverse",
-              help=f"At ε = 0.05; lower is sharper. Model 1: {e1:.2f}.")
+              help=f"At ε = 0.05; lower is sharper. {names[0].capitalize()}: {e1:.2f}.")
     if gold is not None:
         a1 = score_pair(pair, gold.sure, gold.possible).aer
         a2 = score_pair(pair2, gold.sure, gold.possible).aer
-        k3.metric("AER (model 2)", f"{a2:.3f}",
+        k3.metric(f"AER ({names[1]})", f"{a2:.3f}",
                   delta=f"{a2 - a1:+.3f}" if abs(a2 - a1) >= 0.0005 else None,
-                  delta_color="inverse", help=f"Model 1: {a1:.3f}. Lower is better.")
+                  delta_color="inverse",
+                  help=f"{names[0].capitalize()}: {a1:.3f}. Lower is better.")
+
+
+def align_with(model_id: str, pin: PairInput, transport: Transport,
+               choice: LinkChoice) -> PairAlignment | None:
+    """The same pair aligned by another model with the same settings, or ``None`` after a
+    note (a model that fails to load, one without token vectors, a bad input)."""
+    if get_encoder(model_id) is None:
+        return None
+    try:
+        S2, T2 = embed(model_id, pin.src, pin.src_words), embed(model_id, pin.tgt, pin.tgt_words)
+        return transport.align(S2, T2, transport.config(S2, T2)[0], choice.method,
+                               choice.threshold)
+    except SentenceOnlyError:
+        st.info(SENTENCE_ONLY_NOTE.format(model=model_label(model_id)), icon=":material/info:")
+    except (ValueError, ModelLoadError) as exc:
+        show_error(exc, f"Aligning with {model_label(model_id)}")
+    return None
 
 
 def export_panel(pair: PairAlignment, fig: go.Figure) -> None:
