@@ -217,3 +217,25 @@ def test_mse_kd_takes_the_same_augmentation(tiny, tmp_path):
     assert ds.column_names == ["english", "non_english", "label", ROW_COLUMN]
     res = run_distillation(cfg, tmp_path / "mse")
     assert res.status == "finished" and res.steps == 2
+
+
+def test_a_run_draws_each_sentence_anew_every_epoch(tiny, tmp_path, monkeypatch):
+    """In a real run the collator sees epoch 0 for every row of the first epoch and epoch
+    1 for every row of the second (the trainer builds an epoch's batches after
+    ``on_epoch_begin``), so each reading of a sentence has its own seeded noise."""
+    seen: list[tuple[int, list[int]]] = []
+    original = AugmentingCollator.__call__
+
+    def recording(self, features):
+        seen.append((self.epoch, [int(f[ROW_COLUMN]) for f in features]))
+        return original(self, features)
+
+    monkeypatch.setattr(AugmentingCollator, "__call__", recording)
+    cfg = distill_cfg(tiny, pairs=16, epochs=2, evaluate=False, probe_every=0, noise_p=1.0)
+    res = run_distillation(cfg, tmp_path / "r")
+    assert res.status == "finished" and res.steps == 4
+    by_epoch: dict[int, list[int]] = {}
+    for epoch, rows in seen:
+        by_epoch.setdefault(epoch, []).extend(rows)
+    assert sorted(by_epoch) == [0, 1]
+    assert sorted(by_epoch[0]) == sorted(by_epoch[1]) == list(range(16))

@@ -101,7 +101,11 @@ class OpticalLoss(nn.Module):
 
     The columns are ``(english, non_english)`` or, when the foreign side is augmented and a
     term compares the two readings, ``(english, non_english, clean)``: x̃ = ``non_english``
-    (perturbed), x = ``clean``. Shapes: ``B`` pairs, ``n`` / ``m`` foreign / English tokens
+    (perturbed), x = ``clean``. The perturbation happens before the loss, in
+    :class:`~optical_core.distill.augment.AugmentingCollator`: with probability ``noise_p``
+    a sentence gets seeded noise of a kind from ``noise_kind`` at a CER drawn from
+    ``U[0, noise_max_cer]``, and its tokens get WordPiece dropout with probability
+    ``subword_dropout`` per greedy match; the English side is never touched. Shapes: ``B`` pairs, ``n`` / ``m`` foreign / English tokens
     (padded), ``d`` the embedding width; s(·) the student, t(·) the teacher. The loss is::
 
         L = w_ot · mean_b <P*_b, C_b> + w_mse · MSE + w_c · L_cons + w_s · L_st
