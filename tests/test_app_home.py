@@ -34,6 +34,7 @@ def tiny(tmp_path_factory) -> str:
 @pytest.fixture
 def runs_dir(tiny, tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("OPTICAL_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("OPTICAL_MODELS_DIR", str(Path(tiny).parent))  # the teacher, for Alignment
     monkeypatch.setenv("OPTICAL_QUICK_STUDENT", json.dumps({
         "teacher": tiny, "data": "demo", "pairs": 24, "batch_size": 4, "max_tokens": 32,
         "max_steps": 16, "probe_every": 2, "eval_limit": 8, "lr": 1e-3,
@@ -83,7 +84,22 @@ def test_quick_student_trains_and_the_sidebar_switches_to_it(runs_dir, tiny):
     assert any("quick student" in str(s.value) for s in at.sidebar.success)
     assert "is the sidebar model of every page now" in _texts(at)
     assert f"**{run.name}**" in "\n".join(str(m.value) for m in at.markdown)  # This session
-    # Picking another model drops the note; the switch happens once only.
+    # The model stays when the class moves on to the Alignment page, which draws the plan
+    # of the model the run started from (its teacher: the tiny model here) beside its own.
+    at.switch_page("pages/1_Alignment.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.session_state["optical_model_id"] == str(model)
+    toggle = at.toggle(key="al_before")
+    assert "plan of tiny" in toggle.label
+    toggle.set_value(True).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "")
+              for c in at.get("plotly_chart")]
+    assert any("before: tiny" in t for t in titles) and any(f"after: {run.name}" in t
+                                                           for t in titles), titles
+    # Back on the home page, picking another model drops the note; the switch was once only.
+    at.switch_page("app.py").run()
+    assert at.session_state["optical_model_id"] == str(model)
     at.sidebar.selectbox[0].set_value("__default__").run()
     assert at.session_state["optical_model_id"] == "all-MiniLM-L6-v2"
     assert not at.sidebar.success

@@ -301,6 +301,10 @@ def model_picker(
             st.session_state[text_key] = current
     if text_key not in st.session_state:
         st.session_state[text_key] = "" if is_default_model(current) or current in options else current
+    # Streamlit binds a widget's value to the page that drew it: on another page the same
+    # key starts from the widget's default unless the value is set again before the widget.
+    st.session_state[choice_key] = st.session_state[choice_key]
+    st.session_state[text_key] = st.session_state[text_key]
 
     choice = box.selectbox(label, options, format_func=lambda o: labels.get(o, o), key=choice_key,
                            help=help)
