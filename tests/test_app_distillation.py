@@ -216,6 +216,8 @@ def test_quick_student_runs_in_the_pages_job_panel(env, tiny, monkeypatch):
     _until(at, lambda a: "de-quick-" in _texts(a))
     _until(at, lambda a: "finished after" in _texts(a))
     assert [s.value for s in at.subheader] == ["Your job", "Runs"]
+    probe = next(s for s in at.select_slider if s.label == "Probe plan at step")
+    assert str(probe.value) == probe.options[-1]  # it followed the newest snapshot
     assert "is the sidebar model of every page now" in _texts(at)
     run = next(env.glob("de-quick-*"))
     rec = json.loads((run / "run.json").read_text())

@@ -113,6 +113,18 @@ def show_status(queue: JobManager, job: JobState) -> None:
         st.toast("Cancelling after the current step…")
 
 
+def _probe_step(job_id: str, steps: list[int]) -> int:
+    """The probe snapshot to draw: a slider over ``steps`` that follows the newest snapshot
+    while the job trains, unless the user has moved it to an older one."""
+    if len(steps) == 1:
+        return steps[0]
+    key, newest = f"probe-step-{job_id}", f"probe-step-{job_id}-newest"
+    if st.session_state.get(key) in (None, st.session_state.get(newest)):
+        st.session_state[key] = steps[-1]  # it showed the newest: keep showing the newest
+    st.session_state[newest] = steps[-1]
+    return st.select_slider("Probe plan at step", steps, key=key)
+
+
 def show_job(queue: JobManager, job: JobState) -> None:
     """The job's status, live loss, MRR@10, the probe plan at a chosen step and the
     evaluation curves."""
@@ -136,8 +148,7 @@ def show_job(queue: JobManager, job: JobState) -> None:
     with right:
         if job.probes and job.probe_tokens:
             steps = [p["step"] for p in job.probes]
-            chosen = st.select_slider("Probe plan at step", steps, value=steps[-1],
-                                      key=f"probe-step-{job.id}") if len(steps) > 1 else steps[0]
+            chosen = _probe_step(job.id, steps)
             snap = next(p for p in job.probes if p["step"] == chosen)
             st.plotly_chart(probe_plan_figure(snap["plan"], *job.probe_tokens, chosen),
                             key=f"probe-plan-{job.id}")
