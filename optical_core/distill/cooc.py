@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from optical_core.distill.config import DistillConfig
-from optical_core.distill.teacher_cache import content_mask, special_ids, tokenize
+from optical_core.distill.teacher_cache import content_mask, ragged_rows, special_ids, tokenize
 from optical_core.ot.cooc import CoocTable, cooccurrence_table
 
 #: Tokens seen in fewer training pairs cost 1 against everything (no evidence either way).
@@ -55,13 +55,7 @@ class BitextCooc:
     def english_ids(self, rows: torch.Tensor) -> torch.Tensor:
         """``(B, m)`` English token ids of ``rows`` (``(B,)``), padded with -1 to the
         longest, aligned with :meth:`TeacherEmbeddings.batch`'s tokens."""
-        idx = rows.detach().to("cpu", torch.long).reshape(-1)
-        starts, ends = self.offsets[idx], self.offsets[idx + 1]
-        lengths = ends - starts
-        m = int(lengths.max()) if len(idx) else 0
-        pos = torch.arange(m)
-        mask = pos.unsqueeze(0) < lengths.unsqueeze(1)
-        at = (starts.unsqueeze(1) + pos.unsqueeze(0)).clamp_max(max(self.en_ids.numel() - 1, 0))
+        _, at, mask = ragged_rows(self.offsets, rows, self.en_ids.numel())
         ids = self.en_ids[at] if self.en_ids.numel() else torch.zeros_like(at)
         return torch.where(mask, ids, torch.full_like(ids, -1))
 

@@ -107,15 +107,28 @@ class TeacherEmbeddings:
             ``tokens`` ``(B, m, d)`` in ``dtype``, ``mask`` ``(B, m)`` bool (True on real
             content tokens) and ``sentence`` ``(B, d)`` float32.
         """
-        idx = index.detach().to("cpu", torch.long).reshape(-1)
-        starts, ends = self.offsets[idx], self.offsets[idx + 1]
-        lengths = ends - starts
-        m = int(lengths.max()) if len(idx) else 0
-        pos = torch.arange(m)
-        mask = pos.unsqueeze(0) < lengths.unsqueeze(1)
-        rows = (starts.unsqueeze(1) + pos.unsqueeze(0)).clamp_max(max(self.tokens.shape[0] - 1, 0))
+        idx, rows, mask = ragged_rows(self.offsets, index, self.tokens.shape[0])
         tok = self.tokens[rows].to(dtype) * mask.unsqueeze(-1)
         return tok.to(device), mask.to(device), self.sentence[idx].to(device)
+
+
+def ragged_rows(offsets: torch.Tensor, index: torch.Tensor,
+                total: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gather positions of rows ``index`` of a ragged array stored flat, padded to the
+    longest: row ``i`` owns flat positions ``offsets[i]:offsets[i + 1]`` of ``total``.
+
+    Returns:
+        ``idx`` ``(B,)`` the rows as CPU int64, ``at`` ``(B, m)`` flat positions (padding
+        points at a valid position, to be masked), ``mask`` ``(B, m)`` True on real ones.
+    """
+    idx = index.detach().to("cpu", torch.long).reshape(-1)
+    starts, ends = offsets[idx], offsets[idx + 1]
+    lengths = ends - starts
+    m = int(lengths.max()) if len(idx) else 0
+    pos = torch.arange(m)
+    mask = pos.unsqueeze(0) < lengths.unsqueeze(1)
+    at = (starts.unsqueeze(1) + pos.unsqueeze(0)).clamp_max(max(total - 1, 0))
+    return idx, at, mask
 
 
 def cache_key(teacher, texts: Sequence[str], tokens: bool = True) -> str:
