@@ -26,6 +26,14 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 SCREENSHOT_ENV = "OPTICAL_SCREENSHOT_DIR"
+# What the sidebar's model picker shows (its value sits in an <input>, not in the text).
+PICKER_JS = """() => {
+  const box = document.querySelector('[data-testid="stSidebar"] [data-testid="stSelectbox"]');
+  if (!box) return '';
+  const input = box.querySelector('input');
+  const value = input ? input.value + ' ' + (input.getAttribute('aria-label') || '') : '';
+  return box.innerText + ' ' + value;
+}"""
 
 
 def require_browser() -> None:

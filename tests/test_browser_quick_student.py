@@ -14,6 +14,7 @@ import json
 import pytest
 from _distill_models import make_tiny_model
 from browser_support import (
+    PICKER_JS,
     chromium,
     require_browser,
     save_screenshot,
@@ -23,14 +24,6 @@ from browser_support import (
 
 pytestmark = pytest.mark.browser
 T = 1_800_000  # ms per wait: generous, for a machine busy with other work
-# What the sidebar's model picker shows (its value sits in an <input>, not in the text).
-PICKER_JS = """() => {
-  const box = document.querySelector('[data-testid="stSidebar"] [data-testid="stSelectbox"]');
-  if (!box) return '';
-  const input = box.querySelector('input');
-  const value = input ? input.value + ' ' + (input.getAttribute('aria-label') || '') : '';
-  return box.innerText + ' ' + value;
-}"""
 IDLE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 
 

@@ -14,7 +14,13 @@ import time
 
 import pytest
 from _results_fixture import make_results
-from browser_support import chromium, require_browser, save_screenshot, streamlit_server
+from browser_support import (
+    PICKER_JS,
+    chromium,
+    require_browser,
+    save_screenshot,
+    streamlit_server,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -27,14 +33,6 @@ CURVES_JS = """() => {
   return 0;
 }"""
 RUN = "de-ot-1000-s0"
-# What the sidebar's model picker shows (its value sits in an <input>, not in the text).
-PICKER_JS = """() => {
-  const box = document.querySelector('[data-testid="stSidebar"] [data-testid="stSelectbox"]');
-  if (!box) return '';
-  const input = box.querySelector('input');
-  const value = input ? input.value + ' ' + (input.getAttribute('aria-label') || '') : '';
-  return box.innerText + ' ' + value;
-}"""
 
 
 @pytest.fixture(scope="module")
