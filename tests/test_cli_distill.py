@@ -40,12 +40,17 @@ def test_cli_distill_runs_and_reports_errors_on_one_line(tiny, tmp_path, capsys)
     assert err.strip().count("\n") == 0
 
 
+
+def _two_steps(tiny: str, out, *extra: str) -> list[str]:
+    """``optical distill`` arguments for two steps of a tiny model on the demo pairs."""
+    return ["distill", "--demo-data", "--teacher", tiny, "--pairs", "16", "--batch-size", "8",
+            "--max-steps", "2", "--max-tokens", "32", "--no-eval", *extra, "--out", str(out)]
+
+
 def test_cli_unbalanced_solver_and_tau(tiny, tmp_path, capsys):
 
     out = tmp_path / "ub"
-    code = main(["distill", "--demo-data", "--teacher", tiny, "--pairs", "16",
-                     "--batch-size", "8", "--max-steps", "2", "--max-tokens", "32", "--no-eval",
-                     "--ot-solver", "unbalanced", "--tau", "0.3", "--out", str(out)])
+    code = main(_two_steps(tiny, out, "--ot-solver", "unbalanced", "--tau", "0.3"))
     err = capsys.readouterr().err
     assert code == 0, err
     cfg = json.loads((out / "run.json").read_text())["config"]
@@ -79,9 +84,7 @@ def test_robust_flags_default_to_the_config_and_the_recipe_fills_the_rest():
 
 def test_cli_recipe_robust_trains_and_bad_robust_options_fail_on_one_line(tiny, tmp_path, capsys):
     out = tmp_path / "robust"
-    code = main(["distill", "--demo-data", "--teacher", tiny, "--pairs", "16",
-                 "--batch-size", "8", "--max-steps", "2", "--max-tokens", "32", "--no-eval",
-                 "--recipe", "robust", "--noise-p", "0.8", "--out", str(out)])
+    code = main(_two_steps(tiny, out, "--recipe", "robust", "--noise-p", "0.8"))
     err = capsys.readouterr().err
     assert code == 0, err
     cfg = json.loads((out / "run.json").read_text())["config"]
