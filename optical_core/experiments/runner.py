@@ -124,6 +124,7 @@ class ExperimentRunner:
         self._finished_runs: dict[str, Path] = {}
         self._indexes: dict[tuple[str, str], Any] = {}
         self._corpora: dict[str, Any] = {}
+        self._gold_sets: dict[str, list] | None = None
         self._claim: shards.Claim | None = None
         self._beat = 0.0
 
@@ -353,20 +354,17 @@ class ExperimentRunner:
         finished, or when every cell and alignment score of its student is cached (a grid
         resumed from committed results on a machine without the run folders)."""
         g = self.grid
+        groups = {group[0].tag: group for group in self._groups()}
         tasks = []
         for m, lang, p, s in itertools.product(g.trained, g.langs, g.pairs, g.seeds):
             def cfg_of(m=m, lang=lang, p=p, s=s):
                 return self._grid_cfg(m, lang, p, s)
 
-            def done(m=m, lang=lang, p=p, s=s, cfg_of=cfg_of) -> bool:
+            def done(group=groups[GridModel(m, lang, p, s).tag], cfg_of=cfg_of) -> bool:
                 cfg = cfg_of()
                 if cfg is None:
                     return False
-                if self._finished_run(cfg) is not None:
-                    return True
-                group = next(gr for gr in self._groups() if gr[0].method == m
-                             and gr[0].lang == lang and gr[0].pairs == p and gr[0].seed == s)
-                return self._cached(group)
+                return self._finished_run(cfg) is not None or self._cached(group)
 
             tasks.append(Task(f"train-{m.replace('+', '')}-{lang}-{p}-s{s}", "train", done,
                               lambda cfg_of=cfg_of: self._train(cfg_of())))
@@ -574,9 +572,12 @@ class ExperimentRunner:
     # ------------------------------------------------------------------ alignment
 
     def _gold(self) -> dict[str, list]:
-        """Gold sets of the grid's languages (``gold_limit`` sentences), by name."""
+        """Gold sets of the grid's languages (``gold_limit`` sentences), by name; read
+        once (the done checks of every training and alignment task ask for them)."""
         from optical_core import data
 
+        if self._gold_sets is not None:
+            return self._gold_sets
         out = {}
         for lang, name in GOLD_FOR_LANG.items():
             if self.grid.gold and lang in self.grid.langs:
@@ -586,6 +587,7 @@ class ExperimentRunner:
                     self._note(f"alignment not scored: {exc}")
                     continue
                 out[name] = gold[: self.grid.gold_limit] if self.grid.gold_limit else gold
+        self._gold_sets = out
         return out
 
     def _aligned(self) -> list[tuple[str, str, GridModel]]:
