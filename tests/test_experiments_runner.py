@@ -223,3 +223,63 @@ def test_a_cancelled_rerun_keeps_the_finished_tables(micro):
     assert {p.name: p.read_bytes() for p in out.glob("*.csv")} == before
     rec = json.loads((out / "results.json").read_text())
     assert rec["status"] == "cancelled" and len(rec["cells"]) == 12
+
+
+def test_variants_train_as_their_own_methods_beside_the_plain_ones(tmp_path, cache_root):
+    """``ot@aug`` and ``mse@aug`` (noise-augmented training) run beside ``ot`` and ``mse``:
+    their runs carry the variant's options, their cells and seed-pooled rows are their own,
+    and the pooled table compares OT with MSE under the same augmentation."""
+    from conftest import SHARED_DATA
+
+    if not (SHARED_DATA / "multi30k").is_dir():
+        pytest.skip(f"Multi30k not found at {SHARED_DATA}")
+    model = make_tiny_model(tmp_path / "tiny", seed=0)
+    cfg = tmp_path / "variants.toml"
+    cfg.write_text(f"""
+[grid]
+name = "variants"
+methods = ["mse", "ot", "mse@aug", "ot@aug"]
+langs = ["fr"]
+pairs = [40]
+seeds = [3]
+cer_levels = [0.0, 0.2]
+query_limit = 30
+n_boot = 200
+gold = false
+
+[grid.lr]
+mse = 1e-3
+ot = 1e-3
+
+[distill]
+teacher = "{model}"
+batch_size = 16
+max_tokens = 32
+eval_limit = 20
+probe_every = 0
+
+[variants.aug]
+noise_p = 1.0
+noise_max_cer = 0.3
+""")
+    code, printed = _cli(["--data-dir", str(SHARED_DATA), "-q", "experiment", "--config", str(cfg),
+                          "--results-dir", str(tmp_path / "results"),
+                          "--runs-dir", str(tmp_path / "runs")])
+    assert code == 0, printed
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*/run.json")]
+    assert sorted((r["config"]["loss"], r["config"]["noise_p"]) for r in runs) == [
+        ("mse", 0.0), ("mse", 1.0), ("ot", 0.0), ("ot", 1.0)]
+    out = tmp_path / "results" / "variants"
+    cells = _rows(out / "cells.csv")
+    assert {c["method"] for c in cells} == {"mse", "ot", "mse@aug", "ot@aug"}
+    by = {(c["method"], c["cer"]): float(c["mrr@10"]) for c in cells}
+    run_of = {c["method"]: c["run"] for c in cells}
+    noisy = {r["name"] for r in runs if r["config"]["noise_p"] == 1.0}
+    assert {run_of["ot@aug"], run_of["mse@aug"]} == noisy  # each variant's own student
+    pooled = {(r["method"], r["cer"]): r for r in _rows(out / "pooled.csv")}
+    row = pooled[("ot@aug", "0.2")]
+    assert row["delta_vs_mse@aug"] != "" and row["delta_vs_ot"] != "" and row["retention"] != ""
+    assert float(row["delta_vs_mse@aug"]) == pytest.approx(
+        by[("ot@aug", "0.2")] - by[("mse@aug", "0.2")], abs=1e-6)
+    report = (out / "report.md").read_text()
+    assert "Variant `@aug`" in report and "| fr | ot@aug |" in report

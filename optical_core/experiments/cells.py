@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from optical_core.experiments.tables import CELL_METRICS, UNTRAINED
+from optical_core.experiments.tables import CELL_METRICS, UNTRAINED, method_slug
 
 
 @dataclass
@@ -36,7 +36,7 @@ class GridModel:
     @property
     def tag(self) -> str:
         """Stable name of the model in task ids (no lr: that may not be chosen yet)."""
-        m = self.method.replace("+", "")
+        m = method_slug(self.method)
         return m if self.method in UNTRAINED else f"{m}-{self.lang}-{self.pairs}-s{self.seed}"
 
 
@@ -55,7 +55,7 @@ def cell_path(cache: Path, model: GridModel, lang: str, split: str, kind: str, c
                      f"{query_limit}{sc}".encode()).hexdigest()[:12]
     docs = "" if model.doc_encoder == "student" else f"-{model.doc_encoder}docs"
     tail = "" if scorer == "dense" else f"-{scorer}"
-    return cache / (f"{model.method.replace('+', '')}{docs}-{lang}-{split}-{kind}-"
+    return cache / (f"{method_slug(model.method)}{docs}-{lang}-{split}-{kind}-"
                     f"{cer:g}{tail}-{h}.npz")
 
 

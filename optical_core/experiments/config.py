@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from optical_core import runs as runs_mod
-from optical_core.experiments.tables import DOC_ENCODERS, METHODS, SCORERS, TRAINED
+from optical_core.experiments.tables import (
+    DOC_ENCODERS,
+    METHODS,
+    SCORERS,
+    TRAINED,
+    VARIANT_SEP,
+    base_method,
+    is_trained,
+    variant_of,
+)
 from optical_core.runs import primary_mrr
 
 #: DistillConfig fields that do not change what is learnt, left out of the run hash.
@@ -42,11 +51,14 @@ class GridConfig:
 
     Attributes:
         name: results folder name (letters, digits, ``.``, ``_``, ``-``).
-        methods: subset of :data:`METHODS`; ``none`` = the untrained teacher/student init.
+        methods: subset of :data:`METHODS`; ``none`` = the untrained teacher/student init;
+            ``<method>@<variant>`` = a trained method with the options of ``variants``'s
+            entry (``ot@aug``, ``mse@aug``: the same augmentation under both losses).
         langs: query languages (``de``, ``fr``, ``cs``).
         pairs: bitext sizes (first N pairs of Multi30k train), e.g. 1k / 5k / 29k.
         seeds: training seeds (the noise and bootstrap seed stays ``noise_seed``).
-        lr: learning rate per trained method, used when ``tune_lrs`` is empty.
+        lr: learning rate per trained method, used when ``tune_lrs`` is empty; a variant
+            uses its plain method's unless it has an entry of its own.
         tune_lrs: learning rates tried per method on ``tune_lang``/``tune_pairs`` (val
             split); empty = ``lr`` only.
         tune_schedules: lr schedules (``constant``, ``linear``, ``cosine``) tried with every
@@ -72,6 +84,9 @@ class GridConfig:
         gold_limit: first N gold sentences (0 = all).
         distill: overrides of :class:`optical_core.distill.config.DistillConfig` for every run
             (``epochs``, ``batch_size``, ``max_tokens``, ``epsilon``, ``teacher``, ...).
+        variants: named sets of further ``DistillConfig`` overrides (``[variants.aug]``
+            in TOML: ``noise_p = 0.5``, ...), applied on top of ``distill`` to the runs of
+            the methods named ``<method>@<name>``.
     """
 
     name: str = "grid"
@@ -96,10 +111,19 @@ class GridConfig:
     doc_encoders: list[str] = field(default_factory=lambda: ["teacher"])
     scorers: list[str] = field(default_factory=lambda: ["dense"])
     distill: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def trained(self) -> list[str]:
-        return [m for m in self.methods if m in TRAINED]
+        return [m for m in self.methods if is_trained(m)]
+
+    def lr_of(self, method: str) -> float:
+        """The fixed lr of ``method``: its own entry, else its plain method's."""
+        return float(self.lr.get(method, self.lr[base_method(method)]))
+
+    def options(self, method: str) -> dict[str, Any]:
+        """``DistillConfig`` overrides of ``method``'s runs: ``distill``, then its variant's."""
+        return {**self.distill, **self.variants.get(variant_of(method), {})}
 
     @property
     def tuning(self) -> bool:
@@ -114,7 +138,7 @@ class GridConfig:
 
     def tune_settings(self, method: str) -> list[tuple[float, str]]:
         """``(lr, schedule)`` pairs that tuning tries for ``method``, in a fixed order."""
-        lrs = self.tune_lrs or [self.lr[method]]
+        lrs = self.tune_lrs or [self.lr_of(method)]
         return [(float(lr), str(s))
                 for lr, s in itertools.product(lrs, self.tune_schedules or [self.schedule])]
 
@@ -130,9 +154,17 @@ class GridConfig:
         from optical_core.retrieval.noise import NOISE_ALIASES
 
         runs_mod.check_name(self.name)
-        bad = [m for m in self.methods if m not in METHODS]
+        bad = [m for m in self.methods if base_method(m) not in METHODS
+               or (variant_of(m) and base_method(m) not in TRAINED)]
         if bad or not self.methods:
-            raise ExperimentError(f"unknown method(s) {bad}; choose from {METHODS}")
+            raise ExperimentError(f"unknown method(s) {bad}; choose from {METHODS}, "
+                                  f"or <method>{VARIANT_SEP}<variant> for {TRAINED}")
+        twice = sorted({m for m in self.methods if self.methods.count(m) > 1})
+        if twice:
+            raise ExperimentError(f"method(s) {twice} listed twice")
+        for m in self.methods:
+            if variant_of(m) and variant_of(m) not in self.variants:
+                raise ExperimentError(f"{m}: no [variants.{variant_of(m)}] table in the config")
         for lang in self.langs:
             if lang not in ("de", "fr", "cs"):
                 raise ExperimentError(f"unknown language {lang!r}; choose de, fr or cs")
@@ -169,19 +201,25 @@ class GridConfig:
             raise ExperimentError(f"scorers must be distinct values of {SCORERS}, "
                                   f"got {self.scorers}")
         for m in self.trained:
-            if not self.tune_lrs and m not in self.lr:
+            if not self.tune_lrs and m not in self.lr and base_method(m) not in self.lr:
                 raise ExperimentError(f"no learning rate for {m!r}: set lr.{m} or tune_lrs")
         names = {f.name for f in fields(DistillConfig)}
-        unknown = sorted(set(self.distill) - names)
-        if unknown:
-            raise ExperimentError(f"unknown distill option(s) {unknown}")
-        fixed = {"lang", "pairs", "loss", "lr", "seed"} & set(self.distill)
-        if fixed:
-            raise ExperimentError(f"{sorted(fixed)} are set by the grid, not by [distill]")
-        try:
-            DistillConfig(**self.distill).validate()
-        except (DistillError, TypeError) as exc:
-            raise ExperimentError(f"bad [distill] options: {exc}") from None
+        for table, opts in [("distill", self.distill),
+                            *((f"variants.{k}", v) for k, v in self.variants.items())]:
+            if table != "distill":
+                runs_mod.check_name(table.split(".", 1)[1])
+                if not isinstance(opts, dict):
+                    raise ExperimentError(f"[{table}] must be a table of distill options")
+            unknown = sorted(set(opts) - names)
+            if unknown:
+                raise ExperimentError(f"unknown option(s) {unknown} in [{table}]")
+            fixed = {"lang", "pairs", "loss", "lr", "seed"} & set(opts)
+            if fixed:
+                raise ExperimentError(f"{sorted(fixed)} are set by the grid, not by [{table}]")
+            try:
+                DistillConfig(**{**self.distill, **opts}).validate()
+            except (DistillError, TypeError) as exc:
+                raise ExperimentError(f"bad [{table}] options: {exc}") from None
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -203,7 +241,8 @@ def load_config(path_or_preset: str | os.PathLike[str]) -> GridConfig:
     """A grid config from a TOML file, or a preset name (``quick``, ``micro``, ...).
 
     The file holds a ``[grid]`` table (the :class:`GridConfig` fields), a ``[grid.lr]``
-    table and a ``[distill]`` table; top-level keys are accepted as grid fields too.
+    table, a ``[distill]`` table and ``[variants.<name>]`` tables; top-level keys are
+    accepted as grid fields too.
     """
     p = config_path(path_or_preset)
     try:
@@ -211,9 +250,11 @@ def load_config(path_or_preset: str | os.PathLike[str]) -> GridConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ExperimentError(f"{p} is not valid TOML: {exc}") from None
     grid = dict(doc.get("grid", {}))
-    grid.update({k: v for k, v in doc.items() if k not in ("grid", "distill")})
+    grid.update({k: v for k, v in doc.items() if k not in ("grid", "distill", "variants")})
     if "distill" in doc:
         grid["distill"] = dict(doc["distill"])
+    if "variants" in doc:
+        grid["variants"] = {k: v for k, v in doc["variants"].items()}
     names = {f.name for f in fields(GridConfig)}
     unknown = sorted(set(grid) - names)
     if unknown:
@@ -268,7 +309,8 @@ def distill_config(grid: GridConfig, method: str, lang: str, pairs: int, seed: i
     schedule that tuning chose (default: :attr:`GridConfig.schedule`)."""
     from optical_core.distill.config import DistillConfig
 
-    cfg = DistillConfig(**{**grid.distill, "lang": lang, "pairs": int(pairs), "loss": method,
+    cfg = DistillConfig(**{**grid.options(method), "lang": lang, "pairs": int(pairs),
+                           "loss": base_method(method),
                            "lr": float(lr), "lr_schedule": schedule or grid.schedule,
                            "seed": int(seed)})
     cfg.eval_split = "val"

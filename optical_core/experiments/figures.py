@@ -20,10 +20,11 @@ from optical_core.data import LANG_NAMES
 from optical_core.experiments.tables import (
     LANGS,
     METHOD_LABELS,
-    METHODS,
     METRIC_LABELS,
     UNTRAINED,
     format_lr,
+    method_label,
+    method_order,
 )
 
 #: colour and line style per method; the external anchor is dashed, the untrained model grey
@@ -48,14 +49,14 @@ def _series(curves: pd.DataFrame) -> list[tuple[tuple, str, str, str]]:
     has it with the teacher's.
     """
     keys = curves[_KEY].drop_duplicates()
-    keys = keys.assign(_m=keys["method"].map(lambda m: METHODS.index(m) if m in METHODS else 99),
+    keys = keys.assign(_m=keys["method"].map(method_order),
                        _d=keys["doc_encoder"].map(lambda d: d != "teacher"))
     keys = keys.sort_values(["_m", "method", "_d", "pairs", "lr"])
     out = []
     rows = keys[_KEY].itertuples(index=False)
     for i, (method, docs, pairs, lr) in enumerate(rows):
         same = keys[keys["method"] == method]
-        label = SHORT_LABELS.get(method, method)
+        label = SHORT_LABELS.get(method) or method_label(method)
         extra = []
         several_docs = method not in UNTRAINED and same["doc_encoder"].nunique() > 1
         if several_docs:

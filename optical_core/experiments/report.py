@@ -38,7 +38,6 @@ from optical_core.experiments.tables import (
     DOC_ENCODERS,
     LANGS,
     METHOD_LABELS,
-    METHODS,
     METRIC_LABELS,
     METRICS,
     MISSING,
@@ -49,6 +48,8 @@ from optical_core.experiments.tables import (
     TABLES,
     UNTRAINED,
     format_lr,
+    method_label,
+    method_order,
 )
 
 # ------------------------------------------------------------------------ tables
@@ -60,10 +61,13 @@ def _sort(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
         return df.reset_index(drop=True)
     keys = pd.DataFrame(index=df.index)
     cols = []
-    for col, order in (("lang", LANGS), ("method", METHODS), ("doc_encoder", DOC_ENCODERS)):
+    for col, order in (("lang", LANGS), ("doc_encoder", DOC_ENCODERS)):
         if col in df.columns:
             keys[f"_{col}"] = df[col].map(lambda v, o=order: (o.index(v) if v in o else len(o), v))
             cols.append(f"_{col}")
+        if col == "lang" and "method" in df.columns:
+            keys["_method"] = df["method"].map(method_order)
+            cols.append("_method")
     for col in extra:
         keys[f"_{col}"] = df[col]
         cols.append(f"_{col}")
@@ -359,7 +363,7 @@ def checkpoints(results: Results, runs_root: str | os.PathLike[str] | None = Non
             continue
         bits = [METHOD_LABELS["none"]]  # one model for every language
         if r["method"] != "none":
-            bits = [r["lang"], METHOD_LABELS.get(r["method"], r["method"]), f"{r['pairs']} pairs",
+            bits = [r["lang"], method_label(r["method"]), f"{r['pairs']} pairs",
                     f"lr {format_lr(r['lr'])}", f"seed {r['seed']}"]
         folder = Path(link) if Path(link).is_absolute() else base / link
         rows.append({"lang": r["lang"], "method": r["method"], "pairs": r["pairs"],
@@ -419,8 +423,8 @@ def setting_lines(results: Results) -> list[str]:
     c = results.cells
     out = []
     for label, col in (("languages", "lang"), ("methods", "method"), ("splits", "split")):
-        vals = sorted(set(c[col]) - {""}, key=lambda v: (LANGS + METHODS).index(v)
-                      if v in LANGS + METHODS else 99)
+        vals = sorted(set(c[col]) - {""}, key=lambda v: (LANGS.index(v), "") if v in LANGS
+                      else method_order(v) if col == "method" else (99, v))
         if vals:
             out.append(f"- {label}: {', '.join(vals)}")
     trained = c[~c["method"].isin(UNTRAINED)]
@@ -465,8 +469,11 @@ def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None =
         lines += [f"> Warning: {problem}", ""]
 
     lines += ["## Setting", "", *setting_lines(results), ""]
+    variants = results.config.get("variants") or {}
     lines += ["Methods: " + "; ".join(f"`{k}` = {v}" for k, v in METHOD_LABELS.items()) + ". "
-              "x→en dense retrieval: a query in language x, English captions as documents, "
+              + "".join(f"Variant `@{k}`: " + ", ".join(f"{o} = {v}" for o, v in opts.items())
+                        + ". " for k, opts in variants.items())
+              + "x→en dense retrieval: a query in language x, English captions as documents, "
               "embedded by the student's teacher (`docs` = teacher, OPTICAL's setting) or by "
               "the student itself (`docs` = student; always so for the untrained models).", ""]
     cfg_file = results.folder / CONFIG_FILE

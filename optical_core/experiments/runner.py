@@ -74,6 +74,7 @@ from optical_core.experiments.tables import (
     GRID_TABLES,
     UNTRAINED,
     format_lr,
+    method_slug,
     results_root,
 )
 
@@ -315,7 +316,7 @@ class ExperimentRunner:
             for lr, sched in g.tune_settings(m):
                 cfg = self._cfg(m, g.tune_lang, tp, g.seeds[0], lr, sched)
                 tasks.append(Task(
-                    f"tune-{m.replace('+', '')}-{g.tune_lang}-{tp}-lr{format_lr(lr)}-{sched}-"
+                    f"tune-{method_slug(m)}-{g.tune_lang}-{tp}-lr{format_lr(lr)}-{sched}-"
                     f"s{g.seeds[0]}", "tune",
                     lambda c=cfg: self._tune_score(c) is not None, lambda c=cfg: self._train(c)))
         return tasks
@@ -325,7 +326,7 @@ class ExperimentRunner:
         tuning. ``False`` (nothing chosen) while a tuning run is unfinished."""
         g = self.grid
         if not g.tuning:
-            self.chosen, self.lr_rows = {m: (float(g.lr[m]), g.schedule) for m in g.trained}, []
+            self.chosen, self.lr_rows = {m: (g.lr_of(m), g.schedule) for m in g.trained}, []
             return True
         tp = g.tune_pairs or max(g.pairs)
         chosen, rows = {}, []
@@ -366,7 +367,7 @@ class ExperimentRunner:
                     return False
                 return self._finished_run(cfg) is not None or self._cached(group)
 
-            tasks.append(Task(f"train-{m.replace('+', '')}-{lang}-{p}-s{s}", "train", done,
+            tasks.append(Task(f"train-{method_slug(m)}-{lang}-{p}-s{s}", "train", done,
                               lambda cfg_of=cfg_of: self._train(cfg_of())))
         return tasks
 

