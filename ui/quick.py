@@ -5,8 +5,9 @@ sidebar model switches to it when it has finished (:func:`ui.models.follow_run`)
 The home page and the Distillation page both draw :func:`quick_box`. On the home page it
 also watches the job (status with Cancel, live loss, probe plan: :func:`ui.distill.show_job`)
 and keeps it alive with the tab's heartbeat; on the Distillation page the page's own job
-panel does that, and on the Alignment page :func:`sidebar_tracker` (a progress line). The job belongs to the tab like any other: one active job per tab, one
-training job per server, the rest queued.
+panel does that, and on every other page :func:`sidebar_tracker` (a progress line, drawn by
+:func:`ui.common.page_setup`). The job belongs to the tab like any other: one active job per
+tab, one training job per server, the rest queued.
 
 For tests and demos, ``OPTICAL_QUICK_STUDENT`` (a JSON object of
 :class:`~optical_core.distill.config.DistillConfig` fields, e.g. a tiny teacher and
@@ -25,10 +26,10 @@ from optical_core import runs
 from optical_core.data import LANG_NAMES, multi30k_available
 from optical_core.distill.config import QUICK_PAIRS, DistillConfig, DistillError, quick_student
 from optical_core.distill.jobs import JobManager, JobState
-from ui.common import page_link
 from ui.distill import manager, session_id, show_job
 from ui.errors import show_error
 from ui.models import follow_run
+from ui.nav import page_link
 from ui.state import init_state, keep_state
 
 #: A JSON object of DistillConfig fields that overrides the quick student's preset.
