@@ -16,6 +16,7 @@ import streamlit as st
 from optical_core.distill.config import DistillConfig
 from optical_core.distill.jobs import DEFAULT_ORPHAN_S, JobManager, JobState, orphan_grace_s
 from optical_core.runs import primary_mrr_key
+from ui.distill_robust import robust_summary
 from ui.errors import show_error
 from ui.run_summary import eval_series, probe_plan_figure
 
@@ -126,9 +127,12 @@ def _probe_step(job_id: str, steps: list[int]) -> int:
 
 
 def show_job(queue: JobManager, job: JobState) -> None:
-    """The job's status, live loss, MRR@10, the probe plan at a chosen step and the
-    evaluation curves."""
+    """The job's status, its non-default robustness options, live loss, MRR@10, the probe
+    plan at a chosen step and the evaluation curves."""
     show_status(queue, job)
+    robust = robust_summary(job.config.to_dict())
+    if robust:  # the runs table shows them too, but this panel is what the tab watches
+        st.caption(f"Robustness options: {robust}")
     left, right = st.columns(2)
     with left:
         if job.losses:
