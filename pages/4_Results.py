@@ -34,6 +34,7 @@ from optical_core.experiments.tables import (
     METRICS,
     REPORT_FILE,
     RUN_HINT,
+    SCORER_LABELS,
     TABLES,
     results_root,
 )
@@ -48,13 +49,14 @@ from ui.results import (
     only_docs,
     pick_results,
     results_choices,
+    scorer_control,
     shipped_results,
     table,
     table_or_note,
 )
 from ui.state import init_state, keep_state, stop
 
-KEYS = ["res_name", "res_metric", "res_split", "res_kind", "res_docs"]
+KEYS = ["res_name", "res_metric", "res_split", "res_kind", "res_docs", "res_scorer"]
 LATE_KEYS = KEYS[1:]
 STATUS_NOTE = {
     "running": "The grid is still running: the tables hold the cells finished so far. "
@@ -138,11 +140,13 @@ def view_controls(res: Results, splits: list[str]) -> tuple[str, str, str | None
     return metric, split, kind if kinds else None
 
 
-def tables_panel(res: Results, metric: str, split: str, kind: str | None) -> None:
-    """The main table and curves, robustness, significance, word alignment and lr tuning."""
+def tables_panel(res: Results, metric: str, split: str, kind: str | None, scorer: str) -> None:
+    """The main table and curves, robustness, significance (of the cells of ``scorer``),
+    word alignment and lr tuning."""
     label = METRIC_LABELS[metric]
-    st.subheader(f"{label} per language and method")
-    table(main_table(res, res.levels(split, kind), metric, split, kind))
+    by = "" if scorer == "dense" else f", {SCORER_LABELS.get(scorer, scorer)} scorer"
+    st.subheader(f"{label} per language and method{by}")
+    table(main_table(res, res.levels(split, kind), metric, split, kind, scorer))
     st.caption(
         f"{label} in %, `mean [low, high]` with the 95 % bootstrap interval over queries; with "
         "several seeds, seed means and `±` the standard deviation over seeds. none = the "
@@ -150,21 +154,21 @@ def tables_panel(res: Results, metric: str, split: str, kind: str | None) -> Non
         "not trained here."
     )
     st.plotly_chart(
-        noise_curves_figure(curves(res, metric, split, kind), metric,
-                            f"{label} against noise" + (f" ({kind})" if kind else "")),
+        noise_curves_figure(curves(res, metric, split, kind, scorer), metric,
+                            f"{label} against noise" + (f" ({kind})" if kind else "") + by),
         key="res_curves", config={"displaylogo": False},
     )
 
-    st.subheader("Robustness to noise (MRR@10)")
+    st.subheader(f"Robustness to noise (MRR@10{by})")
     table_or_note(
-        robustness_table(res, split, kind), "No robustness rows for this split and noise kind.",
+        robustness_table(res, split, kind, scorer), "No robustness rows for this split and noise kind.",
         "Slope: least-squares change of MRR@10 per 10 % CER over all levels including 0 "
         "(negative = loses MRR with noise). AUC: mean MRR@10 over the noise range. Intervals "
         "from the same bootstrap resamples.")
 
-    st.subheader(f"Significance ({label})")
+    st.subheader(f"Significance ({label}{by})")
     table_or_note(
-        significance_table(res, metric, split, kind),
+        significance_table(res, metric, split, kind, scorer=scorer),
         "No significance rows for this metric, split and noise kind.",
         "Δ = b − a in points with its paired bootstrap interval; p from the paired two-sided "
         "test on the same queries: \\* p < 0.05, \\*\\* p < 0.01. docs: what embedded the "
@@ -239,7 +243,7 @@ def downloads_panel(res: Results, read_only: bool) -> None:
 
 page_setup("Results", icon=":material/table_chart:", model=False)
 init_state({"res_metric": "mrr@10"})
-init_state(dict.fromkeys(["res_name", "res_split", "res_kind", "res_docs"]))
+init_state(dict.fromkeys(["res_name", "res_split", "res_kind", "res_docs", "res_scorer"]))
 st.title("Results of the experiment grid")
 st.caption(
     "Each cell of the grid trains a student (or takes an untrained model) for one language "
@@ -265,7 +269,7 @@ if not splits:
     st.info("No cell has finished yet; the tables appear as soon as the first one does.")
     stop(LATE_KEYS)
 view = view_controls(res, splits)
-tables_panel(only_docs(res, docs_control(res)), *view)
+tables_panel(only_docs(res, docs_control(res)), *view, scorer_control(res))
 checkpoints_panel(res, shipped=choice.shipped is not None)
 st.subheader("Notes")
 st.markdown("\n".join(f"- {n}" for n in res.notes) if res.notes else "_None._")

