@@ -92,7 +92,8 @@ def test_the_robust_recipe_fills_the_expander_and_none_undoes_it(env):
     assert not at.exception, at.exception
     assert _values(at) == {**defaults, **robust_recipe()}
     # the widgets show them, and the caption is generated from the recipe's values
-    assert at.slider(key=key("noise_p")).value == 0.5
+    noise_p = at.slider(key=key("noise_p"))
+    assert noise_p.value == 0.5 and (noise_p.min, noise_p.max, noise_p.step) == (0, 1, 0.05)
     assert at.multiselect(key=key("noise_kind")).value == ["random_char", "keyboard"]
     assert at.number_input(key=key("consistency_weight")).value == 0.5
     assert recipe_caption("robust") in _texts(at)

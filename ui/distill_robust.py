@@ -57,6 +57,13 @@ BOUNDS: dict[str, tuple[float, float, float]] = {
 }
 
 
+def _range(field: str) -> dict[str, float]:
+    """The bounds and step of a numeric field's widget, as keywords (a slider's third
+    positional argument is its value, not its step)."""
+    lo, hi, step = BOUNDS[field]
+    return {"min_value": lo, "max_value": hi, "step": step}
+
+
 def key(field: str) -> str:
     """The session-state key of a robustness field's widget."""
     return f"distill_robust_{field}"
@@ -124,11 +131,11 @@ def robustness_options(base: DistillConfig) -> dict[str, Any]:
         st.caption("What the student reads of the foreign side during training, whatever the "
                    "loss; the teacher's English side stays clean. All off by default.")
         r1, r2, r3 = st.columns(3)
-        r1.slider(LABELS["noise_p"], *BOUNDS["noise_p"], key=key("noise_p"),
+        r1.slider(LABELS["noise_p"], **_range("noise_p"), key=key("noise_p"),
                   help="Share of the training sentences whose foreign side is perturbed on "
                   "the fly (0 = off). Each epoch draws anew, seeded by seed, epoch and row.")
         no_noise = ss[key("noise_p")] == 0
-        r2.slider(LABELS["noise_max_cer"], *BOUNDS["noise_max_cer"], key=key("noise_max_cer"),
+        r2.slider(LABELS["noise_max_cer"], **_range("noise_max_cer"), key=key("noise_max_cer"),
                   disabled=no_noise,
                   help="A perturbed sentence's character error rate is drawn uniformly from "
                   "[0, this]; the evaluation's noise spans 0–0.2.")
@@ -139,18 +146,18 @@ def robustness_options(base: DistillConfig) -> dict[str, Any]:
                        "adjacent key of the language's keyboard.\n\n"
                        + "\n".join(f"- {k}: {v}" for k, v in NOISE_KINDS.items()))
         r4, r5, r6 = st.columns(3)
-        r4.slider(LABELS["subword_dropout"], *BOUNDS["subword_dropout"],
+        r4.slider(LABELS["subword_dropout"], **_range("subword_dropout"),
                   key=key("subword_dropout"),
                   help="WordPiece dropout on the foreign side (0 = off): each longest match "
                   "is, with this probability, replaced by a shorter in-vocabulary piece, so "
                   "the student sees the odd segmentations that typos cause.")
-        r5.number_input(LABELS["consistency_weight"], *BOUNDS["consistency_weight"][:2],
-                        step=BOUNDS["consistency_weight"][2], key=key("consistency_weight"),
+        r5.number_input(LABELS["consistency_weight"], **_range("consistency_weight"),
+                        key=key("consistency_weight"),
                         help="Weight of the consistency term: OT of the student's tokens of "
                         "the perturbed sentence onto its own (detached) clean tokens of the "
                         "same sentence (0 = off). Needs noise or subword dropout.")
-        r6.number_input(LABELS["self_teach_weight"], *BOUNDS["self_teach_weight"][:2],
-                        step=BOUNDS["self_teach_weight"][2], key=key("self_teach_weight"),
+        r6.number_input(LABELS["self_teach_weight"], **_range("self_teach_weight"),
+                        key=key("self_teach_weight"),
                         help="Weight of Self-Teaching (Zhuang & Zuccon, SIGIR 2022): "
                         "KL(clean ‖ noisy) of the in-batch score distributions against the "
                         "teacher's English sentence embeddings (0 = off). Needs noise or "
@@ -160,7 +167,7 @@ def robustness_options(base: DistillConfig) -> dict[str, Any]:
                  help="What the KD terms (OT, MSE) read of an augmented sentence. noisy: the "
                  "perturbed one (noisy-student KD). clean: the clean one; the perturbed copy "
                  "then feeds only the consistency and Self-Teaching terms.")
-        r8.slider(LABELS["cooc_weight"], *BOUNDS["cooc_weight"], key=key("cooc_weight"),
+        r8.slider(LABELS["cooc_weight"], **_range("cooc_weight"), key=key("cooc_weight"),
                   help="Share λ of the bitext co-occurrence cost in the OT plan's cost: "
                   "C = (1 − λ)(1 − cos) + λ·C_cooc, C_cooc from −NPMI or Dice of the "
                   "training pairs (0 = off). OT losses only.")
