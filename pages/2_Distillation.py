@@ -23,7 +23,7 @@ from optical_core import runs
 from optical_core.data import gold_available, multi30k_available
 from optical_core.distill.config import LOSSES, OT_SOLVERS, PROBES, DistillConfig, DistillError
 from ui.common import LANG_NAMES, page_setup
-from ui.distill import form_defaults, session_id, show_job
+from ui.distill import form_defaults, schedule_options, session_id, show_job
 from ui.distill import manager as job_queue
 from ui.distill_robust import config_problem, robustness_options, with_robustness
 from ui.errors import show_error
@@ -37,7 +37,7 @@ EPS_OPTIONS = (0.005, 0.01, 0.02, 0.05, 0.1)
 
 def advanced_options(base: DistillConfig, loss: str) -> dict[str, Any]:
     """The OT solver, its τ, whether to track AER (with a note when the gold set is missing),
-    and the robustness recipe and options."""
+    the learning-rate schedule, and the robustness recipe and options."""
     st.markdown("**Advanced options**")
     a1, a2, a3 = st.columns(3)
     solvers = list(OT_SOLVERS)
@@ -66,7 +66,7 @@ def advanced_options(base: DistillConfig, loss: str) -> dict[str, Any]:
                 "`enfr.gold`) were not found in the data folder, so the job will train "
                 "without AER. Set `OPTICAL_DATA_DIR` to a folder that has them to track it.")
     return {"ot_solver": solver, "ot_tau": float(tau), "track_aer": bool(track_aer),
-            **robustness_options(base)}
+            **schedule_options(base), **robustness_options(base)}
 
 
 def configure(base: DistillConfig) -> tuple[dict[str, Any], str, bool]:

@@ -1,6 +1,7 @@
-"""AppTest of the Distillation form's robustness options (ui/distill_robust.py): the recipe
-fills the Robustness expander, a job carries the options into its config and run.json, and
-options that do not go together give a note instead of a job.
+"""AppTest of the Distillation form's advanced options: the robustness options
+(ui/distill_robust.py: the recipe fills the Robustness expander, a job carries the options
+into its config and run.json, options that do not go together give a note instead of a
+job) and the learning-rate schedule (ui/distill.py's schedule_options).
 
 The form starts from ``OPTICAL_DISTILL_DEFAULTS`` (the tiny random teacher of conftest, the
 demo pairs), as in tests/test_app_distillation.py; runs go to a temporary ``OPTICAL_RUNS_DIR``.
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
     sys.path.insert(0, str(ROOT))
 
+from ui.distill import SCHEDULE_LABELS, schedule_key  # noqa: E402
 from ui.distill_robust import LABELS, key, recipe_caption, robust_summary  # noqa: E402
 
 PAGE = str(ROOT / "pages" / "2_Distillation.py")
@@ -154,3 +156,29 @@ def test_options_that_do_not_go_together_are_a_note_and_start_nothing(env, chang
     assert _start(at).disabled  # AppTest, like a browser, cannot click it
     assert not (env / "bad-run").exists()
     assert "Your job" not in [s.value for s in at.subheader]
+
+
+def test_a_started_job_carries_the_lr_schedule_options(env):
+    at = _page()
+    default = DistillConfig()
+    assert {f: at.session_state[schedule_key(f)] for f in SCHEDULE_LABELS} == \
+        {f: getattr(default, f) for f in SCHEDULE_LABELS}
+    assert at.radio(key=schedule_key("lr_schedule")).options == ["constant", "linear", "cosine"]
+    at.radio(key=schedule_key("lr_schedule")).set_value("linear")
+    at.slider(key=schedule_key("warmup_ratio")).set_value(0.1)
+    at.number_input(key=schedule_key("max_grad_norm")).set_value(1.0)
+    at.text_input(key="distill_run_name").set_value("schedule-run")
+    at.run()
+    assert not at.exception and "cannot start" not in _texts(at)
+    _start(at).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    _until(at, lambda a: "finished after" in _texts(a) or a.error)
+    assert not at.error, [e.value for e in at.error]
+    rec = json.loads((env / "schedule-run" / "run.json").read_text())
+    assert rec["status"] == "finished"
+    want = {"lr_schedule": "linear", "warmup_ratio": 0.1, "max_grad_norm": 1.0,
+            "weight_decay": default.weight_decay}
+    assert {k: rec["config"][k] for k in want} == want
+    # the job panel names the options that are not the defaults, and only those
+    assert "Schedule options: lr_schedule=linear, warmup_ratio=0.1, max_grad_norm=1" \
+        in _texts(at).splitlines()

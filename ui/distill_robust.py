@@ -26,6 +26,7 @@ from optical_core.distill.config import (
 )
 from optical_core.perturb.kinds import NOISE_KINDS
 from optical_core.runs import RunInfo
+from ui.run_summary import options_summary, show_value
 
 #: The recipe choice that presets nothing (the fields keep the form's defaults).
 NO_RECIPE = "none"
@@ -67,13 +68,6 @@ def _range(field: str) -> dict[str, float]:
 def key(field: str) -> str:
     """The session-state key of a robustness field's widget."""
     return f"distill_robust_{field}"
-
-
-def show_value(value: Any) -> str:
-    """A field's value as the captions write it (``0.5``, ``random_char+keyboard``)."""
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value).replace(",", "+")
 
 
 def recipe_caption(recipe: str) -> str:
@@ -195,9 +189,7 @@ def config_problem(base: DistillConfig, fields: Mapping[str, Any]) -> str | None
 def robust_summary(config: Mapping[str, Any]) -> str:
     """The robustness options of a run's config that differ from the defaults, as
     ``noise_p=0.5, ...`` (the names of run.json and of the CLI's flags); "" when none."""
-    default = DistillConfig()
-    return ", ".join(f"{f}={show_value(config[f])}" for f in LABELS
-                     if f in config and config[f] != getattr(default, f))
+    return options_summary(config, LABELS)
 
 
 def with_robustness(rows: Sequence[Mapping[str, Any]], found: Sequence[RunInfo]

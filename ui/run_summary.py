@@ -4,13 +4,29 @@ table of runs and the probe plan's figure. No Streamlit here (these belong in
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 
+from optical_core.distill.config import DistillConfig
 from optical_core.runs import RunInfo, primary_mrr_key
+
+
+def show_value(value: Any) -> str:
+    """A config value as the captions write it (``0.5``, ``random_char+keyboard``)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).replace(",", "+")
+
+
+def options_summary(config: Mapping[str, Any], names: Iterable[str]) -> str:
+    """The fields ``names`` of a run's config that differ from ``DistillConfig``'s defaults,
+    as ``noise_p=0.5, ...`` (the names of run.json and of the CLI's flags); "" when none."""
+    default = DistillConfig()
+    return ", ".join(f"{f}={show_value(config[f])}" for f in names
+                     if f in config and config[f] != getattr(default, f))
 
 
 def eval_series(evals: Sequence[Mapping[str, Any]], metric: str | None) -> tuple[list, list]:
