@@ -9,7 +9,10 @@ loaded and used: Home (transport diagram), Alignment (the default pair's plan), 
 Distillation and, when the page exists, Results. Then it starts a distillation job from the
 Distillation page (default MiniLM teacher and student, ``--pairs`` training pairs of
 Multi30k, or of the demo set when Multi30k is missing; one epoch, batch 32, evaluation on
-the val split before and after) and waits until the page reports it finished.
+the val split before and after) and waits until the page reports it finished; with
+``--job quick`` it clicks Home's "Train a quick student" button instead (the class demo's
+one-click student, :func:`optical_core.distill.config.quick_student`) and waits until the
+sidebar has switched to it.
 
 A sampler thread reads the resident set size of the server and its children every 0.1 s
 (psutil, which comes with accelerate); the kernel's high-water mark ``VmHWM`` of the server
@@ -18,6 +21,7 @@ process (``/proc/<pid>/status``) catches peaks between samples. Both are cumulat
 job's peak is reported.
 
     python bench/bench_memory.py [--pairs 1000] [--job-timeout 3600] [--keep]
+    python bench/bench_memory.py --job quick   # the page tour, then Home's quick student
     python bench/bench_memory.py --quick    # smoke run: tiny random teacher, 100 demo pairs
 """
 
@@ -161,11 +165,27 @@ def run_job(page, name: str, timeout_s: float) -> str:
     return line.strip()
 
 
+def run_quick_student(page, url: str, timeout_s: float) -> str:
+    """Click Home's quick-student button; wait until the student is the sidebar model (or
+    the job failed); return the page's line about it."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_role("button", name="Train a quick student").click()
+    page.wait_for_function(
+        "() => /is the sidebar model of every page now|failed:|was cancelled/"
+        ".test(document.body.innerText)", timeout=int(timeout_s * 1000), polling=1000)
+    text = page.inner_text("body")
+    return next((ln.strip() for ln in text.splitlines()
+                 if "sidebar model of every page now" in ln or "failed:" in ln), "")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", type=int, default=1000, help="training pairs of the job")
     ap.add_argument("--quick", action="store_true",
                     help="smoke run: the job uses a tiny random teacher and 100 demo pairs")
+    ap.add_argument("--job", choices=("form", "quick"), default="form",
+                    help="form: a job from the Distillation page's form; quick: Home's "
+                         "quick-student button")
     ap.add_argument("--job-timeout", type=float, default=3600.0, help="seconds to wait for the job")
     ap.add_argument("--keep", action="store_true",
                     help="keep the temporary folder (server log, run, cache) after a good run")
@@ -176,6 +196,7 @@ def main() -> int:
         sys.exit("error: the playwright Python package is missing (pip install playwright)")
 
     tmp = Path(tempfile.mkdtemp(prefix="optical-bench-memory-"))
+    quick_env: dict[str, str] = {}
     if args.quick:
         from _distill_models import make_tiny_model
 
@@ -183,6 +204,14 @@ def main() -> int:
         defaults = {"teacher": make_tiny_model(tmp / "tiny"), "data": "demo", "pairs": pairs,
                     "batch_size": 8, "max_tokens": 32, "eval_limit": 8}
         job_kind = f"tiny random teacher, {pairs} demo pairs"
+        quick_env = {"OPTICAL_QUICK_STUDENT": json.dumps(defaults)}
+    elif args.job == "quick":
+        from optical_core.distill.config import quick_student
+
+        q = quick_student()
+        pairs, defaults = q.pairs, {}
+        job_kind = (f"the quick student: default MiniLM, {q.pairs} {q.data} {q.lang}-en pairs, "
+                    f"{q.epochs:g} epoch, batch {q.batch_size}, {q.max_tokens} tokens")
     else:
         from optical_core.data import multi30k_available
 
@@ -193,7 +222,7 @@ def main() -> int:
     # A fresh embedding cache: the Retrieval page computes the caption embeddings (the cold
     # start, the larger peak) instead of reading them from an earlier run's cache.
     env = {"OPTICAL_RUNS_DIR": str(tmp / "runs"), "OPTICAL_CACHE_DIR": str(tmp / "cache"),
-           "OPTICAL_DISTILL_DEFAULTS": json.dumps(defaults)}
+           "OPTICAL_DISTILL_DEFAULTS": json.dumps(defaults), **quick_env}
     try:
         proc, url = start_streamlit(tmp / "server.log", env, timeout_s=180)
     except RuntimeError as exc:
@@ -217,12 +246,19 @@ def main() -> int:
             met = "yes" if max(tour_mb, tour_hwm) <= GOAL_MB else "NO"
             rows.append(("after the page tour", tour_mb, tour_hwm, f"≤ {GOAL_MB:.0f}", met))
             t0 = time.perf_counter()
-            outcome = run_job(page, "memory-job", args.job_timeout)
+            if args.job == "quick":
+                outcome = run_quick_student(page, url, args.job_timeout)
+                done = "the sidebar model of every page now" in outcome
+            else:
+                outcome = run_job(page, "memory-job", args.job_timeout)
+                done = "finished" in outcome
             job_s = time.perf_counter() - t0
             sampler.sample()
-            rows.append((f"after the {pairs}-pair job", sampler.peak / MB, vm_hwm(proc.pid) / MB,
-                         "reported", ""))
-            check_page(page, "Distillation (job)", problems)
+            what = "quick student" if args.job == "quick" else "job"
+            rows.append((f"after the {pairs}-pair {what}", sampler.peak / MB,
+                         vm_hwm(proc.pid) / MB, "reported", ""))
+            check_page(page, "Home (quick student)" if args.job == "quick"
+                       else "Distillation (job)", problems)
     finally:
         sampler.stop()
         stop_streamlit(proc, timeout_s=20)
@@ -237,7 +273,7 @@ def main() -> int:
         print(f"| {stage} | {rss:.0f} | {hwm:.0f} | {goal} | {ok} |")
     for p in problems:
         print(f"problem: {p}")
-    failed = bool(problems) or "finished" not in outcome
+    failed = bool(problems) or not done
     if failed or args.keep:
         print(f"\nserver log, run folder and cache kept in {tmp}")
     else:

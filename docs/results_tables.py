@@ -1,7 +1,7 @@
 """Print the tables of docs/RESULTS.md from the committed grid folders (docs/results5k,
-docs/results29k): seed-pooled MRR@10 with 95 % intervals over seeds and queries,
-retention at 20 % CER, OT−MSE differences, the document-encoder ablation, the lr tuning
-and word alignment.
+docs/results29k, docs/robust5k): seed-pooled MRR@10 with 95 % intervals over seeds and
+queries, retention at 20 % CER, OT−MSE differences, the document-encoder ablation, the lr
+tuning, word alignment, and the robustness variants beside their fair baselines.
 
     python docs/results_tables.py > /tmp/tables.md
 """
@@ -75,14 +75,63 @@ def docs_ablation(p: pd.DataFrame, kind: str = "random_char") -> str:
     return "\n".join(out)
 
 
+def label(m: str) -> str:
+    base, _, variant = m.partition("@")
+    return LABEL.get(base, base) + (f" + {variant}" if variant else "")
+
+
+def order(m: str) -> tuple[int, str]:
+    base, _, variant = m.partition("@")
+    return (ORDER.index(base) if base in ORDER else len(ORDER), variant)
+
+
+def robust_table(p: pd.DataFrame, lang: str, kind: str, scorer: str = "dense") -> str:
+    """Each method and variant: clean, 10 %, 20 % CER, retention at 20 %, and at 20 % the
+    difference from MSE-KD trained the same way (the fair baseline; plain MSE-KD for a
+    variant with no MSE twin) and from plain OT-KD."""
+    p = pick(p, lang=lang, scorer=scorer)
+    out = ["| method | seeds | clean | CER 10 % | CER 20 % | retention at 20 % "
+           "| Δ vs MSE-KD, same training, at 20 % (p) | Δ vs OT-KD at 20 % (p) |",
+           "|---|---:|---:|---:|---:|---:|---|---|"]
+    for m in sorted(set(p["method"]), key=order):
+        rows = [level(p, m, "teacher", c, kind) for c in (0.0, 0.1, 0.2)]
+        if rows[0] is None or rows[2] is None:
+            continue
+        base, _, variant = m.partition("@")
+
+        def vs(other: str) -> str:
+            col = f"delta_vs_{other}"
+            if col not in p.columns or pd.isna(rows[2].get(col)):
+                return "—"
+            return f"{ci(rows[2], col, signed=True)} (p {rows[2][f'p_vs_{other}']:.3f})"
+
+        twin = f"mse@{variant}" if variant and f"delta_vs_mse@{variant}" in p.columns else "mse"
+        fair = vs(twin) if base != "mse" else "—"
+        if fair != "—" and twin == "mse" and variant:
+            fair += " (plain MSE-KD)"
+        out.append(f"| {label(m)} | {int(rows[0]['seeds'])} | "
+                   + " | ".join(ci(r, "mrr@10") if r is not None else "—" for r in rows)
+                   + f" | {ci(rows[2], 'retention')} | {fair} | "
+                   + (vs("ot") if m != "ot" and base in ("ot", "mse") else "—") + " |")
+    return "\n".join(out)
+
+
 def main() -> None:
-    for name in sys.argv[1:] or ["results5k", "results29k"]:
+    names = sys.argv[1:] or ["results5k", "results29k", "robust5k"]
+    for name in names:
         folder = DOCS / name
         if not (folder / "pooled.csv").is_file():
             print(f"_{name}: no pooled.csv_\n")
             continue
         p = pd.read_csv(folder / "pooled.csv")
         print(f"# {name}\n")
+        if name.startswith("robust"):
+            for lang in [x for x in ("cs", "de") if x in set(p["lang"])]:
+                for kind in ("random_char", "keyboard"):
+                    for scorer in ("dense", "maxsim"):
+                        print(f"## {lang}, {kind}, {scorer}, teacher docs\n")
+                        print(robust_table(p, lang, kind, scorer) + "\n")
+            continue
         for lang in [x for x in ("de", "fr", "cs") if x in set(p["lang"])]:
             for kind in ("random_char", "keyboard"):
                 for scorer in ("dense", "maxsim"):

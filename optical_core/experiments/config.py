@@ -12,7 +12,7 @@ import math
 import os
 import tempfile
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,8 @@ class GridConfig:
         langs: query languages (``de``, ``fr``, ``cs``).
         pairs: bitext sizes (first N pairs of Multi30k train), e.g. 1k / 5k / 29k.
         seeds: training seeds (the noise and bootstrap seed stays ``noise_seed``).
+        seeds_of: seeds of some trained methods instead of ``seeds`` (e.g. one seed for a
+            variant that collapsed at the first: ``[grid.seeds_of]`` ``"ot@st" = [42]``).
         lr: learning rate per trained method, used when ``tune_lrs`` is empty; a variant
             uses its plain method's unless it has an entry of its own.
         tune_lrs: learning rates tried per method on ``tune_lang``/``tune_pairs`` (val
@@ -94,6 +96,7 @@ class GridConfig:
     langs: list[str] = field(default_factory=lambda: ["de", "fr", "cs"])
     pairs: list[int] = field(default_factory=lambda: [5000])
     seeds: list[int] = field(default_factory=lambda: [42])
+    seeds_of: dict[str, list[int]] = field(default_factory=dict)
     lr: dict[str, float] = field(default_factory=lambda: {"mse": 5e-4, "ot": 5e-4, "ot+mse": 5e-4})
     tune_lrs: list[float] = field(default_factory=list)
     tune_schedules: list[str] = field(default_factory=list)
@@ -116,6 +119,12 @@ class GridConfig:
     @property
     def trained(self) -> list[str]:
         return [m for m in self.methods if is_trained(m)]
+
+    def trainings(self) -> Iterator[tuple[str, str, int, int]]:
+        """``(method, lang, pairs, seed)`` of every training, in a fixed order."""
+        for m in self.trained:
+            yield from itertools.product([m], self.langs, self.pairs,
+                                         self.seeds_of.get(m, self.seeds))
 
     def lr_of(self, method: str) -> float:
         """The fixed lr of ``method``: its own entry, else its plain method's."""
@@ -174,6 +183,10 @@ class GridConfig:
             raise ExperimentError("pairs must be a list of positive sizes")
         if not self.seeds:
             raise ExperimentError("the grid needs at least one seed")
+        for m, seeds in self.seeds_of.items():
+            if m not in self.trained or not seeds or len(set(seeds)) < len(seeds):
+                raise ExperimentError(f"seeds_of: {m!r} needs to be a trained method of the grid "
+                                      "with a list of distinct seeds")
         for s in self.splits:
             if s not in RETRIEVAL_SPLITS or s == "val":
                 raise ExperimentError(f"unknown test split {s!r}; choose from {RETRIEVAL_SPLITS[:-1]}")

