@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from optical_core.distill.config import RECIPES, DistillConfig, robust_recipe
+from optical_core.distill.config import RECIPES, ROBUST_FIELDS, DistillConfig, robust_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
@@ -54,7 +54,7 @@ def _texts(at: AppTest) -> str:
 
 def _values(at: AppTest) -> dict:
     """The robustness widgets' values, as the fields the form submits."""
-    out = {f: at.session_state[key(f)] for f in LABELS}
+    out = {f: at.session_state[key(f)] for f in ROBUST_FIELDS}
     out["noise_kind"] = ",".join(out["noise_kind"])
     return out
 
@@ -73,9 +73,7 @@ def _until(at: AppTest, cond, timeout: float = TIMEOUT) -> AppTest:
     raise AssertionError("condition not met; page shows: " + _texts(at)[:2000])
 
 
-def test_the_form_has_a_widget_for_every_robustness_flag_of_the_cli():
-    from optical_core.cli.distill import ROBUST_FIELDS
-
+def test_the_form_has_a_widget_for_every_robustness_field():
     assert set(LABELS) == set(ROBUST_FIELDS)
     assert recipe_caption("robust").startswith("**robust** sets Noisy share 0.5")
     assert robust_summary(DistillConfig().to_dict()) == ""
@@ -86,7 +84,7 @@ def test_the_form_has_a_widget_for_every_robustness_flag_of_the_cli():
 
 def test_the_robust_recipe_fills_the_expander_and_none_undoes_it(env):
     at = _page()
-    defaults = {f: getattr(DistillConfig(), f) for f in LABELS}
+    defaults = {f: getattr(DistillConfig(), f) for f in ROBUST_FIELDS}
     assert _values(at) == defaults
     recipe = at.selectbox(key="distill_recipe")
     assert recipe.options == ["none", *sorted(RECIPES)]

@@ -11,9 +11,9 @@ import sys
 
 from _helpers import REPO
 
-from optical_core.cli.distill import ROBUST_FIELDS, robust_options
+from optical_core.cli.distill import given_robust_flags, recipe_help
 from optical_core.cli.entry import build_parser, main
-from optical_core.distill.config import DistillConfig, robust_recipe
+from optical_core.distill.config import RECIPES, ROBUST_FIELDS, recipe_options, robust_recipe
 
 
 def _cli(*args, env=None, timeout=180):
@@ -66,20 +66,26 @@ def test_cli_unbalanced_solver_and_tau(tiny, tmp_path, capsys):
 
 
 def test_robust_flags_default_to_the_config_and_the_recipe_fills_the_rest():
-    parse = build_parser().parse_args
-    base = ["distill", "--out", "x"]
-    assert robust_options(parse(base)) == {}  # no flag, no recipe: the defaults (off)
-    assert robust_options(parse([*base, "--recipe", "robust"])) == robust_recipe()
-    opts = robust_options(parse([*base, "--recipe", "robust", "--noise-p", "0.3",
-                                 "--self-teach-weight", "0.2", "--kd-input", "clean"]))
+    def robust_options(argv: list[str]) -> dict:  # what run_distill passes to DistillConfig
+        args = build_parser().parse_args(["distill", "--out", "x", *argv])
+        return recipe_options(args.recipe, given_robust_flags(args))
+
+    assert robust_options([]) == {}  # no flag, no recipe: the defaults (off)
+    assert robust_options(["--recipe", "robust"]) == robust_recipe()
+    opts = robust_options(["--recipe", "robust", "--noise-p", "0.3",
+                           "--self-teach-weight", "0.2", "--kd-input", "clean"])
     assert opts == {**robust_recipe(), "noise_p": 0.3, "self_teach_weight": 0.2,
                     "kd_input": "clean"}
-    opts = robust_options(parse([*base, "--noise-p", "0.5", "--noise-kind", "ocr",
-                                 "--subword-dropout", "0.1", "--consistency-weight", "1",
-                                 "--cooc-weight", "0.2", "--cooc-measure", "dice"]))
+    opts = robust_options(["--noise-p", "0.5", "--noise-kind", "ocr", "--subword-dropout",
+                           "0.1", "--consistency-weight", "1", "--cooc-weight", "0.2",
+                           "--cooc-measure", "dice"])
     assert opts == {"noise_p": 0.5, "noise_kind": "ocr", "subword_dropout": 0.1,
                     "consistency_weight": 1.0, "cooc_weight": 0.2, "cooc_measure": "dice"}
-    assert set(ROBUST_FIELDS) <= set(DistillConfig().to_dict())
+    # every robustness field has its flag, and the --recipe help says what each recipe sets
+    flags = build_parser().parse_args(["distill", "--out", "x"])
+    assert all(hasattr(flags, f) for f in ROBUST_FIELDS)
+    assert all(f"{name}: --" in recipe_help() for name in RECIPES)
+    assert "robust: --noise-p 0.5 --noise-max-cer 0.2" in recipe_help()
 
 
 def test_cli_recipe_robust_trains_and_bad_robust_options_fail_on_one_line(tiny, tmp_path, capsys):

@@ -1,21 +1,26 @@
 """optical_core.distill.config: the robustness options default to off, so old runs and
-the grid's run names and reuse stay as they were; the robust recipe."""
+the grid's run names and reuse stay as they were; the robust recipe and the merge of a
+recipe with explicit values."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 
-from optical_core.distill.config import RECIPES, DistillConfig, robust_recipe
+import pytest
 
-#: The options of issue 15 (noise, WordPiece dropout, consistency, Self-Teaching,
-#: co-occurrence cost).
-ROBUST = ("noise_p", "noise_max_cer", "noise_kind", "subword_dropout", "kd_input",
-          "consistency_weight", "self_teach_weight", "cooc_weight", "cooc_measure")
+from optical_core.distill.config import (
+    RECIPES,
+    ROBUST_FIELDS,
+    DistillConfig,
+    DistillError,
+    recipe_options,
+    robust_recipe,
+)
 
 
 def test_robustness_options_default_to_off():
     d = DistillConfig()
-    assert set(ROBUST) <= {f.name for f in fields(DistillConfig)}
+    assert set(ROBUST_FIELDS) <= {f.name for f in fields(DistillConfig)}
     assert not d.augments() and not d.needs_clean()
     assert d.noise_p == 0 and d.subword_dropout == 0 and d.cooc_weight == 0
     assert d.consistency_weight == 0 and d.self_teach_weight == 0 and d.kd_input == "noisy"
@@ -27,7 +32,7 @@ def test_old_runs_keep_their_names_and_reuse():
     from optical_core.experiments.config import run_hash, same_config
 
     today = DistillConfig(lang="cs", loss="ot+mse", lr=1e-3).to_dict()
-    old = {k: v for k, v in today.items() if k not in ROBUST}
+    old = {k: v for k, v in today.items() if k not in ROBUST_FIELDS}
     assert DistillConfig.from_dict(old) == DistillConfig.from_dict(today)
     assert same_config(old, today) and run_hash(old) == run_hash(today)
     robust = DistillConfig(**{**today, **robust_recipe()}).validate().to_dict()
@@ -37,7 +42,20 @@ def test_old_runs_keep_their_names_and_reuse():
 def test_robust_recipe_is_valid_for_every_loss():
     assert RECIPES["robust"] is robust_recipe
     values = robust_recipe()
-    assert set(values) <= set(ROBUST)
+    assert set(values) <= set(ROBUST_FIELDS)
     for loss in ("ot", "mse", "ot+mse"):
         cfg = DistillConfig(loss=loss, **values).validate()
         assert cfg.augments() and cfg.needs_clean()
+
+
+def test_recipe_options_lays_explicit_values_over_the_recipe():
+    assert recipe_options(None, {}) == {}
+    assert recipe_options(None, {"noise_p": 0.3}) == {"noise_p": 0.3}
+    assert recipe_options("robust", {}) == robust_recipe()
+    assert recipe_options("robust", {"noise_p": 0.3, "kd_input": "clean"}) == \
+        {**robust_recipe(), "noise_p": 0.3, "kd_input": "clean"}
+    explicit = {"noise_p": 0.3}
+    recipe_options("robust", explicit)
+    assert explicit == {"noise_p": 0.3}  # the caller's values are not changed
+    with pytest.raises(DistillError, match="unknown recipe 'smooth'; choose one of"):
+        recipe_options("smooth", {})

@@ -3,10 +3,10 @@
 the note when a job's options do not go together, and a short text of a run's non-default
 robustness options for the job panel and the runs table.
 
-A recipe (:data:`~optical_core.distill.config.RECIPES`) *fills* the expander's widgets, and
-what the user then changes wins, as an explicit flag beats ``--recipe`` on the command line
-(``optical_core.cli.distill.robust_options``). The widgets thus always hold the values to
-submit: no recipe/flag merge is needed here.
+A recipe (:data:`~optical_core.distill.config.RECIPES`) *fills* the expander's widgets with
+:func:`~optical_core.distill.config.recipe_options`, the merge the command line uses, and
+what the user then changes wins, as an explicit flag beats ``--recipe``. The widgets thus
+always hold the values to submit.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from optical_core.distill.config import (
     COOC_MEASURES,
     KD_INPUTS,
     RECIPES,
+    ROBUST_FIELDS,
     DistillConfig,
     DistillError,
+    recipe_options,
 )
 from optical_core.perturb.kinds import NOISE_KINDS
 from optical_core.runs import RunInfo
@@ -32,8 +34,8 @@ from ui.run_summary import options_summary, show_value
 NO_RECIPE = "none"
 RECIPE_KEY = "distill_recipe"
 
-#: The robustness fields of ``DistillConfig`` (the CLI's ``ROBUST_FIELDS``, checked by the
-#: tests), with the label of their widget.
+#: The label of each robustness field's widget (the fields of ``ROBUST_FIELDS``, checked by
+#: the tests).
 LABELS: dict[str, str] = {
     "noise_p": "Noisy share",
     "noise_max_cer": "Max CER",
@@ -74,7 +76,7 @@ def recipe_caption(recipe: str) -> str:
     """What ``recipe`` sets, read from its values (so a changed recipe describes itself)."""
     if recipe not in RECIPES:
         return "No preset: the robustness options below stay as set (all off by default)."
-    parts = [f"{LABELS.get(f, f)} {show_value(v)}" for f, v in RECIPES[recipe]().items()]
+    parts = [f"{LABELS.get(f, f)} {show_value(v)}" for f, v in recipe_options(recipe, {}).items()]
     return f"**{recipe}** sets {', '.join(parts)}; any of them can still be changed below."
 
 
@@ -96,9 +98,8 @@ def _widget_value(field: str, value: Any) -> Any:
 def fill(base: DistillConfig, recipe: str) -> None:
     """Set the widgets to ``base``'s robustness values with ``recipe``'s on top (none: the
     base values alone, which undoes an earlier recipe)."""
-    values = {f: getattr(base, f) for f in LABELS}
-    if recipe in RECIPES:
-        values.update(RECIPES[recipe]())
+    values = {f: getattr(base, f) for f in ROBUST_FIELDS}
+    values.update(recipe_options(recipe if recipe in RECIPES else None, {}))
     for f, v in values.items():
         st.session_state[key(f)] = _widget_value(f, v)
 
@@ -109,7 +110,7 @@ def _on_recipe(base: DistillConfig) -> None:
 
 def robustness_options(base: DistillConfig) -> dict[str, Any]:
     """The recipe choice and the Robustness expander; the robustness fields they set."""
-    for f in LABELS:  # first run of the tab: the form's defaults
+    for f in ROBUST_FIELDS:  # first run of the tab: the form's defaults
         if key(f) not in st.session_state:
             st.session_state[key(f)] = _widget_value(f, getattr(base, f))
     recipes = [NO_RECIPE, *sorted(RECIPES)]
@@ -120,7 +121,7 @@ def robustness_options(base: DistillConfig) -> dict[str, Any]:
     st.caption(recipe_caption(recipe))
     ss = st.session_state
     default = DistillConfig()
-    changed = any(ss[key(f)] != _widget_value(f, getattr(default, f)) for f in LABELS)
+    changed = any(ss[key(f)] != _widget_value(f, getattr(default, f)) for f in ROBUST_FIELDS)
     with st.expander("Robustness", expanded=changed):
         st.caption("What the student reads of the foreign side during training, whatever the "
                    "loss; the teacher's English side stays clean. All off by default.")
@@ -169,7 +170,7 @@ def robustness_options(base: DistillConfig) -> dict[str, Any]:
                  horizontal=True, disabled=ss[key("cooc_weight")] == 0,
                  help="npmi: normalised pointwise mutual information; dice: the Dice "
                  "coefficient of the two words' sentence counts.")
-    fields = {f: ss[key(f)] for f in LABELS}
+    fields = {f: ss[key(f)] for f in ROBUST_FIELDS}
     fields["noise_kind"] = ",".join(fields["noise_kind"])
     for f in BOUNDS:
         fields[f] = float(fields[f])
@@ -189,7 +190,7 @@ def config_problem(base: DistillConfig, fields: Mapping[str, Any]) -> str | None
 def robust_summary(config: Mapping[str, Any]) -> str:
     """The robustness options of a run's config that differ from the defaults, as
     ``noise_p=0.5, ...`` (the names of run.json and of the CLI's flags); "" when none."""
-    return options_summary(config, LABELS)
+    return options_summary(config, ROBUST_FIELDS)
 
 
 def with_robustness(rows: Sequence[Mapping[str, Any]], found: Sequence[RunInfo]

@@ -9,9 +9,11 @@ command runs under ``torchrun --nproc_per_node N -m optical_core.cli distill ...
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import threading
+from typing import Any
 
 from optical_core.cli.common import stop_on_ctrl_c
 from optical_core.distill.config import (
@@ -21,16 +23,19 @@ from optical_core.distill.config import (
     LR_SCHEDULES,
     PRECISIONS,
     RECIPES,
+    ROBUST_FIELDS,
     DistillConfig,
+    recipe_options,
 )
 
-#: The robustness fields of ``DistillConfig``, each with a flag of the same name
-#: (``--noise-p`` for ``noise_p``). Their flags default to ``None`` so that ``--recipe`` can
-#: fill in what was not given explicitly.
-ROBUST_FIELDS: tuple[str, ...] = (
-    "noise_p", "noise_max_cer", "noise_kind", "subword_dropout", "kd_input",
-    "consistency_weight", "self_teach_weight", "cooc_weight", "cooc_measure",
-)
+
+def recipe_help() -> str:
+    """The ``--recipe`` help, written from :data:`RECIPES` (so a changed recipe describes
+    itself), e.g. ``robust: --noise-p 0.5 --noise-max-cer 0.2 ...``."""
+    presets = "; ".join(
+        f"{name}: " + " ".join(f"--{f.replace('_', '-')} {v}" for f, v in RECIPES[name]().items())
+        for name in sorted(RECIPES))
+    return f"a preset of the options below ({presets}); explicit flags override it"
 
 
 def add_distill(sub) -> None:
@@ -89,9 +94,8 @@ def add_distill(sub) -> None:
                    help="random batches instead of length-grouped ones (more padding)")
     r = p.add_argument_group(
         "robustness (off by default; see optical_core.distill.augment and OpticalLoss)")
-    r.add_argument("--recipe", choices=sorted(RECIPES), default=None,
-                   help="a preset of the options below (robust: noise 0.5 up to CER 0.2, "
-                   "consistency 0.5, subword dropout 0.1; provisional); explicit flags override it")
+    # The robustness flags default to None, so that --recipe fills in what was not given.
+    r.add_argument("--recipe", choices=sorted(RECIPES), default=None, help=recipe_help())
     r.add_argument("--noise-p", type=float, default=None,
                    help=f"share of foreign sentences perturbed on the fly (default {d.noise_p})")
     r.add_argument("--noise-max-cer", type=float, default=None,
@@ -118,15 +122,10 @@ def add_distill(sub) -> None:
     p.set_defaults(func=run_distill)
 
 
-def robust_options(args) -> dict:
-    """The robustness fields to set: the ``--recipe`` values, overridden by explicit flags
-    (a flag left out keeps the recipe's value, or the field's default without a recipe)."""
-    opts = dict(RECIPES[args.recipe]()) if getattr(args, "recipe", None) else {}
-    for name in ROBUST_FIELDS:
-        value = getattr(args, name, None)
-        if value is not None:
-            opts[name] = value
-    return opts
+def given_robust_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The robustness flags given on the command line (a flag left out is ``None``), for
+    :func:`~optical_core.distill.config.recipe_options` to lay over ``--recipe``."""
+    return {f: getattr(args, f) for f in ROBUST_FIELDS if getattr(args, f, None) is not None}
 
 
 def run_distill(args) -> int:
@@ -153,7 +152,7 @@ def run_distill(args) -> int:
         max_grad_norm=args.max_grad_norm, weight_decay=args.weight_decay, device=args.device,
         precision=args.precision,
         teacher_cache=not args.no_teacher_cache, group_by_length=not args.no_group_by_length,
-        **robust_options(args),
+        **recipe_options(getattr(args, "recipe", None), given_robust_flags(args)),
     )
     quiet = getattr(args, "quiet", False) or int(os.environ.get("RANK", "0")) != 0
     if cfg.track_aer and not gold_available("enfr", cfg.data_dir):

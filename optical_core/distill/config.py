@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -327,8 +327,37 @@ def robust_recipe() -> dict[str, Any]:
             "consistency_weight": 0.5, "subword_dropout": 0.1}
 
 
-#: Named presets of option values (``optical distill --recipe NAME``).
+#: Named presets of option values (``optical distill --recipe NAME``, the Distillation
+#: page's Recipe choice).
 RECIPES: dict[str, Callable[[], dict[str, Any]]] = {"robust": robust_recipe}
+
+#: The robustness fields of :class:`DistillConfig` (its "Robustness options"): what the
+#: recipes set. The CLI has a flag of the same name for each (``--noise-p`` for
+#: ``noise_p``), the Distillation page a widget.
+ROBUST_FIELDS: tuple[str, ...] = (
+    "noise_p", "noise_max_cer", "noise_kind", "subword_dropout", "kd_input",
+    "consistency_weight", "self_teach_weight", "cooc_weight", "cooc_measure",
+)
+
+
+def recipe_options(recipe: str | None, explicit: Mapping[str, Any]) -> dict[str, Any]:
+    """The option values to set for a run: ``recipe``'s values, overridden by the
+    ``explicit`` ones (an option the user left out keeps the recipe's value, or the
+    field's default without a recipe).
+
+    Args:
+        recipe: a name of :data:`RECIPES`, or ``None`` for no preset.
+        explicit: the options the user gave (e.g. the flags given on the command line),
+            field name → value; they win over the recipe.
+
+    Raises:
+        DistillError: an unknown recipe.
+    """
+    if recipe is None:
+        return dict(explicit)
+    if recipe not in RECIPES:
+        raise DistillError(f"unknown recipe {recipe!r}; choose one of {tuple(sorted(RECIPES))}")
+    return {**RECIPES[recipe](), **explicit}
 
 
 #: Bitext pairs of the quick student: de→en MRR@10 on test_2016_flickr went from 28.0
