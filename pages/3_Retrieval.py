@@ -43,6 +43,7 @@ from ui.retrieval import (
     doc_encoder_control,
     get_corpus,
     get_index,
+    load_model,
 )
 from ui.share import publish_view, restore_view, share_box
 from ui.state import follow_context, init_state, keep_state
@@ -173,9 +174,12 @@ def query_controls(s: Setting) -> tuple[Query | None, str, int]:
 def rankings_panel(s: Setting, q: Query, encoder: Encoder) -> tuple[Ranking, Ranking] | None:
     """Both queries' top captions side by side, with how far the relevant one moved."""
     try:
-        index = get_index(s.doc_id, s.corpus, s.split, s.task2, s.demo, s.cfg.needs_tokens)
-        clean_rk, _ = search(encoder, index, q.clean, s.cfg)
-        noisy_rk, _ = search(encoder, index, q.noisy, s.cfg)
+        index = get_index(s.doc_id, s.corpus, s.split, s.task2, s.demo)
+        docs_enc = load_model(s.doc_id)
+        with st.spinner("Ranking the captions (the first token scorer also embeds their "
+                        "tokens; cached on disk)…"):
+            clean_rk, _ = search(encoder, index, q.clean, s.cfg, docs_enc)
+            noisy_rk, _ = search(encoder, index, q.noisy, s.cfg, docs_enc)
     except Exception as exc:  # a model that cannot embed, an OT failure: say so, no traceback
         show_error(exc, "Ranking the captions")
         return None

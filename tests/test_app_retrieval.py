@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:  # the page imports the ui package from the reposi
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 PAGE = str(ROOT / "pages" / "3_Retrieval.py")
-TIMEOUT = 90
+TIMEOUT = 300  # a loaded machine: embedding the Multi30k captions may take minutes
 
 
 @pytest.fixture(autouse=True)

@@ -63,3 +63,32 @@ def test_scorer_config_validation():
         ScorerConfig("ot", epsilon=0)
     assert ScorerConfig("ot").needs_tokens and ScorerConfig("ot").needs_sentence
     assert not ScorerConfig("maxsim").needs_sentence
+
+
+def test_search_encodes_missing_document_tokens_with_the_document_encoder(
+        tiny, tiny_other, demo, cache_root):
+    """A student's query against its teacher's index: the teacher's token vectors are
+    built by the teacher (and cached under its entry), never by the student."""
+    from optical_core.encoders.registry import load_encoder
+    from optical_core.retrieval.index import build_index
+
+    student, teacher = load_encoder(tiny_other), load_encoder(tiny)
+    index = build_index(teacher, demo, tokens=False)
+    ranking, q = search(student, index, demo.queries["de"][0], ScorerConfig("maxsim"),
+                        doc_encoder=teacher)
+    own = build_index(teacher, demo, tokens=True, cache=False)  # the teacher's own tokens
+    np.testing.assert_allclose(index.token_vectors, own.token_vectors, atol=1e-6)
+    np.testing.assert_array_equal(index.token_offsets, own.token_offsets)
+    # The cache entry holds the teacher's tokens too: a fresh index of it loads them.
+    again = build_index(teacher, demo, tokens=True)
+    assert again.from_cache == {"sentence": True, "tokens": True}
+    np.testing.assert_allclose(again.token_vectors, own.token_vectors, atol=1e-6)
+    # The ranking compares the student's query tokens with the teacher's document tokens.
+    by_hand = rank(encode_queries(student, [demo.queries["de"][0]], tokens=True), own,
+                   ScorerConfig("maxsim"))
+    np.testing.assert_array_equal(ranking.order, by_hand.order)
+    # Without doc_encoder the query encoder is taken for both sides, and refused here.
+    fresh = build_index(teacher, demo, tokens=False, cache=False)
+    with pytest.raises(ValueError, match="the index was built by"):
+        search(student, fresh, "ein Hund", ScorerConfig("maxsim"))
+    assert fresh.token_vectors is None

@@ -71,16 +71,14 @@ def _index(model: str, split: str, task2: bool, demo: bool) -> DocumentIndex:
     return build_index(load_model(model), get_corpus(split, task2, demo), tokens=False)
 
 
-def get_index(model: str, corpus: Corpus, split: str, task2: bool, demo: bool,
-              tokens: bool) -> DocumentIndex:
-    """The corpus's caption embeddings by ``model`` (the document encoder; with token
-    vectors if ``tokens``), computed once per server behind a spinner that says so."""
+def get_index(model: str, corpus: Corpus, split: str, task2: bool, demo: bool) -> DocumentIndex:
+    """The corpus's caption embeddings by ``model`` (the document encoder), computed once
+    per server behind a spinner that says so. The token vectors of ``maxsim`` and ``ot``
+    are added by the first search that needs them, with ``model`` as its document encoder
+    (:func:`optical_core.retrieval.scorers.search`)."""
     with st.spinner(f"Embedding {corpus.n_docs} captions with {model_label(model)} "
                     "(once; cached on disk)…"):
-        index = _index(model, split, task2, demo)
-        if tokens:
-            index.ensure_tokens(load_model(model))
-    return index
+        return _index(model, split, task2, demo)
 
 
 def doc_encoder_control(model: str, encoder, box: DeltaGenerator) -> tuple[str, str]:
@@ -137,7 +135,7 @@ def noise_curves(model: str, doc_model: str, split: str, task2: bool, demo: bool
     doc_enc = enc if doc_model == model else load_model(doc_model)
     corpus = get_corpus(split, task2, demo)
     cfg = ScorerConfig(scorer=scorer, rerank_depth=k, epsilon=eps)
-    index = get_index(doc_model, corpus, split, task2, demo, cfg.needs_tokens)
+    index = get_index(doc_model, corpus, split, task2, demo)
     return noise_curve(enc, corpus, lang, kind, BATCH_LEVELS, cfg, seed, limit, index,
                        n_boot=500, doc_encoder=doc_enc)
 
@@ -231,10 +229,11 @@ def compare_panel(s: Setting, q: Query, clean_rk: Ranking, noisy_rk: Ranking) ->
                        "there is no untrained model to compare with.")
             return
         start_docs = s.doc_id if s.docs == "teacher" else start
-        start_enc = load_model(start)
-        check_comparable(start_enc, load_model(start_docs))
-        index = get_index(start_docs, s.corpus, s.split, s.task2, s.demo, s.cfg.needs_tokens)
-        before = [search(start_enc, index, text, s.cfg)[0] for text in (q.clean, q.noisy)]
+        start_enc, docs_enc = load_model(start), load_model(start_docs)
+        check_comparable(start_enc, docs_enc)
+        index = get_index(start_docs, s.corpus, s.split, s.task2, s.demo)
+        before = [search(start_enc, index, text, s.cfg, docs_enc)[0]
+                  for text in (q.clean, q.noisy)]
     except SentenceOnlyError:
         st.info(SENTENCE_ONLY_NOTE.format(model=model_label(start)), icon=":material/info:")
         return

@@ -27,7 +27,14 @@ import numpy as np
 import torch
 
 from optical_core.ot.batch import pad_costs, sinkhorn_batch
-from optical_core.retrieval.index import DocumentIndex, EncodedQueries, _unit, encode_queries
+from optical_core.retrieval.cache import model_fingerprint
+from optical_core.retrieval.index import (
+    DocumentIndex,
+    EncodedQueries,
+    _unit,
+    check_comparable,
+    encode_queries,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_core.encoders.transformer import Encoder
@@ -256,16 +263,37 @@ def rank(
 
 
 def search(
-    encoder: Encoder, index: DocumentIndex, text: str, config: ScorerConfig | None = None
+    encoder: Encoder, index: DocumentIndex, text: str, config: ScorerConfig | None = None,
+    doc_encoder: Encoder | None = None,
 ) -> tuple[Ranking, EncodedQueries]:
     """Rank the documents for one query text (encodes what the scorer needs).
+
+    Args:
+        encoder: the model that embeds the query.
+        index: the documents, embedded by ``doc_encoder``.
+        text: the query.
+        config: the scorer (default dense).
+        doc_encoder: the model that built ``index`` (default: ``encoder``, one model for
+            both sides), e.g. a student's frozen teacher. The documents' token vectors,
+            when ``maxsim`` or ``ot`` needs them and the index lacks them, are encoded by
+            it: the query encoder's vectors would land in the document encoder's cache
+            entry.
+
+    Raises:
+        ValueError: ``index`` was not built by ``doc_encoder``, or the two encoders give
+            vectors of different widths.
 
     The query is encoded and scored on one torch thread: for a single short text thread
     hand-offs cost more than they save (on a busy two-core machine, 10x more).
     """
     cfg = config or ScorerConfig()
+    doc_encoder = encoder if doc_encoder is None else doc_encoder
+    check_comparable(encoder, doc_encoder)
+    if index.model_key != model_fingerprint(doc_encoder):
+        raise ValueError(f"the index was built by {index.model_name}, not by the document "
+                         f"encoder {doc_encoder.name}")
     if cfg.needs_tokens:
-        index.ensure_tokens(encoder)
+        index.ensure_tokens(doc_encoder)
     with _single_thread():
         q = encode_queries(encoder, [text], tokens=cfg.needs_tokens, sentence=cfg.needs_sentence)
         return rank(q, index, cfg), q
