@@ -25,7 +25,7 @@ from optical_core.distill.config import LOSSES, OT_SOLVERS, PROBES, DistillConfi
 from ui.common import LANG_NAMES, page_setup
 from ui.distill import form_defaults, schedule_options, session_id, show_job
 from ui.distill import manager as job_queue
-from ui.distill_robust import config_problem, robustness_options, with_robustness
+from ui.distill_robust import config_problem, robustness_options
 from ui.errors import show_error
 from ui.quick import quick_box
 from ui.run_summary import runs_table
@@ -177,7 +177,7 @@ def runs_panel() -> None:
     if not all_runs:
         st.caption(f"No runs yet in {runs.runs_dir()}.")
         return
-    st.dataframe(with_robustness(runs_table(all_runs), all_runs), hide_index=True)
+    st.dataframe(runs_table(all_runs), hide_index=True)
     resumable = [r for r in all_runs if r.status in ("cancelled", "interrupted", "failed")]
     if resumable:
         c1, c2 = st.columns([3, 1])

@@ -24,7 +24,8 @@ if str(ROOT) not in sys.path:  # the pages import the ui package from the reposi
     sys.path.insert(0, str(ROOT))
 
 from ui.distill import SCHEDULE_LABELS, schedule_key  # noqa: E402
-from ui.distill_robust import LABELS, key, recipe_caption, robust_summary  # noqa: E402
+from ui.distill_robust import LABELS, key, recipe_caption  # noqa: E402
+from ui.run_summary import robust_summary  # noqa: E402
 
 PAGE = str(ROOT / "pages" / "2_Distillation.py")
 TIMEOUT = 600  # per script run and per wait: generous, for a machine busy with other work

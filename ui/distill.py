@@ -19,9 +19,8 @@ import streamlit as st
 from optical_core.distill.config import LR_SCHEDULES, DistillConfig
 from optical_core.distill.jobs import DEFAULT_ORPHAN_S, JobManager, JobState, orphan_grace_s
 from optical_core.runs import primary_mrr_key
-from ui.distill_robust import robust_summary
 from ui.errors import show_error
-from ui.run_summary import eval_series, options_summary, probe_plan_figure
+from ui.run_summary import eval_series, options_summary, probe_plan_figure, robust_summary
 
 #: A JSON object of DistillConfig fields that overrides the form's starting values.
 ENV_DEFAULTS = "OPTICAL_DISTILL_DEFAULTS"

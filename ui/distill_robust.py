@@ -1,7 +1,7 @@
 """The Distillation form's robustness options: the recipe choice, the Robustness expander
 (the fields of :class:`~optical_core.distill.config.DistillConfig`'s "Robustness options"),
-the note when a job's options do not go together, and a short text of a run's non-default
-robustness options for the job panel and the runs table.
+and the note when a job's options do not go together (a run's non-default robustness
+options are written by :func:`ui.run_summary.robust_summary`).
 
 A recipe (:data:`~optical_core.distill.config.RECIPES`) *fills* the expander's widgets with
 :func:`~optical_core.distill.config.recipe_options`, the merge the command line uses, and
@@ -12,7 +12,7 @@ always hold the values to submit.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import streamlit as st
@@ -27,8 +27,7 @@ from optical_core.distill.config import (
     recipe_options,
 )
 from optical_core.perturb.kinds import NOISE_KINDS
-from optical_core.runs import RunInfo
-from ui.run_summary import options_summary, show_value
+from ui.run_summary import show_value
 
 #: The recipe choice that presets nothing (the fields keep the form's defaults).
 NO_RECIPE = "none"
@@ -185,22 +184,3 @@ def config_problem(base: DistillConfig, fields: Mapping[str, Any]) -> str | None
     except (DistillError, TypeError, ValueError) as exc:
         return str(exc)
     return None
-
-
-def robust_summary(config: Mapping[str, Any]) -> str:
-    """The robustness options of a run's config that differ from the defaults, as
-    ``noise_p=0.5, ...`` (the names of run.json and of the CLI's flags); "" when none."""
-    return options_summary(config, ROBUST_FIELDS)
-
-
-def with_robustness(rows: Sequence[Mapping[str, Any]], found: Sequence[RunInfo]
-                    ) -> list[dict[str, Any]]:
-    """The runs table's rows (one per run of ``found``, in order) with a ``robustness``
-    column after ``pairs``: the table hides these options otherwise."""
-    out = []
-    for row, run in zip(rows, found):
-        items = list(row.items())
-        at = next((i + 1 for i, (k, _) in enumerate(items) if k == "pairs"), len(items))
-        items.insert(at, ("robustness", robust_summary(run.config)))
-        out.append(dict(items))
-    return out

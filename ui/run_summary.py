@@ -1,6 +1,7 @@
 """What the Distillation page computes besides drawing: the evaluation series of a job, the
-table of runs and the probe plan's figure. No Streamlit here (these belong in
-``optical_core.distill`` / ``optical_core.runs``)."""
+table of runs (with each run's non-default robustness options) and the probe plan's
+figure. No Streamlit here (these belong in ``optical_core.distill`` /
+``optical_core.runs``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from optical_core.distill.config import DistillConfig
+from optical_core.distill.config import ROBUST_FIELDS, DistillConfig
 from optical_core.runs import RunInfo, primary_mrr_key
 
 
@@ -29,6 +30,12 @@ def options_summary(config: Mapping[str, Any], names: Iterable[str]) -> str:
                      if f in config and config[f] != getattr(default, f))
 
 
+def robust_summary(config: Mapping[str, Any]) -> str:
+    """The robustness options of a run's config that differ from the defaults
+    (``noise_p=0.5, noise_kind=random_char+keyboard``); "" when none."""
+    return options_summary(config, ROBUST_FIELDS)
+
+
 def eval_series(evals: Sequence[Mapping[str, Any]], metric: str | None) -> tuple[list, list]:
     """``(steps, values)`` of the evaluations that measured ``metric`` (none if ``None``)."""
     kept = [e for e in evals if metric is not None and metric in e["metrics"]]
@@ -36,7 +43,8 @@ def eval_series(evals: Sequence[Mapping[str, Any]], metric: str | None) -> tuple
 
 
 def runs_table(found: Sequence[RunInfo]) -> list[dict[str, Any]]:
-    """One row per run: status, setting, steps and MRR@10 before and after training (%)."""
+    """One row per run: status, setting (with its non-default robustness options, which
+    change what the student reads), steps and MRR@10 before and after training (%)."""
     rows = []
     for r in found:
         ev = r.evals
@@ -44,6 +52,7 @@ def runs_table(found: Sequence[RunInfo]) -> list[dict[str, Any]]:
         rows.append({
             "run": r.name, "status": r.status, "lang": r.config.get("lang"),
             "loss": r.config.get("loss"), "pairs": r.config.get("pairs"),
+            "robustness": robust_summary(r.config),
             "steps": r.record.get("step"),
             "MRR@10 before": round(100 * ev[0]["metrics"][key], 1) if key and ev else None,
             "MRR@10 after": round(100 * ev[-1]["metrics"][key], 1) if key and len(ev) > 1 else None,
