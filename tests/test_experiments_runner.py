@@ -208,6 +208,37 @@ def test_a_rerun_from_the_committed_cells_alone_trains_nothing(micro, tmp_path, 
     assert sorted(tuple(r[k] for k in key) for r in new) == sorted(tuple(r[k] for k in key) for r in old)
 
 
+def test_report_only_writes_the_tables_from_the_finished_cells_and_runs_nothing(
+        micro, tmp_path, capsys):
+    """``--report-only`` on a folder with one cell missing (a grid still running or
+    stopped): the tables hold the other cells, the status says partial, nothing is run."""
+    import shutil
+
+    root, args, _ = micro
+    results = tmp_path / "results"
+    shutil.copytree(root / "results" / "micro", results / "micro",
+                    ignore=shutil.ignore_patterns("claims"))
+    gone = sorted((results / "micro" / "cache").glob("ot-teacherdocs-*random_char-0.2-maxsim-*"))
+    assert len(gone) == 1
+    gone[0].unlink()
+    for f in (results / "micro").glob("*.csv"):
+        if f.name != "lr_tuning.csv":
+            f.unlink()
+    empty_runs = tmp_path / "runs"
+    moved = [*args[:args.index("--results-dir")], "--results-dir", str(results),
+             "--runs-dir", str(empty_runs), "--report-only"]
+    assert cli_main(moved) == 0
+    printed = capsys.readouterr().out
+    assert "micro: 11 cells, status partial (report only)" in printed
+    assert "tasks are pending in other shards or not run yet" in printed
+    assert not empty_runs.exists()  # nothing trained
+    cells = _rows(results / "micro" / "cells.csv")
+    assert len(cells) == 11 and ("ot", "teacher", "0.2", "maxsim") not in {
+        (c["method"], c["doc_encoder"], c["cer"], c["scorer"]) for c in cells}
+    assert (results / "micro" / "pooled.csv").is_file()
+    assert not list((results / "micro" / "cache").glob("ot-teacherdocs-*random_char-0.2-maxsim-*"))
+
+
 def test_a_cancelled_rerun_keeps_the_finished_tables(micro):
     import threading
 

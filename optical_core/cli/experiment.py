@@ -45,6 +45,9 @@ def add_experiment(sub) -> None:
                    "results (and runs) folder shared with the other shards (default 1/1)")
     p.add_argument("--list-cells", action="store_true",
                    help="print the pending tasks (of this shard), one id a line, and exit")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the tables and report.md from the cells finished so far and "
+                   "exit: trains and measures nothing (while shards run, or after a stopped run)")
     p.add_argument("--claim-timeout", type=float, default=CLAIM_TIMEOUT_S, metavar="SECONDS",
                    help="a task claimed by another shard that has shown no sign of life for "
                    f"this long is taken over (default {CLAIM_TIMEOUT_S:g})")
@@ -105,6 +108,13 @@ def run_experiment(args) -> int:
             print(f"{stage:9s} {label}  (~{w / 60:.1f} min)")
         print(f"{len(plan)} tasks, roughly {sum(w for *_, w in plan) / 60:.0f} min on 2 idle "
               f"cores; results in {runner.out}")
+        return 0
+    if args.report_only:
+        record = runner.run(report_only=True)
+        print(f"{record['name']}: {len(record['cells'])} cells, status {record['status']} "
+              f"(report only) → {runner.out}")
+        for note in record.get("notes") or []:
+            print(f"note: {note}")
         return 0
     survey = runner.survey()
     if args.list_cells:

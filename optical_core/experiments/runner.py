@@ -719,13 +719,15 @@ class ExperimentRunner:
         finally:
             shards.release(held)
 
-    def run(self) -> dict[str, Any]:
+    def run(self, report_only: bool = False) -> dict[str, Any]:
         """Run (or continue) this shard of the grid; returns the ``results.json`` record.
 
         Its status is ``finished`` when every task of the grid is done, ``partial`` when
         this shard's share is done but other shards' cells are still pending. The tables
         are written under an exclusive claim, so the shard that finishes last writes
-        them with every cell."""
+        them with every cell. With ``report_only`` nothing is trained or measured: the
+        tables and the report are written from the cells finished so far (while shards
+        run, or after a run that was stopped)."""
         from optical_core.experiments.report import write_report
 
         self._t0 = time.perf_counter()
@@ -747,19 +749,25 @@ class ExperimentRunner:
         if self.config_text is not None:
             (self.out / "config.toml").write_text(self.config_text, encoding="utf-8")
         try:
-            self._stage("tune", self._tune_tasks(), wait=True)
-            self._choose()
-            self._save_partial()
-            self._stage("train", self._train_tasks(), wait=True)
-            self._stage("evaluate", self._eval_tasks(), wait=False)
-            self._stage("alignment", self._align_tasks(), wait=False)
+            if report_only:
+                if not self._choose():
+                    raise ExperimentError("the lr tuning is not finished: there are no cells "
+                                          "to report yet")
+            else:
+                self._stage("tune", self._tune_tasks(), wait=True)
+                self._choose()
+                self._save_partial()
+                self._stage("train", self._train_tasks(), wait=True)
+                self._stage("evaluate", self._eval_tasks(), wait=False)
+                self._stage("alignment", self._align_tasks(), wait=False)
             with self._exclusive("tables"):
                 tables = grid_tables(self.grid, self._finished_cells())
                 tables["alignment"] = self._finished_alignment()
                 left = sum(not t.done() for _, tasks in self._stages() for t in tasks)
                 if left:
-                    self._note(f"{left} tasks are pending in other shards; the last shard to "
-                               "finish writes the complete tables (rerun a shard that stopped)")
+                    self._note(f"{left} tasks are pending in other shards or not run yet; the "
+                               "last shard to finish writes the complete tables (rerun a shard "
+                               "that stopped)")
                 self._write("partial" if left else "finished", tables)
                 write_report(self.out)
         except _Cancelled:
