@@ -34,6 +34,7 @@ from ui.ranking_summary import (
     candidates,
     explanation_text,
     match_rows,
+    plan_docs_note,
     ranking_rows,
 )
 from ui.retrieval import (
@@ -239,7 +240,9 @@ def explanation_panel(s: Setting, q: Query, encoder: Encoder, clean_rk: Ranking,
                f"{noisy_rk.positions()[0][doc] + 1} for the noisy one.")
     eps = s.cfg.epsilon
     try:
-        ex = explain_match(encoder, q.clean, q.noisy, s.corpus.doc_texts[doc], epsilon=eps)
+        # The caption's tokens come from the encoder that embedded the rankings' captions.
+        ex = explain_match(encoder, q.clean, q.noisy, s.corpus.doc_texts[doc], epsilon=eps,
+                           doc_encoder=load_model(s.doc_id))
     except Exception as exc:
         show_error(exc, "Solving the plans")
         return
@@ -250,9 +253,9 @@ def explanation_panel(s: Setting, q: Query, encoder: Encoder, clean_rk: Ranking,
                                      marginals=False),
                          key=key, config={"displayModeBar": False})
     st.markdown(explanation_text(ex, eps))
-    if s.docs == "teacher":
-        st.caption("These plans embed the query and the caption with the student (one "
-                   "model's tokens); the rankings above compare it with the teacher's captions.")
+    note = plan_docs_note(s.docs, ex)
+    if note:
+        st.caption(note)
     with st.expander("Best match of every caption token, before and after"):
         st.table(hide_index=True, data=pd.DataFrame(match_rows(ex.rows)))
 

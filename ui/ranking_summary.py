@@ -104,6 +104,21 @@ def explanation_text(ex: PlanExplanation, eps: float) -> str:
     )
 
 
+def plan_docs_note(docs: str, ex: PlanExplanation) -> str | None:
+    """Which model embedded the caption of the plans, when the teacher embeds the captions
+    of the rankings (``docs == "teacher"``); ``None`` otherwise (one model for both)."""
+    if docs != "teacher":
+        return None
+    if ex.doc_fallback:
+        return ("The teacher's token vectors have another width than the student's, so no "
+                "plan can hold both: these plans embed the caption with the student too (one "
+                "model's tokens), while the rankings above compare the student's query with "
+                "the teacher's captions.")
+    return ("The plans transport the student's query tokens onto the teacher's caption "
+            "tokens, the vectors the rankings above compare: distillation taught the student "
+            "to put its tokens where the teacher puts the English ones.")
+
+
 def match_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
     """The best match of every caption token before and after the noise, for a table."""
     return [

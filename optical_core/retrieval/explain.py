@@ -30,6 +30,11 @@ class PlanExplanation:
             and after, and the change (``lost`` when the cosine fell by more than
             ``lost_below``).
         score_clean, score_noisy: ``-<P*, C>`` of the two plans.
+        doc_model: the name of the encoder that embedded the document.
+        doc_fallback: a document encoder other than the query's was asked for, but its
+            token vectors have another width than the query's (e.g. a CLIP teacher's text
+            tower beside a student with a projection), so no plan could hold both: the
+            query encoder embedded the document too.
     """
 
     clean: PairAlignment
@@ -38,6 +43,8 @@ class PlanExplanation:
     rows: list[dict[str, Any]]
     score_clean: float
     score_noisy: float
+    doc_model: str = ""
+    doc_fallback: bool = False
 
     @property
     def lost(self) -> list[str]:
@@ -57,6 +64,7 @@ def explain_match(
     document: str,
     epsilon: float = 0.05,
     lost_below: float = 0.15,
+    doc_encoder: Encoder | None = None,
 ) -> PlanExplanation:
     """Why a document moved: the plans of the clean and the noisy query with it.
 
@@ -64,13 +72,28 @@ def explain_match(
     followed: which query token it matched best (by cosine) before and after, and by how
     much that best cosine fell. A token whose best cosine fell by more than
     ``lost_below`` is reported as ``lost``, one that rose by more as ``gained``.
+
+    Args:
+        encoder: embeds the queries.
+        doc_encoder: embeds the document (default: ``encoder``), as the document index of
+            :func:`optical_core.retrieval.scorers.search` does, e.g. a student's frozen
+            teacher: the plans then transport the student's query tokens onto the
+            teacher's document tokens, the costs the ``ot`` scorer ranks by. When its
+            token vectors have another width than the query's, no cost matrix can hold
+            both: ``encoder`` embeds the document instead and ``doc_fallback`` says so.
     """
     from optical_core.pairs.align import align_embeddings
 
     cfg = OTConfig(solver="sinkhorn", epsilon=epsilon, max_iter=2000, tol=1e-6)
-    embs = encoder.token_embeddings([query_clean, query_noisy, document])
-    clean = align_embeddings(embs[0], embs[2], config=cfg)
-    noisy = align_embeddings(embs[1], embs[2], config=cfg)
+    doc_encoder = encoder if doc_encoder is None else doc_encoder
+    queries = encoder.token_embeddings([query_clean, query_noisy])
+    doc = doc_encoder.token_embeddings([document])[0]
+    fallback = doc.embeddings.shape[1] != queries[0].embeddings.shape[1]
+    if fallback:
+        doc_encoder = encoder
+        doc = encoder.token_embeddings([document])[0]
+    clean = align_embeddings(queries[0], doc, config=cfg)
+    noisy = align_embeddings(queries[1], doc, config=cfg)
     doc_tokens = list(clean.tgt_tokens)
     sim_c, sim_n = 1.0 - clean.cost, 1.0 - noisy.cost
     rows = []
@@ -87,4 +110,5 @@ def explain_match(
     return PlanExplanation(
         clean=clean, noisy=noisy, doc_tokens=doc_tokens, rows=rows,
         score_clean=-float(clean.ot.cost), score_noisy=-float(noisy.ot.cost),
+        doc_model=doc_encoder.name, doc_fallback=fallback,
     )
