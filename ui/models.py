@@ -238,25 +238,35 @@ def _apply_follow(persist: str, choice_key: str, options: list[str]) -> None:
     st.toast(want["note"], icon=":material/swap_horiz:")
 
 
-def start_model(model_id: str) -> str | None:
-    """The model a distillation run started from, when ``model_id`` is a run's ``model/``
-    folder (or the run folder): the student it was initialised from, else its teacher
-    (the student starts as a copy of it), as :func:`get_encoder` takes it; ``None`` for
-    any other model, or a run whose ``run.json`` does not say."""
-    path = Path(model_id or "").expanduser()
-    if not path.is_absolute():
-        return None
-    run = path.parent if path.name == core_runs.MODEL_DIR else path
+def load_teacher(model_id: str) -> Encoder | None:
+    """A run's teacher, loaded (cached) for
+    :func:`optical_core.retrieval.evaluate.run_start_model`, or ``None`` when it does not
+    load: then only its id is known, which is what the run started from unless it is a
+    CLIP teacher."""
     try:
-        cfg = core_runs.read_record(run).get("config") or {}
-        start = cfg.get("student") if isinstance(cfg, dict) else None
-        start = start or core_runs.run_teacher(run)
+        return _load(confine_model_path(model_id))
+    except ModelLoadError:
+        return None
+
+
+def start_model(model_id: str) -> str | None:
+    """The untrained model a distillation run started from, when ``model_id`` is a run's
+    ``model/`` folder (or the run folder), as :func:`get_encoder` takes it:
+    :func:`optical_core.retrieval.evaluate.run_start_model`, which loads the run's teacher
+    only when the run names no student. ``None`` for any other model, a run whose
+    ``run.json`` does not say, or a CLIP teacher's student (it started from a projection
+    that was never saved)."""
+    # Imported here: the retrieval package imports torch, and the home page must open at once.
+    from optical_core.retrieval.evaluate import run_folder_of, run_start_model
+
+    run = run_folder_of(model_id)
+    if run is None:
+        return None
+    try:
+        start = run_start_model(run, load_teacher=load_teacher)
     except (core_runs.RunError, OSError):
         return None
-    start = str(start)
-    if is_default_model(start):
-        return DEFAULT_MODEL
-    return str(core_runs.resolve_model_dir(start)) if Path(start).is_absolute() else start
+    return DEFAULT_MODEL if start is not None and is_default_model(start) else start
 
 
 def model_picker(

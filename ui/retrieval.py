@@ -28,10 +28,17 @@ from optical_core.retrieval.figures import noise_curve_figure
 from optical_core.retrieval.index import DocumentIndex, build_index, check_comparable
 from optical_core.retrieval.noise import BATCH_LEVELS
 from optical_core.retrieval.scorers import Ranking, ScorerConfig, search
-from optical_core.runs import RunError, run_teacher
+from optical_core.runs import RunError
 from ui.errors import show_error
 from ui.links import Param
-from ui.models import SENTENCE_ONLY_NOTE, _load, get_encoder, model_label, model_picker
+from ui.models import (
+    SENTENCE_ONLY_NOTE,
+    _load,
+    get_encoder,
+    load_teacher,
+    model_label,
+    model_picker,
+)
 from ui.ranking_summary import Query, Setting, compare_rows, curve_rows
 from ui.state import keep_state
 
@@ -218,11 +225,7 @@ def compare_panel(s: Setting, q: Query, clean_rk: Ranking, noisy_rk: Ranking) ->
     if not on:
         return
     try:
-        try:
-            teacher = load_model(run_teacher(run))
-        except ModelLoadError:
-            teacher = None
-        start = run_start_model(run, teacher)
+        start = run_start_model(run, load_teacher=load_teacher)
         if start is None:
             st.caption("This run's student started from a model that was never saved (the "
                        "embedded MiniLM with a fresh projection to its CLIP teacher's width): "

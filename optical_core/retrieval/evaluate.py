@@ -91,7 +91,8 @@ def run_folder_of(model: str | os.PathLike[str] | None) -> Path | None:
     return None
 
 
-def run_start_model(run: str | os.PathLike[str], teacher: Any = None) -> str | None:
+def run_start_model(run: str | os.PathLike[str], teacher: Any = None,
+                    load_teacher: Callable[[str], Any] | None = None) -> str | None:
     """The untrained model a run's student started from, as ``load_encoder`` takes it.
 
     The student named in the run's config, or, when it names none, the teacher (a text
@@ -103,6 +104,9 @@ def run_start_model(run: str | os.PathLike[str], teacher: Any = None) -> str | N
         teacher: the run's loaded teacher encoder, if at hand: a teacher whose students do
             not start from its own weights (CLIP: the embedded MiniLM with a fresh
             projection, never saved) then gives ``None``.
+        load_teacher: without ``teacher``: loads it from the run's teacher id (``None``
+            when it cannot), called only when the run names no student, the one case that
+            needs the teacher; a caller that merely asks need not load a model otherwise.
 
     Returns:
         The model id or folder, or ``None`` when the start cannot be loaded again.
@@ -116,6 +120,8 @@ def run_start_model(run: str | os.PathLike[str], teacher: Any = None) -> str | N
         path = Path(str(student)).expanduser()
         return str(runs.resolve_model_dir(path)) if path.is_dir() else str(student)
     teacher_id = runs.run_teacher(run)
+    if teacher is None and load_teacher is not None:
+        teacher = load_teacher(teacher_id)
     model = getattr(teacher, "model", None)
     if model is not None:
         from optical_core.encoders.registry import teacher_kind
