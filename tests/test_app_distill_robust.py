@@ -76,7 +76,7 @@ def _until(at: AppTest, cond, timeout: float = TIMEOUT) -> AppTest:
 
 def test_the_form_has_a_widget_for_every_robustness_field():
     assert set(LABELS) == set(ROBUST_FIELDS)
-    assert recipe_caption("robust").startswith("**robust** sets Noisy share 0.5")
+    assert recipe_caption("robust").startswith("**robust** sets Co-occurrence λ 0.3")
     assert robust_summary(DistillConfig().to_dict()) == ""
     assert robust_summary({**DistillConfig().to_dict(), "noise_p": 0.5,
                            "noise_kind": "random_char,keyboard"}) == \
@@ -93,14 +93,15 @@ def test_the_robust_recipe_fills_the_expander_and_none_undoes_it(env):
     assert not at.exception, at.exception
     assert _values(at) == {**defaults, **robust_recipe()}
     # the widgets show them, and the caption is generated from the recipe's values
+    cooc = at.slider(key=key("cooc_weight"))
+    assert cooc.value == 0.3 and (cooc.min, cooc.max) == (0, 1)
+    assert at.radio(key=key("cooc_measure")).value == "npmi"
     noise_p = at.slider(key=key("noise_p"))
-    assert noise_p.value == 0.5 and (noise_p.min, noise_p.max, noise_p.step) == (0, 1, 0.05)
-    assert at.multiselect(key=key("noise_kind")).value == ["random_char", "keyboard"]
-    assert at.number_input(key=key("consistency_weight")).value == 0.5
+    assert noise_p.value == 0.0 and (noise_p.min, noise_p.max, noise_p.step) == (0, 1, 0.05)
     assert recipe_caption("robust") in _texts(at)
     # the user may still change them; the recipe does not override that on the next run
     at.slider(key=key("noise_p")).set_value(0.3).run()
-    assert _values(at)["noise_p"] == 0.3 and _values(at)["subword_dropout"] == 0.1
+    assert _values(at)["noise_p"] == 0.3 and _values(at)["cooc_weight"] == 0.3
     recipe.set_value("none").run()
     assert _values(at) == defaults
 
@@ -108,8 +109,9 @@ def test_the_robust_recipe_fills_the_expander_and_none_undoes_it(env):
 def test_a_started_job_carries_the_robustness_options(env):
     at = _page()
     at.selectbox(key="distill_recipe").set_value("robust").run()
+    at.slider(key=key("noise_p")).set_value(0.5).run()  # enables the noise kinds
     at.number_input(key=key("self_teach_weight")).set_value(0.2)
-    at.slider(key=key("cooc_weight")).set_value(0.25).run()  # enables the measure
+    at.slider(key=key("cooc_weight")).set_value(0.25)
     at.radio(key=key("cooc_measure")).set_value("dice")
     at.text_input(key="distill_run_name").set_value("robust-run")
     at.run()
@@ -118,7 +120,7 @@ def test_a_started_job_carries_the_robustness_options(env):
     assert not at.exception and not at.error, [e.value for e in at.error]
     _until(at, lambda a: "finished after" in _texts(a) or a.error)
     assert not at.error, [e.value for e in at.error]
-    want = {**robust_recipe(), "self_teach_weight": 0.2, "cooc_weight": 0.25,
+    want = {**robust_recipe(), "noise_p": 0.5, "self_teach_weight": 0.2, "cooc_weight": 0.25,
             "cooc_measure": "dice"}
     rec = json.loads((env / "robust-run" / "run.json").read_text())
     assert rec["status"] == "finished"

@@ -85,7 +85,7 @@ def test_robust_flags_default_to_the_config_and_the_recipe_fills_the_rest():
     flags = build_parser().parse_args(["distill", "--out", "x"])
     assert all(hasattr(flags, f) for f in ROBUST_FIELDS)
     assert all(f"{name}: --" in recipe_help() for name in RECIPES)
-    assert "robust: --noise-p 0.5 --noise-max-cer 0.2" in recipe_help()
+    assert "robust: --cooc-weight 0.3 --cooc-measure npmi" in recipe_help()
 
 
 def test_cli_recipe_robust_trains_and_bad_robust_options_fail_on_one_line(tiny, tmp_path, capsys):
@@ -94,8 +94,8 @@ def test_cli_recipe_robust_trains_and_bad_robust_options_fail_on_one_line(tiny, 
     err = capsys.readouterr().err
     assert code == 0, err
     cfg = json.loads((out / "run.json").read_text())["config"]
-    assert cfg["noise_p"] == 0.8 and cfg["consistency_weight"] == 0.5
-    assert cfg["subword_dropout"] == 0.1 and cfg["noise_kind"] == "random_char,keyboard"
+    assert cfg["noise_p"] == 0.8 and cfg["cooc_weight"] == 0.3 and cfg["cooc_measure"] == "npmi"
+    assert cfg["consistency_weight"] == 0.0 and cfg["subword_dropout"] == 0.0
     for args, msg in ((["--consistency-weight", "1"], "need noise_p > 0"),
                       (["--noise-p", "0.5", "--noise-kind", "smudge"], "unknown noise kind"),
                       (["--loss", "mse", "--cooc-weight", "0.5"], "co-occurrence")):

@@ -39,13 +39,16 @@ def test_old_runs_keep_their_names_and_reuse():
     assert not same_config(old, robust) and run_hash(old) != run_hash(robust)
 
 
-def test_robust_recipe_is_valid_for_every_loss():
+def test_robust_recipe_is_the_cooccurrence_cost_for_the_ot_losses():
     assert RECIPES["robust"] is robust_recipe
     values = robust_recipe()
     assert set(values) <= set(ROBUST_FIELDS)
-    for loss in ("ot", "mse", "ot+mse"):
+    for loss in ("ot", "ot+mse"):
         cfg = DistillConfig(loss=loss, **values).validate()
-        assert cfg.augments() and cfg.needs_clean()
+        assert cfg.cooc_weight > 0 and not cfg.augments()
+    # the co-occurrence cost shapes the OT plan: MSE-KD has none, and says so
+    with pytest.raises(DistillError, match="co-occurrence cost shapes the OT plan"):
+        DistillConfig(loss="mse", **values).validate()
 
 
 def test_recipe_options_lays_explicit_values_over_the_recipe():

@@ -31,7 +31,7 @@ from optical_core.distill.config import (
 
 def recipe_help() -> str:
     """The ``--recipe`` help, written from :data:`RECIPES` (so a changed recipe describes
-    itself), e.g. ``robust: --noise-p 0.5 --noise-max-cer 0.2 ...``."""
+    itself), e.g. ``robust: --cooc-weight 0.3 --cooc-measure npmi``."""
     presets = "; ".join(
         f"{name}: " + " ".join(f"--{f.replace('_', '-')} {v}" for f, v in RECIPES[name]().items())
         for name in sorted(RECIPES))
