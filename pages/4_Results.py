@@ -50,7 +50,7 @@ from ui.results import (
     pick_results,
     results_choices,
     scorer_control,
-    shipped_results,
+    shipped_grids,
     table,
     table_or_note,
 )
@@ -252,7 +252,7 @@ st.caption(
     "same queries)."
 )
 root = results_root()
-choices = results_choices(root, shipped_results())
+choices = results_choices(root, shipped_grids())
 if not choices:
     st.info(
         f"No results yet in `{root}`. Run a grid from a terminal, for example "

@@ -96,6 +96,8 @@ def _shipped() -> tuple[dict, int]:
 
 
 def test_without_local_results_the_shipped_grid_is_shown():
+    from ui.results import shipped_grids
+
     rec, n_cells = _shipped()
     at = page()
     info = texts(at, "info")
@@ -103,7 +105,9 @@ def test_without_local_results_the_shipped_grid_is_shown():
     assert "`optical experiment --config experiments/results5k.toml`" in info  # its command
     assert f"made on {(rec.get('finished') or rec['started'])[:10]}" in info  # and its date
     assert "optical experiment --config experiments/quick.toml" in info  # how to make your own
-    assert "res_name" not in [s.key for s in at.selectbox]  # nothing to pick from
+    # the headline grid first; the other shipped grids (29k, robustness) in the picker
+    box = at.selectbox(key="res_name")
+    assert box.value == "shipped:results5k" and len(box.options) == len(shipped_grids())
     assert at.query_params["results"] == "shipped:results5k"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"Status": "finished", "Cells": str(n_cells),
@@ -124,7 +128,8 @@ def test_without_local_results_the_shipped_grid_is_shown():
 def test_local_results_take_over_and_the_shipped_grid_stays_in_the_picker(results):
     at = page()
     box = at.selectbox(key="res_name")
-    assert box.value == "quick" and box.options[-1].startswith("results5k — shipped with the app")
+    assert box.value == "quick" and "shipped with the app" not in box.options[0]
+    assert any(o.startswith("results5k — shipped with the app") for o in box.options)
     assert "Shipped results" not in texts(at, "info")
     box.set_value("shipped:results5k").run()
     ok(at)

@@ -41,6 +41,9 @@ from ui.state import link_once, mark_link_applied, stop
 
 #: The grid shipped with the app (the one behind docs/RESULTS.md).
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "docs" / "results5k"
+#: The other grids shipped beside it (folders next to it), in the picker's order: cs on
+#: 29k pairs, and issue 15's robustness variants (5k and 29k pairs, word alignment).
+SHIPPED_MORE = ("results29k", "robust5k", "robust29k", "robustaer")
 #: Option keys of shipped folders start with this (a local folder name cannot hold ``:``).
 SHIPPED_PREFIX = "shipped:"
 
@@ -155,6 +158,13 @@ def shipped_results(folder: Path | None = None) -> Shipped | None:
     return Shipped(folder.name, folder.resolve(), _command(folder, folder.name), meta)
 
 
+def shipped_grids() -> list[Shipped]:
+    """Every grid shipped with the app that is present: :data:`SHIPPED_DIR` first (the
+    default on a first visit), then :data:`SHIPPED_MORE`."""
+    folders = [SHIPPED_DIR, *(SHIPPED_DIR.parent / name for name in SHIPPED_MORE)]
+    return [g for g in map(shipped_results, folders) if g is not None]
+
+
 @dataclass(frozen=True)
 class Choice:
     """One entry of the Results page's picker: a local folder or the shipped grid."""
@@ -166,12 +176,11 @@ class Choice:
     shipped: Shipped | None = None
 
 
-def results_choices(root: Path, shipped: Shipped | None) -> list[Choice]:
-    """The local results folders under ``root`` (newest first), then the shipped grid."""
+def results_choices(root: Path, shipped: list[Shipped]) -> list[Choice]:
+    """The local results folders under ``root`` (newest first), then the shipped grids."""
     local: list[ResultsInfo] = list_results(root)
     out = [Choice(r.name, r.label, r.path, r.problem) for r in local]
-    if shipped is not None:
-        out.append(Choice(shipped.key, shipped.label, shipped.path, shipped=shipped))
+    out += [Choice(g.key, g.label, g.path, shipped=g) for g in shipped]
     return out
 
 
@@ -186,8 +195,9 @@ def pick_results(root: Path, choices: list[Choice], late_keys: list[str]) -> tup
     """The results chosen in the picker (a ``?results=`` link preselects them), loaded;
     stops the page with an error box (forgetting ``late_keys``) when they cannot be read.
 
-    Only the shipped grid: no picker, a note says what it is. Local folders: a picker with
-    the newest first and the shipped grid last.
+    A picker when there is more than one folder: the local ones newest first, then the
+    shipped grids (the headline grid first: the choice of a first visit). A shipped grid
+    comes with a note that says what it is.
     """
     by_key = {c.key: c for c in choices}
     asked = link_once("results")
@@ -206,7 +216,7 @@ def pick_results(root: Path, choices: list[Choice], late_keys: list[str]) -> tup
             "Results folder", list(by_key), key="res_name",
             format_func=lambda k: by_key[k].label,
             help=f"Folders in {root} written by `optical experiment`, newest first; last, the "
-                 "grid shipped with the app.",
+                 "grids shipped with the app.",
         )
     else:
         key = choices[0].key
@@ -215,7 +225,7 @@ def pick_results(root: Path, choices: list[Choice], late_keys: list[str]) -> tup
     choice = by_key[key]
     if choice.shipped is not None:
         note = choice.shipped.note()
-        if len(choices) == 1:
+        if all(c.shipped is not None for c in choices):
             note += (f" No results of your own yet in `{root}`: run a grid, e.g. `{RUN_HINT}`, "
                      "and they take over here (or set `OPTICAL_RESULTS_DIR` to a folder of "
                      "results and restart the app).")
