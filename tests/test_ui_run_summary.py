@@ -23,10 +23,15 @@ def _run(name: str, **config) -> RunInfo:
 
 
 def test_the_runs_table_has_a_robustness_column_after_pairs():
-    rows = runs_table([_run("plain"), _run("robust", **robust_recipe()),
+    augmented = {"noise_p": 0.5, "noise_kind": "random_char,keyboard", "subword_dropout": 0.1,
+                 "consistency_weight": 0.5}
+    rows = runs_table([_run("plain"), _run("augmented", **augmented),
+                       _run("robust", **robust_recipe()),
                        RunInfo(name="old", path=Path("old"), status="failed")])
     assert list(rows[0])[list(rows[0]).index("pairs") + 1] == "robustness"
     assert [r["robustness"] for r in rows] == [
-        "", robust_summary({**DistillConfig().to_dict(), **robust_recipe()}), ""]
+        "", robust_summary({**DistillConfig().to_dict(), **augmented}),
+        robust_summary({**DistillConfig().to_dict(), **robust_recipe()}), ""]
     assert rows[1]["robustness"] == ("noise_p=0.5, noise_kind=random_char+keyboard, "
                                      "subword_dropout=0.1, consistency_weight=0.5")
+    assert rows[2]["robustness"] == "cooc_weight=0.3"  # npmi is the default measure
