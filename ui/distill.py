@@ -89,17 +89,17 @@ def schedule_key(field: str) -> str:
     return f"distill_sched_{field}"
 
 
-def _range(field: str) -> dict[str, float]:
-    """The bounds and step of a numeric schedule widget, as keywords (a slider's third
-    positional argument is its value, not its step)."""
-    lo, hi, step = SCHEDULE_BOUNDS[field]
+def widget_range(bounds: tuple[float, float, float]) -> dict[str, float]:
+    """``(min, max, step)`` as a numeric widget's keywords (a slider's third positional
+    argument is its value, not its step)."""
+    lo, hi, step = bounds
     return {"min_value": lo, "max_value": hi, "step": step}
 
 
-def _bounded(field: str, value: Any) -> float:
-    """``value`` clamped into its widget's range (a widget refuses a value outside it, and
-    ``$OPTICAL_DISTILL_DEFAULTS`` may hold one)."""
-    lo, hi, _ = SCHEDULE_BOUNDS[field]
+def clamp_to(bounds: tuple[float, float, float], value: Any) -> float:
+    """``value`` clamped into a widget's ``(min, max, step)`` range (a widget refuses a value
+    outside it, and ``$OPTICAL_DISTILL_DEFAULTS`` may hold one); not a finite number: min."""
+    lo, hi, _ = bounds
     v = float(value) if isinstance(value, (int, float)) else lo
     return min(max(v, lo), hi) if math.isfinite(v) else lo
 
@@ -126,21 +126,23 @@ def schedule_options(base: DistillConfig) -> dict[str, Any]:
             "lr: a short run (157 steps) spends most of its steps at a small lr when it "
             "decays.")
         warmup = s2.slider(
-            SCHEDULE_LABELS["warmup_ratio"], **_range("warmup_ratio"),
-            value=_bounded("warmup_ratio", base.warmup_ratio), key=schedule_key("warmup_ratio"),
+            SCHEDULE_LABELS["warmup_ratio"], **widget_range(SCHEDULE_BOUNDS["warmup_ratio"]),
+            value=clamp_to(SCHEDULE_BOUNDS["warmup_ratio"], base.warmup_ratio),
+            key=schedule_key("warmup_ratio"),
             help="Share of the steps over which the lr rises linearly from 0 (0 = none). It "
             "shields a fresh optimizer from a large lr in a long run; in a short run it "
             "costs steps at a small lr.")
         clip = s3.number_input(
-            SCHEDULE_LABELS["max_grad_norm"], **_range("max_grad_norm"),
-            value=_bounded("max_grad_norm", base.max_grad_norm),
+            SCHEDULE_LABELS["max_grad_norm"], **widget_range(SCHEDULE_BOUNDS["max_grad_norm"]),
+            value=clamp_to(SCHEDULE_BOUNDS["max_grad_norm"], base.max_grad_norm),
             key=schedule_key("max_grad_norm"),
             help="Clip the gradient's global norm to this before each step (0 = off). A "
             "guard against a rare huge gradient, e.g. at a large lr; the defaults train "
             "without it.")
         decay = s4.number_input(
-            SCHEDULE_LABELS["weight_decay"], **_range("weight_decay"),
-            value=_bounded("weight_decay", base.weight_decay), key=schedule_key("weight_decay"),
+            SCHEDULE_LABELS["weight_decay"], **widget_range(SCHEDULE_BOUNDS["weight_decay"]),
+            value=clamp_to(SCHEDULE_BOUNDS["weight_decay"], base.weight_decay),
+            key=schedule_key("weight_decay"),
             help="AdamW's decoupled weight decay: every step shrinks each weight by "
             "lr × this (0 = off). 0.01 is AdamW's usual value and that of the project's runs.")
     return {"lr_schedule": schedule, "warmup_ratio": float(warmup),

@@ -11,7 +11,6 @@ always hold the values to submit.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +26,7 @@ from optical_core.distill.config import (
     recipe_options,
 )
 from optical_core.perturb.kinds import NOISE_KINDS
+from ui.distill import clamp_to, widget_range
 from ui.run_summary import show_value
 
 #: The recipe choice that presets nothing (the fields keep the form's defaults).
@@ -60,10 +60,8 @@ BOUNDS: dict[str, tuple[float, float, float]] = {
 
 
 def _range(field: str) -> dict[str, float]:
-    """The bounds and step of a numeric field's widget, as keywords (a slider's third
-    positional argument is its value, not its step)."""
-    lo, hi, step = BOUNDS[field]
-    return {"min_value": lo, "max_value": hi, "step": step}
+    """The bounds and step of a numeric field's widget, as keywords."""
+    return widget_range(BOUNDS[field])
 
 
 def key(field: str) -> str:
@@ -88,9 +86,7 @@ def _widget_value(field: str, value: Any) -> Any:
         except DistillError:  # an unknown kind in $OPTICAL_DISTILL_DEFAULTS: the default
             return list(DistillConfig().noise_kinds())
     if field in BOUNDS:
-        lo, hi, _ = BOUNDS[field]
-        v = float(value) if isinstance(value, (int, float)) else lo
-        return min(max(v, lo), hi) if math.isfinite(v) else lo
+        return clamp_to(BOUNDS[field], value)
     return value
 
 
