@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import time
@@ -63,6 +64,25 @@ GOAL_MS = 200.0
 BROWSER_GOAL_MS = 250.0
 #: Text that only a full run of the Alignment page sends (its title).
 FULL_RUN_MARK = b"Token alignment as transport"
+#: Counts plotly.js's purge / newPlot / react calls per chart kind (layout.meta.kind) in
+#: window.__plotlyCalls. Streamlit keys a plotly chart's element by its figure, so a new
+#: figure unmounts the old chart (purge) and draws the new one from scratch.
+COUNT_PLOTLY_CALLS = """() => {
+  if (!window.Plotly || window.__plotlyCalls) return;
+  window.__plotlyCalls = {};
+  for (const f of ["purge", "newPlot", "react"]) {
+    const orig = window.Plotly[f];
+    window.Plotly[f] = function (gd, ...rest) {
+      const kind = (gd && gd.layout && gd.layout.meta && gd.layout.meta.kind)
+        || (rest[1] && rest[1].meta && rest[1].meta.kind) || "?";
+      const k = f + " " + kind;
+      window.__plotlyCalls[k] = (window.__plotlyCalls[k] || 0) + 1;
+      return orig.call(this, gd, ...rest);
+    };
+  }
+}"""
+#: Bytes of the plan figure's JSON in a websocket frame (its layout.meta, see plan_figure).
+PLAN_MARK = re.compile(rb'"kind":\s?"plan"')
 
 
 def first_tokens(emb: TokenEmbeddings, n: int) -> TokenEmbeddings:
@@ -156,9 +176,14 @@ def bench_apptest(src_text: str, tgt_text: str, repeats: int) -> list[dict]:
     return rows
 
 
-def bench_browser(steps: int) -> tuple[list[float], int]:
-    """Seconds from an ε key press to the redrawn plan in chromium, one per step, and how
-    many of the steps reran the whole page instead of the fragment."""
+def bench_browser(steps: int) -> tuple[list[float], int, list[float], list[float], list[float],
+                                       dict[str, int]]:
+    """Seconds from an ε key press to the redrawn plan in chromium, one per step; how many
+    of the steps reran the whole page instead of the fragment; and, per step, the seconds
+    from the key press until the rerun request leaves the browser, until the server's
+    first reply arrives and until the frame with the new plan figure arrives (the rest,
+    to the redrawn plan, is the browser's); and how often plotly.js purged and drew (react)
+    each chart, counted from the first step on."""
     import socket
     import subprocess
     import urllib.request
@@ -177,6 +202,11 @@ def bench_browser(steps: int) -> tuple[list[float], int]:
         if (d.layout && d.layout.meta && d.layout.meta.kind === 'plan' && d._fullData)
           return d.layout.title.text; return null; }"""
     times, full_runs, received = [], 0, []
+    sent_at: list[float] = []
+    first_reply: list[float] = []
+    plan_at: list[float] = []
+    sent_times, reply_times, plan_times = [], [], []
+    calls: dict[str, int] = {}
     try:
         for _ in range(300):
             try:
@@ -191,11 +221,19 @@ def bench_browser(steps: int) -> tuple[list[float], int]:
                       "--no-first-run", "--disable-background-networking",
                       "--disable-component-update", "--disable-sync"])
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.on("websocket", lambda ws: ws.on(
-                "framereceived",
-                lambda data: received.append(data if isinstance(data, bytes) else data.encode())))
+
+            def on_ws(ws) -> None:
+                ws.on("framesent", lambda _data: sent_at.append(time.perf_counter()))
+                ws.on("framereceived", lambda data: (
+                    first_reply.append(time.perf_counter()),
+                    plan_at.append(time.perf_counter()) if PLAN_MARK.search(
+                        data if isinstance(data, bytes) else data.encode()) else None,
+                    received.append(data if isinstance(data, bytes) else data.encode())))
+
+            page.on("websocket", on_ws)
             page.goto(f"http://127.0.0.1:{port}/Alignment")
             page.wait_for_function(f"({plan_title})() !== null", timeout=180_000)
+            page.evaluate(COUNT_PLOTLY_CALLS)
             slider = page.locator('[data-testid="stSidebar"]').get_by_role(
                 "slider", name="ε — entropic blur")
             slider.focus()
@@ -206,18 +244,27 @@ def bench_browser(steps: int) -> tuple[list[float], int]:
                 want = f"ε = {EPS_OPTIONS[k]:g}"
                 page.wait_for_timeout(300)  # let the last run's trailing messages arrive
                 received.clear()
+                sent_at.clear()
+                first_reply.clear()
+                plan_at.clear()
                 t0 = time.perf_counter()
                 page.keyboard.press("ArrowRight")
                 page.wait_for_function(f"(({plan_title})() || '').includes({want!r})",
                                        timeout=60_000)
                 times.append(time.perf_counter() - t0)
+                sent = min((t for t in sent_at if t >= t0), default=float("nan"))
+                sent_times.append(sent - t0)
+                reply_times.append(min((t for t in first_reply if t >= sent),
+                                       default=float("nan")) - t0)
+                plan_times.append(min(plan_at, default=float("nan")) - t0)
                 page.wait_for_timeout(200)
                 full_runs += any(FULL_RUN_MARK in frame for frame in received)
+            calls.update(page.evaluate("window.__plotlyCalls || {}"))
             browser.close()
     finally:
         proc.terminate()
         proc.wait(15)
-    return times, full_runs
+    return times, full_runs, sent_times, reply_times, plan_times, calls
 
 
 def main() -> None:
@@ -253,13 +300,20 @@ def main() -> None:
             print(f"{r['solver']:<11}{r['rerun']:8.1f}{r['p90']:7.1f}")
     if args.browser:
         load = os.getloadavg()
-        times, full_runs = bench_browser(12)
+        times, full_runs, sent, reply, plan, calls = bench_browser(12)
         median = 1000 * statistics.median(times)
         print("\nbrowser: ε key press → redrawn plan in chromium (default 7 × 8 pair, sinkhorn; "
               "the transport panel is an st.fragment)")
         print(f"median {median:.0f} ms, max {1000 * max(times):.0f} ms over {len(times)} steps "
               f"from ε = 0.01 to 1; goal ≤ {BROWSER_GOAL_MS:.0f} ms on an idle machine: "
               f"{'ok' if median <= BROWSER_GOAL_MS else 'SLOW'}")
+        med_sent, med_reply, med_plan = (1000 * statistics.median(x) for x in (sent, reply, plan))
+        print(f"  of which (medians): key press → rerun request sent {med_sent:.0f} ms, → "
+              f"first reply {med_reply:.0f} ms, → plan figure received {med_plan:.0f} ms, → "
+              f"plan drawn {median:.0f} ms")
+        print(f"  plotly.js calls over the {len(times)} steps: "
+              + (", ".join(f"{k} {v}" for k, v in sorted(calls.items())) or "none seen")
+              + " (a purge per step: the chart is unmounted and drawn anew)")
         print(f"fragment reruns {len(times) - full_runs} of {len(times)} steps "
               f"({full_runs} reran the whole page); load average before "
               f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min), after "
