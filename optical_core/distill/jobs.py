@@ -19,6 +19,8 @@ job starts, so the rule needs no timer thread and a test can drive it with a fak
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import itertools
 import math
 import os
@@ -111,6 +113,28 @@ class JobState:
 
 
 Runner = Callable[..., "RunResult"]
+
+
+def release_memory() -> int | None:
+    """Give the memory a finished training freed back to the operating system; the
+    resident set size in bytes afterwards (``None`` where ``/proc`` is missing).
+
+    A run's student, teacher, optimizer moments and batches are garbage once it ends, but
+    glibc keeps freed heap pages mapped for reuse, so the server's RSS stays at the
+    training's peak. The quick student's training on the 2-core machine: 1.43 GB after
+    the run, 1.25 GB after ``gc.collect()``, 0.66 GB after ``malloc_trim(0)`` (500 pairs)
+    (docs/RELIABILITY.md). A no-op beside ``gc.collect()`` without glibc.
+    """
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
+        pass
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _run_distillation(*args: Any, **kwargs: Any) -> RunResult:
@@ -295,10 +319,14 @@ class JobManager:
                 self._current = job_id
                 job.status, job.started = "running", time.time()
             try:
-                result = self._runner(
-                    job.config, job.run_dir, resume=job.resume,
-                    progress=lambda ev, j=job: self._on_event(j, ev), cancel=job.cancel_event,
-                )
+                try:
+                    result = self._runner(
+                        job.config, job.run_dir, resume=job.resume,
+                        progress=lambda ev, j=job: self._on_event(j, ev),
+                        cancel=job.cancel_event,
+                    )
+                finally:  # before the job is seen to end: a page reads RSS after it
+                    release_memory()
                 with self._lock:
                     job.result = result
                     job.status = result.status
