@@ -314,3 +314,31 @@ noise_max_cer = 0.3
         by[("ot@aug", "0.2")] - by[("mse@aug", "0.2")], abs=1e-6)
     report = (out / "report.md").read_text()
     assert "Variant `@aug`" in report and "| fr | ot@aug |" in report
+
+
+def test_prune_deletes_only_the_cache_files_the_grid_does_not_read(micro, tmp_path, capsys):
+    """A cell of another grid copied into the cache (and its timing) is pruned; every cell
+    of the grid stays, so a report from the pruned folder has all of them."""
+    import shutil
+
+    root, args, _ = micro
+    results = tmp_path / "results"
+    shutil.copytree(root / "results" / "micro", results / "micro",
+                    ignore=shutil.ignore_patterns("claims"))
+    cache = results / "micro" / "cache"
+    cells = sorted(cache.glob("*.npz"))
+    foreign = cache / "mse@other-de-test_2016_flickr-clean-0-0123456789ab.npz"
+    shutil.copy(cells[0], foreign)
+    (cache / "time-eval-other.json").write_text('{"stage": "evaluate", "seconds": 1}')
+    moved = [*args[:args.index("--results-dir")], "--results-dir", str(results),
+             "--runs-dir", str(tmp_path / "runs"), "--prune"]
+    assert cli_main([*moved, "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert foreign.name in printed and "would delete 2 cache files" in printed
+    assert foreign.is_file()
+    assert cli_main(moved) == 0
+    assert "deleted 2 cache files" in capsys.readouterr().out
+    assert not foreign.exists() and not (cache / "time-eval-other.json").exists()
+    assert sorted(cache.glob("*.npz")) == cells
+    assert cli_main([*moved[:-1], "--report-only"]) == 0
+    assert "micro: 12 cells, status finished" in capsys.readouterr().out

@@ -13,7 +13,8 @@ reused. Ctrl-C stops after the current training step.
 
 Several machines share a grid with ``--shard K/N`` (one K per machine, all with the same
 ``--results-dir`` and ``--runs-dir`` on a shared file system); ``--list-cells`` prints the
-pending tasks (of the shard, with ``--shard``) and exits.
+pending tasks (of the shard, with ``--shard``) and exits. ``--prune`` deletes the cached
+cells and timings the config does not read (before a results folder is shipped).
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def add_experiment(sub) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="write the tables and report.md from the cells finished so far and "
                    "exit: trains and measures nothing (while shards run, or after a stopped run)")
+    p.add_argument("--prune", action="store_true",
+                   help="delete the cell files and task timings in the results folder's cache "
+                   "that this config does not read (e.g. cells of a grid copied in to reuse "
+                   "them) and exit; with --dry-run, list them only")
     p.add_argument("--claim-timeout", type=float, default=CLAIM_TIMEOUT_S, metavar="SECONDS",
                    help="a task claimed by another shard that has shown no sign of life for "
                    f"this long is taken over (default {CLAIM_TIMEOUT_S:g})")
@@ -80,6 +85,26 @@ def survey_lines(survey: dict, shard) -> list[str]:
     return [*lines, f"{who}: {todo}; {when}"]
 
 
+def _prune(runner, dry_run: bool) -> int:
+    from optical_core.experiments.config import ExperimentError
+    from optical_core.experiments.prune import unused_files
+
+    try:
+        files = unused_files(runner)
+    except ExperimentError as exc:
+        raise CLIError(f"--prune: {exc}") from None
+    size = sum(f.stat().st_size for f in files)
+    for f in files:
+        if dry_run:
+            print(f.name)
+        else:
+            f.unlink(missing_ok=True)
+    verb = "would delete" if dry_run else "deleted"
+    print(f"{runner.grid.name}: {verb} {len(files)} cache files the config does not read "
+          f"({size / 1e6:.1f} MB) in {runner.cache}")
+    return 0
+
+
 def run_experiment(args) -> int:
     from tqdm import tqdm
 
@@ -102,6 +127,8 @@ def run_experiment(args) -> int:
     runner = ExperimentRunner(grid, args.results_dir, args.runs_dir,
                               getattr(args, "data_dir", None), config_text=text, shard=shard,
                               claim_timeout=args.claim_timeout)
+    if args.prune:
+        return _prune(runner, dry_run=args.dry_run)
     if args.dry_run:
         plan = runner.plan()
         for stage, label, w in plan:
