@@ -1,6 +1,7 @@
 """The quick student: one click trains :func:`optical_core.distill.config.quick_student`
-(OT-KD on 2,000 pairs, about a minute) through the Distillation page's job queue, and the
-sidebar model switches to it when it has finished (:func:`ui.models.follow_run`).
+(OT-KD with the robust recipe on 2,000 pairs, about a minute) through the Distillation
+page's job queue, and the sidebar model switches to it when it has finished
+(:func:`ui.models.follow_run`).
 
 The home page and the Distillation page both draw :func:`quick_box`. On the home page it
 also watches the job (status with Cancel, live loss, probe plan: :func:`ui.distill.show_job`)
@@ -111,7 +112,9 @@ def quick_box(queue: JobManager, sid: str, where: str = "home") -> None:
         st.markdown(
             f"**Quick student** · one click distils the English-only default model into a "
             f"student for one more language: the OT loss on {QUICK_PAIRS:,} caption pairs, "
-            "one epoch, about a minute on two CPU cores. Watch the loss fall and the probe "
+            "with the cost mixed with how often the two words occur together in the captions "
+            "(the robust recipe), one epoch, about a minute on two CPU cores. Watch the loss "
+            "fall and the probe "
             "pair's plan sharpen; when it is done the sidebar switches to the student.")
         init_state({"quick_lang": "de"})
         c1, c2 = st.columns([1, 2], vertical_alignment="bottom")
