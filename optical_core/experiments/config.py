@@ -59,6 +59,10 @@ class GridConfig:
         seeds: training seeds (the noise and bootstrap seed stays ``noise_seed``).
         seeds_of: seeds of some trained methods instead of ``seeds`` (e.g. one seed for a
             variant that collapsed at the first: ``[grid.seeds_of]`` ``"ot@st" = [42]``).
+        baselines: a further comparison of the pooled table per method: the fair baseline
+            of a variant that has no MSE-KD twin (``[grid.baselines]``
+            ``"ot@cooc_aug" = "mse@aug"``: the same augmentation, where the co-occurrence
+            cost has no MSE form).
         lr: learning rate per trained method, used when ``tune_lrs`` is empty; a variant
             uses its plain method's unless it has an entry of its own.
         tune_lrs: learning rates tried per method on ``tune_lang``/``tune_pairs`` (val
@@ -97,6 +101,7 @@ class GridConfig:
     pairs: list[int] = field(default_factory=lambda: [5000])
     seeds: list[int] = field(default_factory=lambda: [42])
     seeds_of: dict[str, list[int]] = field(default_factory=dict)
+    baselines: dict[str, str] = field(default_factory=dict)
     lr: dict[str, float] = field(default_factory=lambda: {"mse": 5e-4, "ot": 5e-4, "ot+mse": 5e-4})
     tune_lrs: list[float] = field(default_factory=list)
     tune_schedules: list[str] = field(default_factory=list)
@@ -187,6 +192,10 @@ class GridConfig:
             if m not in self.trained or not seeds or len(set(seeds)) < len(seeds):
                 raise ExperimentError(f"seeds_of: {m!r} needs to be a trained method of the grid "
                                       "with a list of distinct seeds")
+        for m, base in self.baselines.items():
+            if m not in self.methods or base not in self.methods or m == base:
+                raise ExperimentError(f"baselines: {m!r} = {base!r} needs two different methods "
+                                      "of the grid")
         for s in self.splits:
             if s not in RETRIEVAL_SPLITS or s == "val":
                 raise ExperimentError(f"unknown test split {s!r}; choose from {RETRIEVAL_SPLITS[:-1]}")

@@ -259,7 +259,7 @@ def pooled_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
         found = sorted(found, key=lambda e: e["model"].seed)
         return np.stack([np.asarray(e["per_query"][metric], dtype=np.float64) for e in found])
 
-    comparisons = pooled_comparisons(list(g.methods))
+    comparisons = pooled_comparisons(list(g.methods), g.baselines)
     rows = []
     for key, found in groups.items():
         method, docs, scorer, lang, pairs, split, kind, cer = key

@@ -98,11 +98,13 @@ def method_label(method: str) -> str:
     return f"{label} + {variant_of(method)}" if variant_of(method) else label
 
 
-def pooled_comparisons(methods: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+def pooled_comparisons(methods: list[str] | tuple[str, ...],
+                       baselines: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """The comparisons of the seed-pooled table for a grid's methods:
     :data:`POOLED_COMPARISONS`, and each variant against its plain method, against
     MSE-KD, against the anchor and, for an OT variant, against MSE-KD with the same
-    variant (the fair baseline: same augmentation, different loss)."""
+    variant (the fair baseline: same augmentation, different loss); then each
+    ``baselines`` entry, method → the method it is compared with."""
     out = list(POOLED_COMPARISONS)
     for m in methods:
         v, base = variant_of(m), base_method(m)
@@ -113,6 +115,7 @@ def pooled_comparisons(methods: list[str] | tuple[str, ...]) -> list[tuple[str, 
             out.append(("mse", m))
             if f"mse{VARIANT_SEP}{v}" in methods:
                 out.append((f"mse{VARIANT_SEP}{v}", m))
+    out += [(base, m) for m, base in (baselines or {}).items()]
     return list(dict.fromkeys(out))
 
 
