@@ -97,7 +97,7 @@ def test_the_robust_recipe_fills_the_expander_and_none_undoes_it(env):
     assert cooc.value == 0.3 and (cooc.min, cooc.max) == (0, 1)
     assert at.radio(key=key("cooc_measure")).value == "npmi"
     noise_p = at.slider(key=key("noise_p"))
-    assert noise_p.value == 0.0 and (noise_p.min, noise_p.max, noise_p.step) == (0, 1, 0.05)
+    assert noise_p.value == 0.5 and (noise_p.min, noise_p.max, noise_p.step) == (0, 1, 0.05)
     assert recipe_caption("robust") in _texts(at)
     # the user may still change them; the recipe does not override that on the next run
     at.slider(key=key("noise_p")).set_value(0.3).run()

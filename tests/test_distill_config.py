@@ -13,6 +13,7 @@ from optical_core.distill.config import (
     ROBUST_FIELDS,
     DistillConfig,
     DistillError,
+    cooc_recipe,
     recipe_options,
     robust_recipe,
 )
@@ -39,16 +40,19 @@ def test_old_runs_keep_their_names_and_reuse():
     assert not same_config(old, robust) and run_hash(old) != run_hash(robust)
 
 
-def test_robust_recipe_is_the_cooccurrence_cost_for_the_ot_losses():
-    assert RECIPES["robust"] is robust_recipe
-    values = robust_recipe()
-    assert set(values) <= set(ROBUST_FIELDS)
-    for loss in ("ot", "ot+mse"):
-        cfg = DistillConfig(loss=loss, **values).validate()
-        assert cfg.cooc_weight > 0 and not cfg.augments()
-    # the co-occurrence cost shapes the OT plan: MSE-KD has none, and says so
-    with pytest.raises(DistillError, match="co-occurrence cost shapes the OT plan"):
-        DistillConfig(loss="mse", **values).validate()
+def test_the_recipes_are_the_cooccurrence_cost_and_it_with_augmentation_for_the_ot_losses():
+    assert RECIPES == {"cooc": cooc_recipe, "robust": robust_recipe}
+    for name, augments in (("cooc", False), ("robust", True)):
+        values = RECIPES[name]()
+        assert set(values) <= set(ROBUST_FIELDS)
+        for loss in ("ot", "ot+mse"):
+            cfg = DistillConfig(loss=loss, **values).validate()
+            assert cfg.cooc_weight > 0 and bool(cfg.augments()) == augments
+        # the co-occurrence cost shapes the OT plan: MSE-KD has none, and says so
+        with pytest.raises(DistillError, match="co-occurrence cost shapes the OT plan"):
+            DistillConfig(loss="mse", **values).validate()
+    assert robust_recipe() == {**cooc_recipe(), "noise_p": 0.5, "noise_max_cer": 0.2,
+                               "noise_kind": "random_char"}
 
 
 def test_recipe_options_lays_explicit_values_over_the_recipe():

@@ -80,13 +80,13 @@ def test_bf16_autocast_trains_on_the_cpu(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("lang", ["de", "fr", "cs"])
-def test_the_quick_student_is_a_short_ot_run_with_the_robust_recipe(lang):
-    from optical_core.distill.config import QUICK_PAIRS, quick_student, robust_recipe
+def test_the_quick_student_is_a_short_ot_run_with_the_cooc_recipe(lang):
+    from optical_core.distill.config import QUICK_PAIRS, cooc_recipe, quick_student
 
     cfg = quick_student(lang)
     assert (cfg.lang, cfg.loss, cfg.pairs, cfg.epochs) == (lang, "ot", QUICK_PAIRS, 1.0)
-    assert robust_recipe() and all(getattr(cfg, k) == v for k, v in robust_recipe().items())
-    assert cfg.cooc_weight > 0
+    assert cooc_recipe() and all(getattr(cfg, k) == v for k, v in cooc_recipe().items())
+    assert cfg.cooc_weight > 0 and cfg.noise_p == 0  # clean accuracy: no augmentation
     defaults = DistillConfig()
     assert (cfg.lr, cfg.lr_schedule, cfg.warmup_ratio) == (defaults.lr, defaults.lr_schedule,
                                                            defaults.warmup_ratio)

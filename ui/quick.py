@@ -1,5 +1,5 @@
 """The quick student: one click trains :func:`optical_core.distill.config.quick_student`
-(OT-KD with the robust recipe on 2,000 pairs, about a minute) through the Distillation
+(OT-KD with the cooc recipe on 2,000 pairs, about a minute) through the Distillation
 page's job queue, and the sidebar model switches to it when it has finished
 (:func:`ui.models.follow_run`).
 
@@ -113,7 +113,7 @@ def quick_box(queue: JobManager, sid: str, where: str = "home") -> None:
             f"**Quick student** · one click distils the English-only default model into a "
             f"student for one more language: the OT loss on {QUICK_PAIRS:,} caption pairs, "
             "with the cost mixed with how often the two words occur together in the captions "
-            "(the robust recipe), one epoch, about a minute on two CPU cores. Watch the loss "
+            "(the cooc recipe), one epoch, about a minute on two CPU cores. Watch the loss "
             "fall and the probe "
             "pair's plan sharpen; when it is done the sidebar switches to the student.")
         init_state({"quick_lang": "de"})
