@@ -5,6 +5,7 @@ server, Debian's chromium and one place for screenshots (``$OPTICAL_SCREENSHOT_D
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from _distill_models import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("OPTICAL_CHROMIUM", "/usr/bin/chromium")
@@ -91,16 +93,43 @@ def stop_streamlit(proc: subprocess.Popen, timeout_s: float = 15) -> None:
 
 
 @contextlib.contextmanager
-def streamlit_server(workdir: Path, **env: str) -> Iterator[str]:
-    """Run the app on a free loopback port with extra environment; yield its URL."""
+def streamlit_server(workdir: Path, *, timeout_s: float = 90, **env: str) -> Iterator[str]:
+    """Run the app on a free loopback port with extra environment; yield its URL (fail
+    the test when it does not answer within ``timeout_s``)."""
     try:
-        proc, url = start_streamlit(workdir / "server.log", env)
+        proc, url = start_streamlit(workdir / "server.log", env, timeout_s)
     except RuntimeError as exc:
         pytest.fail(str(exc))
     try:
         yield url
     finally:
         stop_streamlit(proc)
+
+
+# The packaged demo pairs, few and short: a training step of the tiny teacher takes
+# milliseconds even on two busy cores.
+TINY_TRAINING = {"data": "demo", "pairs": 24, "batch_size": 4, "max_tokens": 32, "lr": 1e-3}
+
+
+@contextlib.contextmanager
+def tiny_training_server(base: Path, settings_env: str, settings: Mapping[str, object], *,
+                         timeout_s: float = 90, **env: str) -> Iterator[tuple[str, Path]]:
+    """Serve the app to a browser test that trains; yield its URL and runs folder.
+
+    A tiny random teacher is saved under ``base``; it and :data:`TINY_TRAINING`, updated by
+    ``settings``, go as JSON into the environment variable ``settings_env``
+    (``OPTICAL_DISTILL_DEFAULTS`` for the Distillation form, ``OPTICAL_QUICK_STUDENT`` for
+    the home page's button). Runs go to ``base / "runs"``; ``env`` is added to the server's
+    environment, and ``timeout_s`` bounds its start-up. Skips the test, before building the
+    model, when chromium or playwright is missing.
+    """
+    require_browser()
+    teacher = make_tiny_model(base / "tiny", seed=0)
+    runs_dir = base / "runs"
+    env = {"OPTICAL_RUNS_DIR": str(runs_dir),
+           settings_env: json.dumps({**TINY_TRAINING, "teacher": teacher, **settings}), **env}
+    with streamlit_server(base, timeout_s=timeout_s, **env) as url:
+        yield url, runs_dir
 
 
 @contextlib.contextmanager

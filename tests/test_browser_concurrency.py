@@ -21,8 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _distill_models import make_tiny_model
-from browser_support import chromium, require_browser, save_screenshot, streamlit_server
+from browser_support import chromium, save_screenshot, tiny_training_server
 
 pytestmark = pytest.mark.browser
 
@@ -51,18 +50,13 @@ IDLE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    require_browser()
     base = tmp_path_factory.mktemp("concurrency")
-    tiny = make_tiny_model(base / "tiny", seed=0)
-    defaults = {  # enough steps that job-one is still training when job-two is submitted
-        "teacher": tiny, "data": "demo", "pairs": 24, "batch_size": 4, "max_tokens": 32,
-        "max_steps": 5000, "probe_every": 0, "evaluate": False, "lr": 1e-3,
-    }
-    with streamlit_server(base, OPTICAL_RUNS_DIR=str(base / "runs"),
-                          OPTICAL_DATA_DIR=str(base / "no-data"),
-                          OPTICAL_CACHE_DIR=str(base / "cache"),
-                          OPTICAL_DISTILL_DEFAULTS=json.dumps(defaults)) as url:
-        yield url, base / "runs"
+    # Enough steps that job-one is still training when job-two is submitted.
+    with tiny_training_server(
+        base, "OPTICAL_DISTILL_DEFAULTS", {"max_steps": 5000, "probe_every": 0, "evaluate": False},
+        OPTICAL_DATA_DIR=str(base / "no-data"), OPTICAL_CACHE_DIR=str(base / "cache"),
+    ) as served:
+        yield served
 
 
 def _exceptions(page) -> int:

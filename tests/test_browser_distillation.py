@@ -12,27 +12,20 @@ import json
 import time
 
 import pytest
-from _distill_models import make_tiny_model
-from browser_support import chromium, require_browser, save_screenshot, streamlit_server
+from browser_support import chromium, save_screenshot, tiny_training_server
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    require_browser()
-    base = tmp_path_factory.mktemp("distill-browser")
-    tiny = make_tiny_model(base / "tiny", seed=0)
-    defaults = {
-        "teacher": tiny, "data": "demo", "pairs": 24, "batch_size": 4, "max_tokens": 32,
-        "max_steps": 2000, "probe_every": 2, "eval_limit": 8, "lr": 1e-3,
-    }
     # A short grace period, so that the closed-tab test need not wait two minutes; the
     # open tabs of the other test keep their job alive by polling every second.
-    with streamlit_server(base, OPTICAL_RUNS_DIR=str(base / "runs"),
-                          OPTICAL_DISTILL_DEFAULTS=json.dumps(defaults),
-                          OPTICAL_JOB_ORPHAN_S="30") as url:
-        yield url, base / "runs"
+    with tiny_training_server(
+        tmp_path_factory.mktemp("distill-browser"), "OPTICAL_DISTILL_DEFAULTS",
+        {"max_steps": 2000, "probe_every": 2, "eval_limit": 8}, OPTICAL_JOB_ORPHAN_S="30",
+    ) as served:
+        yield served
 
 
 def test_start_progress_cancel_in_a_real_browser(server):

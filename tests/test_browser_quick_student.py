@@ -12,15 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _distill_models import make_tiny_model
-from browser_support import (
-    PICKER_JS,
-    chromium,
-    require_browser,
-    save_screenshot,
-    start_streamlit,
-    stop_streamlit,
-)
+from browser_support import PICKER_JS, chromium, save_screenshot, tiny_training_server
 
 pytestmark = pytest.mark.browser
 T = 1_800_000  # ms per wait: generous, for a machine busy with other work
@@ -29,22 +21,13 @@ IDLE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    require_browser()
     base = tmp_path_factory.mktemp("quick-browser")
-    tiny = make_tiny_model(base / "tiny", seed=0)
-    quick = {
-        "teacher": tiny, "data": "demo", "pairs": 24, "batch_size": 4, "max_tokens": 32,
-        "max_steps": 40, "probe_every": 2, "eval_limit": 8, "lr": 1e-3,
-    }
     # A generous start-up limit: the server may share two cores with a training grid.
-    proc, url = start_streamlit(base / "server.log", {
-        "OPTICAL_RUNS_DIR": str(base / "runs"), "OPTICAL_QUICK_STUDENT": json.dumps(quick),
-        "OPTICAL_MODELS_DIR": str(base),  # the Alignment page may load the tiny teacher
-    }, timeout_s=600)
-    try:
-        yield url, base / "runs"
-    finally:
-        stop_streamlit(proc)
+    with tiny_training_server(
+        base, "OPTICAL_QUICK_STUDENT", {"max_steps": 40, "probe_every": 2, "eval_limit": 8},
+        timeout_s=600, OPTICAL_MODELS_DIR=str(base),  # the Alignment page may load the tiny teacher
+    ) as served:
+        yield served
 
 
 def test_quick_student_finishes_and_the_sidebar_switches_to_it(server):
