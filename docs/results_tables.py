@@ -112,7 +112,7 @@ def robust_table(p: pd.DataFrame, lang: str, kind: str, scorer: str = "dense",
         twin = (baselines or {}).get(m, twin)
         fair = vs(twin) if base != "mse" else "—"
         if fair != "—" and variant and twin != f"mse@{variant}":
-            fair += f" ({label(twin)})"
+            fair += " (plain MSE-KD)" if twin == "mse" else f" ({label(twin)})"
         out.append(f"| {label(m)} | {int(rows[0]['seeds'])} | "
                    + " | ".join(ci(r, "mrr@10") if r is not None else "—" for r in rows)
                    + f" | {ci(rows[2], 'retention')} | {fair} | "
