@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import platform
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -177,9 +179,37 @@ def test_orphan_grace_period_comes_from_the_environment(monkeypatch):
             orphan_grace_s()
 
 
-def _rss() -> int:
+#: Run in a fresh interpreter: in a long test session earlier tests (torch) have already
+#: shaped the heap, so the same blocks may reuse its free space and change no RSS.
+_FREED_MEMORY_SCRIPT = r"""
+import os
+from pathlib import Path
+from optical_core.distill.config import DistillConfig
+from optical_core.distill.jobs import JobManager
+from optical_core.distill.train import RunResult
+
+def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+seen, keep = {}, []  # keep outlives the job, like a training's caches and loaded models
+
+def runner(config, run_dir, resume=False, progress=None, cancel=None):
+    # 64 KiB blocks (written, so resident) from the worker thread's malloc heap, each
+    # followed by a small block that lives on, so the heap cannot shrink by itself
+    blocks = []
+    for _ in range(4000):
+        blocks.append(b"\x01" * (64 * 1024))
+        keep.append(b"\x02" * 600)
+    del blocks
+    seen["freed"] = rss()
+    return RunResult(Path(run_dir), "finished", None, len(keep))
+
+mgr = JobManager(runner=runner)
+job = mgr.submit("tab", DistillConfig(), os.environ["RUN_DIR"])
+assert mgr.wait(job.id, 60).status == "finished"
+print(seen["freed"] - rss())
+"""
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists() or platform.libc_ver()[0] != "glibc",
@@ -187,24 +217,8 @@ def _rss() -> int:
 def test_a_finished_job_gives_its_freed_memory_back(tmp_path):
     """A training's memory is garbage once it ends, but glibc keeps freed heap pages
     mapped: the manager trims them, so the server's RSS does not stay at the peak."""
-    seen: dict[str, int] = {}
-    keep: list[bytes] = []  # outlives the job, like a training's caches and loaded models
-
-    def runner(config, run_dir, resume=False, progress=None, cancel=None):
-        # 64 KiB blocks (written, so resident) come from the worker thread's malloc heap,
-        # below the mmap threshold; a small block that lives on between each two of them
-        # keeps the heap from shrinking by itself when they are freed, as a training's
-        # long-lived leftovers do
-        blocks = []
-        for _ in range(4000):
-            blocks.append(b"\x01" * (64 * 1024))
-            keep.append(b"\x02" * 600)
-        del blocks
-        seen["freed"] = _rss()
-        return RunResult(Path(run_dir), "finished", None, len(keep))
-
-    mgr = JobManager(runner=runner)
-    job = mgr.submit("tab", DistillConfig(), tmp_path / "run")
-    assert mgr.wait(job.id, 30).status == "finished"
-    assert seen["freed"] - _rss() > 150 * 2**20, (seen["freed"], _rss())
+    out = subprocess.run([sys.executable, "-c", _FREED_MEMORY_SCRIPT], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "RUN_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.strip().splitlines()[-1]) > 150 * 2**20, out.stdout
     assert release_memory() > 0
