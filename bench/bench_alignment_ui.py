@@ -222,13 +222,17 @@ def bench_browser(steps: int) -> tuple[list[float], int, list[float], list[float
                       "--disable-component-update", "--disable-sync"])
             page = browser.new_page(viewport={"width": 1400, "height": 1100})
 
+            def on_frame(data: bytes | str) -> None:
+                now = time.perf_counter()
+                frame = data if isinstance(data, bytes) else data.encode()
+                first_reply.append(now)
+                if PLAN_MARK.search(frame):
+                    plan_at.append(now)
+                received.append(frame)
+
             def on_ws(ws) -> None:
                 ws.on("framesent", lambda _data: sent_at.append(time.perf_counter()))
-                ws.on("framereceived", lambda data: (
-                    first_reply.append(time.perf_counter()),
-                    plan_at.append(time.perf_counter()) if PLAN_MARK.search(
-                        data if isinstance(data, bytes) else data.encode()) else None,
-                    received.append(data if isinstance(data, bytes) else data.encode())))
+                ws.on("framereceived", on_frame)
 
             page.on("websocket", on_ws)
             page.goto(f"http://127.0.0.1:{port}/Alignment")

@@ -30,11 +30,8 @@ def grid_cache_files(runner: ExperimentRunner) -> set[Path]:
     for mdl in runner._models():
         if not runner._identify(mdl):
             raise ExperimentError(f"{mdl.tag}: its cells cannot be named yet")
-        for split, lang, kind, cer in runner._cells(mdl):
-            files.update(runner._cell_file(mdl, lang, split, kind, cer, scorer)
-                         for scorer in runner._scorers(mdl))
-    files.update(runner.cache / f"time-{task.id}.json"
-                 for _, tasks in runner._stages() for task in tasks)
+        files.update(f for _, f in runner._cell_files(mdl))
+    files.update(runner._time_file(task.id) for _, tasks in runner._stages() for task in tasks)
     return files
 
 

@@ -189,7 +189,7 @@ class ExperimentRunner:
             task.run()
             if not task.done():  # else a waiting stage would run it again and again
                 raise ExperimentError(f"{task.id} ran but left no result where the grid looks")
-            runs_mod.write_json_atomic(self.cache / f"time-{task.id}.json", {
+            runs_mod.write_json_atomic(self._time_file(task.id), {
                 "stage": task.stage, "seconds": time.perf_counter() - t0,
                 "shard": str(self.shard)})
             return True
@@ -469,6 +469,18 @@ class ExperimentRunner:
         return cell_path(self.cache, model, lang, split, kind, cer, scorer,
                          self.grid.noise_seed, self.grid.query_limit)
 
+    def _cell_files(self, model: GridModel) -> Iterator[tuple[tuple, Path]]:
+        """``((split, lang, kind, cer, scorer), cache file)`` of every cell of an identified
+        model (:meth:`_identify`), whether measured yet or not."""
+        for split, lang, kind, cer in self._cells(model):
+            for scorer in self._scorers(model):
+                yield (split, lang, kind, cer, scorer), self._cell_file(
+                    model, lang, split, kind, cer, scorer)
+
+    def _time_file(self, task_id: str) -> Path:
+        """Where the seconds a finished task took are kept (for the time estimate)."""
+        return self.cache / f"time-{task_id}.json"
+
     def _eval_tasks(self) -> list[Task]:
         """One task per (query model, query set): it encodes the queries once and fills
         the cells of every document encoder and scorer of that model."""
@@ -557,16 +569,14 @@ class ExperimentRunner:
         for mdl in self._models():
             if not self._identify(mdl):
                 continue
-            for split, lang, kind, cer in self._cells(mdl):
-                for scorer in self._scorers(mdl):
-                    f = self._cell_file(mdl, lang, split, kind, cer, scorer)
-                    if not f.is_file():
-                        continue
-                    with np.load(f, allow_pickle=False) as z:
-                        pq = {m: z[m].astype(np.float64) for m in CELL_METRICS}
-                        meta = json.loads(str(z["meta"]))
-                    rows.append({"model": mdl, "lang": lang, "split": split, "kind": kind,
-                                 "cer": cer, "scorer": scorer, "per_query": pq, "meta": meta})
+            for (split, lang, kind, cer, scorer), f in self._cell_files(mdl):
+                if not f.is_file():
+                    continue
+                with np.load(f, allow_pickle=False) as z:
+                    pq = {m: z[m].astype(np.float64) for m in CELL_METRICS}
+                    meta = json.loads(str(z["meta"]))
+                rows.append({"model": mdl, "lang": lang, "split": split, "kind": kind,
+                             "cer": cer, "scorer": scorer, "per_query": pq, "meta": meta})
         return rows
 
     # ------------------------------------------------------------------ alignment
