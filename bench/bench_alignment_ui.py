@@ -18,7 +18,9 @@ Playwright: one ε step with the keyboard on the slider, until the browser shows
 transport controls and everything they change form a fragment (``st.fragment``), so an ε
 step reruns only that panel: the bench checks it by watching the websocket (a full rerun
 sends the page title again, a fragment rerun does not) and reports the median step with
-the fragment, against a goal of 250 ms on an idle machine, with the load average.
+the fragment, against a goal of 250 ms on an idle machine, with the load average. The plan
+is a live chart (``ui.live_chart``): the bench marks its div before each step and counts
+the steps after which the mark is gone (the chart was mounted anew, not redrawn).
 
     python bench/bench_alignment_ui.py [--repeats 30] [--apptest] [--browser]
 """
@@ -52,6 +54,7 @@ from optical_core.pairs.summary import (
     epsilon_scale,
     held_back,
 )
+from ui.live_chart import FIND_FIGURE_JS  # noqa: E402
 
 EPS_OPTIONS = [0.01, 0.015, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0]
 SRC = ("A young man in a red jacket rides his bicycle down a busy city street while two "
@@ -65,24 +68,30 @@ BROWSER_GOAL_MS = 250.0
 #: Text that only a full run of the Alignment page sends (its title).
 FULL_RUN_MARK = b"Token alignment as transport"
 #: Counts plotly.js's purge / newPlot / react calls per chart kind (layout.meta.kind) in
-#: window.__plotlyCalls. Streamlit keys a plotly chart's element by its figure, so a new
-#: figure unmounts the old chart (purge) and draws the new one from scratch.
+#: window.__plotlyCalls, for the page's plotly and each live chart iframe's (ui.live_chart).
+#: st.plotly_chart keys its element by the figure, so a new figure unmounts the old chart
+#: (purge) and draws the new one from scratch (newPlot); a live chart calls react.
 COUNT_PLOTLY_CALLS = """() => {
-  if (!window.Plotly || window.__plotlyCalls) return;
-  window.__plotlyCalls = {};
-  for (const f of ["purge", "newPlot", "react"]) {
-    const orig = window.Plotly[f];
-    window.Plotly[f] = function (gd, ...rest) {
-      const kind = (gd && gd.layout && gd.layout.meta && gd.layout.meta.kind)
-        || (rest[1] && rest[1].meta && rest[1].meta.kind) || "?";
-      const k = f + " " + kind;
-      window.__plotlyCalls[k] = (window.__plotlyCalls[k] || 0) + 1;
-      return orig.call(this, gd, ...rest);
-    };
+  if (window.__plotlyCalls) return;
+  const calls = window.__plotlyCalls = {};
+  const wins = [window, ...Array.from(document.querySelectorAll('iframe'), f => f.contentWindow)];
+  for (const w of wins) {
+    if (!w || !w.Plotly) continue;
+    for (const f of ["purge", "newPlot", "react"]) {
+      const orig = w.Plotly[f];
+      w.Plotly[f] = function (gd, ...rest) {
+        const kind = (gd && gd.layout && gd.layout.meta && gd.layout.meta.kind)
+          || (rest[1] && rest[1].meta && rest[1].meta.kind) || "?";
+        const k = f + " " + kind;
+        calls[k] = (calls[k] || 0) + 1;
+        return orig.call(this, gd, ...rest);
+      };
+    }
   }
 }"""
-#: Bytes of the plan figure's JSON in a websocket frame (its layout.meta, see plan_figure).
-PLAN_MARK = re.compile(rb'"kind":\s?"plan"')
+#: Bytes of the plan figure's JSON in a websocket frame (its layout.meta, see plan_figure);
+#: a live chart's figure travels as a JSON string inside its arguments, quotes escaped.
+PLAN_MARK = re.compile(rb'\\?"kind\\?":\s?\\?"plan\\?"')
 
 
 def first_tokens(emb: TokenEmbeddings, n: int) -> TokenEmbeddings:
@@ -176,10 +185,11 @@ def bench_apptest(src_text: str, tgt_text: str, repeats: int) -> list[dict]:
     return rows
 
 
-def bench_browser(steps: int) -> tuple[list[float], int, list[float], list[float], list[float],
-                                       dict[str, int]]:
+def bench_browser(steps: int) -> tuple[list[float], int, int, list[float], list[float],
+                                       list[float], dict[str, int]]:
     """Seconds from an ε key press to the redrawn plan in chromium, one per step; how many
-    of the steps reran the whole page instead of the fragment; and, per step, the seconds
+    of the steps reran the whole page instead of the fragment; in how many the plan's chart
+    was mounted anew instead of redrawn in place; and, per step, the seconds
     from the key press until the rerun request leaves the browser, until the server's
     first reply arrives and until the frame with the new plan figure arrives (the rest,
     to the redrawn plan, is the browser's); and how often plotly.js purged and drew (react)
@@ -198,10 +208,12 @@ def bench_browser(steps: int) -> tuple[list[float], int, list[float], list[float
          "--server.port", str(port), "--server.address", "127.0.0.1"],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
     )
-    plan_title = """() => { for (const d of document.querySelectorAll('.js-plotly-plot'))
-        if (d.layout && d.layout.meta && d.layout.meta.kind === 'plan' && d._fullData)
-          return d.layout.title.text; return null; }"""
-    times, full_runs, received = [], 0, []
+    plan_title = f"""() => {{ const d = ({FIND_FIGURE_JS})('plan');
+        return d ? d.layout.title.text : null; }}"""
+    # a mark on the plan's div survives a step that redraws it in place
+    mark_plan = f"() => {{ ({FIND_FIGURE_JS})('plan').dataset.mark = 'kept'; }}"
+    plan_kept = f"() => ({FIND_FIGURE_JS})('plan').dataset.mark === 'kept'"
+    times, full_runs, remounts, received = [], 0, 0, []
     sent_at: list[float] = []
     first_reply: list[float] = []
     plan_at: list[float] = []
@@ -247,6 +259,7 @@ def bench_browser(steps: int) -> tuple[list[float], int, list[float], list[float
             for k in range(1, min(steps, len(EPS_OPTIONS) - 1) + 1):
                 want = f"ε = {EPS_OPTIONS[k]:g}"
                 page.wait_for_timeout(300)  # let the last run's trailing messages arrive
+                page.evaluate(mark_plan)
                 received.clear()
                 sent_at.clear()
                 first_reply.clear()
@@ -256,6 +269,7 @@ def bench_browser(steps: int) -> tuple[list[float], int, list[float], list[float
                 page.wait_for_function(f"(({plan_title})() || '').includes({want!r})",
                                        timeout=60_000)
                 times.append(time.perf_counter() - t0)
+                remounts += not page.evaluate(plan_kept)
                 sent = min((t for t in sent_at if t >= t0), default=float("nan"))
                 sent_times.append(sent - t0)
                 reply_times.append(min((t for t in first_reply if t >= sent),
@@ -268,7 +282,7 @@ def bench_browser(steps: int) -> tuple[list[float], int, list[float], list[float
     finally:
         proc.terminate()
         proc.wait(15)
-    return times, full_runs, sent_times, reply_times, plan_times, calls
+    return times, full_runs, remounts, sent_times, reply_times, plan_times, calls
 
 
 def main() -> None:
@@ -304,7 +318,7 @@ def main() -> None:
             print(f"{r['solver']:<11}{r['rerun']:8.1f}{r['p90']:7.1f}")
     if args.browser:
         load = os.getloadavg()
-        times, full_runs, sent, reply, plan, calls = bench_browser(12)
+        times, full_runs, remounts, sent, reply, plan, calls = bench_browser(12)
         median = 1000 * statistics.median(times)
         print("\nbrowser: ε key press → redrawn plan in chromium (default 7 × 8 pair, sinkhorn; "
               "the transport panel is an st.fragment)")
@@ -317,7 +331,7 @@ def main() -> None:
               f"plan drawn {median:.0f} ms")
         print(f"  plotly.js calls over the {len(times)} steps: "
               + (", ".join(f"{k} {v}" for k, v in sorted(calls.items())) or "none seen")
-              + " (a purge per step: the chart is unmounted and drawn anew)")
+              + f"; the plan's chart was mounted anew in {remounts} of {len(times)} steps")
         print(f"fragment reruns {len(times) - full_runs} of {len(times)} steps "
               f"({full_runs} reran the whole page); load average before "
               f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min), after "

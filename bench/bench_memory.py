@@ -45,12 +45,13 @@ sys.path.insert(0, str(ROOT / "tests"))  # the server and browser helpers of the
 
 from browser_support import CHROMIUM, chromium, start_streamlit, stop_streamlit  # noqa: E402
 
+from ui.live_chart import FIND_FIGURE_JS  # noqa: E402
+
 GOAL_MB = 1200.0
 MB = 1e6
 
 IDLE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-PLAN_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-  .some(d => d.layout && d.layout.meta && d.layout.meta.kind === 'plan' && d._fullData)"""
+PLAN_JS = f"() => ({FIND_FIGURE_JS})('plan') !== null"
 RANKINGS_JS = """() => Array.from(document.querySelectorAll('[data-testid="stTable"] table'))
   .filter(t => Array.from(t.querySelectorAll('th')).some(h => h.innerText.trim() === 'caption'))
   .length === 2"""

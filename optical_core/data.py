@@ -141,15 +141,18 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-def cache_dir() -> Path:
-    """Download cache for data: ``$OPTICAL_CACHE_DIR/data`` or ``~/.cache/optical-explorer/data``.
-
-    ``OPTICAL_CACHE_DIR`` names the project's cache root (other caches may live next to
-    ``data``); it need not exist.
-    """
+def cache_root() -> Path:
+    """The project's cache root: ``$OPTICAL_CACHE_DIR`` or ``~/.cache/optical-explorer``
+    (absolute; it need not exist). Data, embeddings, teacher tokens and app assets each
+    have a folder in it."""
     env = os.environ.get(ENV_CACHE_DIR)
     base = Path(env).expanduser() if env else Path.home() / ".cache" / "optical-explorer"
-    return base.resolve() / "data"
+    return base.resolve()
+
+
+def cache_dir() -> Path:
+    """Download cache for data: ``$OPTICAL_CACHE_DIR/data`` or ``~/.cache/optical-explorer/data``."""
+    return cache_root() / "data"
 
 
 def _shared_candidates() -> list[Path]:

@@ -37,6 +37,7 @@ from ui.alignment_controls import LinkChoice, link_controls, transport_controls
 from ui.common import page_setup
 from ui.errors import show_error
 from ui.links import alignment_view
+from ui.live_chart import live_plotly_chart
 from ui.models import model_label, model_picker, start_model
 from ui.pair_summary import Links, PairInput, Transport, cells_text, link_rows, solver_lines
 from ui.share import publish_view, restore_view, share_box
@@ -64,11 +65,12 @@ def plan_panel(fig: go.Figure, pair: PairAlignment, before: go.Figure | None = N
     c_left, c_plan = st.columns(2) if before is not None else (None, None)
     if before is not None:
         c_left.plotly_chart(before, key="al_before_chart", config=PLOT_CONFIG)
-        c_plan.plotly_chart(fig, key="al_plan_chart", config=PLOT_CONFIG)
+        with c_plan:
+            live_plotly_chart(fig, key="al_plan_chart", config=PLOT_CONFIG)
         return
     c_plan, c_cost = st.columns([3, 2])
     with c_plan:
-        st.plotly_chart(fig, key="al_plan_chart", config=PLOT_CONFIG)
+        live_plotly_chart(fig, key="al_plan_chart", config=PLOT_CONFIG)
     with c_cost:
         st.plotly_chart(cost_figure(pair), key="al_cost_chart", config=PLOT_CONFIG)
         st.caption(
@@ -165,17 +167,21 @@ def solver_view(model_id: str, pin: PairInput | None, embedded: tuple | None) ->
         show_error(exc, "Solving the transport problem")
         stop(["al_compare", *LATE_KEYS[5:]])
 
+    # Notes come and go with ε; in a container of their own they do not move the plan below
+    # them to another place on the page, which would remount its chart.
+    notes = st.container()
     links = all_links(pair, choice.threshold)
     diff = diffuseness(pair)
     has_gold = pin.sure is not None
     if has_gold and (len(S.words) != len(pin.src_words) or len(T.words) != len(pin.tgt_words)):
-        st.warning("Some gold words got no token from this model (cut or unknown characters), "
-                   "so the gold links cannot be placed and AER is not shown.",
-                   icon=":material/help:")
+        notes.warning("Some gold words got no token from this model (cut or unknown "
+                      "characters), so the gold links cannot be placed and AER is not shown.",
+                      icon=":material/help:")
         has_gold = False
     g_sure, g_poss = gold_cells(pair, pin.sure, pin.possible) if has_gold else (set(), set())
-    input_notes(pin.notes + pair.notes, (S, T))
-    sharpness_note(diff, model_id, pin.langs, transport.eps)
+    with notes:
+        input_notes(pin.notes + pair.notes, (S, T))
+        sharpness_note(diff, model_id, pin.langs, transport.eps)
 
     def figure(p: PairAlignment, title: str) -> go.Figure:
         lk = links if p is pair else all_links(p, choice.threshold)

@@ -20,9 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
     sys.path.insert(0, str(ROOT))
 
+from figure_support import figure_kinds, figure_spec, figure_specs  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from optical_core.encoders.base import (
+from optical_core.encoders.base import (  # noqa: E402
     ModelLoadError,
 )
 
@@ -59,11 +60,7 @@ def _arr(v) -> np.ndarray:
 
 
 def chart(at: AppTest, kind: str = "plan") -> dict:
-    for el in at.get("plotly_chart"):
-        spec = json.loads(el.proto.spec)
-        if spec["layout"].get("meta", {}).get("kind") == kind:
-            return spec
-    raise AssertionError(f"no {kind} chart on the page")
+    return figure_spec(at, kind)
 
 
 def plan(at: AppTest) -> np.ndarray:
@@ -304,7 +301,7 @@ def test_bad_model_id_gives_error_box_not_traceback():
     at = ok(page(optical_model_id="no-such-org/no-such-model-xyz"))
     err = texts(at, "error")
     assert "Could not load the model" in err and "What to do" in err
-    assert not at.get("plotly_chart")
+    assert not figure_specs(at)
     # the picker shows the typed id so the user can fix it
     assert at.sidebar.text_input[0].value == "no-such-org/no-such-model-xyz"
 
@@ -323,7 +320,7 @@ def test_empty_or_blank_text_gives_a_message(src):
     at = ok(page(al_src=src))
     warn = texts(at, "warning")
     assert "source text is empty" in warn
-    assert not at.get("plotly_chart")
+    assert not figure_specs(at)
     at.text_area(key="al_tgt").input(" ").run()
     assert "source and target text is empty" in texts(ok(at), "warning")
 
@@ -383,7 +380,7 @@ def test_compare_two_models(fake_run):
     box = at.selectbox(key="_w_optical_model_id__compare_choice")
     box.select_index(next(i for i, o in enumerate(box.options) if o.startswith("Run: cs-ot"))).run()
     ok(at)
-    kinds = [json.loads(c.proto.spec)["layout"].get("meta", {}).get("kind") for c in at.get("plotly_chart")]
+    kinds = figure_kinds(at)
     assert kinds.count("plan") == 3 and "diff" in kinds
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Mass moved ½‖P₁ − P₂‖₁"] == "0.000"  # same weights, same plan
@@ -403,11 +400,11 @@ def test_a_distilled_run_shows_the_plan_of_the_model_it_started_from(fake_run):
     assert at.session_state["optical_model_id"] == model
     toggle = at.toggle(key="al_before")
     assert not toggle.value and "all-MiniLM-L6-v2" in toggle.label and toggle.help
-    assert len([c for c in at.get("plotly_chart") if "plan" in c.proto.spec]) >= 1
+    assert figure_kinds(at).count("plan") == 1
     toggle.set_value(True).run()
     ok(at)
-    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")
-              if json.loads(c.proto.spec)["layout"].get("meta", {}).get("kind") == "plan"]
+    titles = [s["layout"]["title"]["text"] for s in figure_specs(at)
+              if s["layout"].get("meta", {}).get("kind") == "plan"]
     assert any("before: all-MiniLM-L6-v2" in t for t in titles), titles
     assert any("after: cs-ot-test" in t for t in titles), titles
     metrics = {m.label: m.value for m in at.metric}

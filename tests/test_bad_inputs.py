@@ -48,6 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
     sys.path.insert(0, str(ROOT))
 
+from figure_support import figure_spec
+
 from optical_core import data as D
 from optical_core import runs as runs_mod
 from optical_core.cli.entry import main
@@ -569,8 +571,7 @@ def _start(name: str) -> Callable:
 
 
 def _plan_shape(at) -> tuple[int, ...]:
-    spec = next(json.loads(el.proto.spec) for el in at.get("plotly_chart")
-                if json.loads(el.proto.spec)["layout"].get("meta", {}).get("kind") == "plan")
+    spec = figure_spec(at, "plan")
     z = spec["data"][0]["z"]
     if isinstance(z, dict):  # plotly's typed-array JSON
         return tuple(int(x) for x in str(z["shape"]).split(","))

@@ -12,20 +12,19 @@ import time
 import pytest
 from browser_support import chromium, require_browser, save_screenshot, streamlit_server
 
+from ui.live_chart import FIND_FIGURE_JS
+
 pytestmark = pytest.mark.browser
 
 # The plan heatmap's z as nested plain arrays. The figure JSON carries z as a base64 typed
 # array ({dtype, bdata, shape}); plotly.js decodes it into gd._fullData.
-PLAN_JS = """() => {
-  for (const d of document.querySelectorAll('.js-plotly-plot')) {
-    if (d.layout && d.layout.meta && d.layout.meta.kind === 'plan' && d._fullData
-        && d._fullData[0] && d._fullData[0].z) {
-      return {z: Array.from(d._fullData[0].z, r => Array.from(r)),
-              title: d.layout.title && d.layout.title.text};
-    }
-  }
-  return null;
-}"""
+PLAN_JS = f"""() => {{
+  const d = ({FIND_FIGURE_JS})('plan');
+  return d && d._fullData[0] && d._fullData[0].z
+    ? {{z: Array.from(d._fullData[0].z, r => Array.from(r)),
+       title: d.layout.title && d.layout.title.text}}
+    : null;
+}}"""
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +51,10 @@ def test_epsilon_slider_redraws_the_plan(server, browser):
     assert "ε = 0.05" in before["title"]
     assert len(before["z"]) == 7 and len(before["z"][0]) == 8
     save_screenshot(page, "alignment_before")
+    # a mark on the chart's div: still there after the steps when the chart was redrawn in
+    # place (ui.live_chart, Plotly.react), gone when it was unmounted and drawn anew (also
+    # when the note that ε = 0.15 brings shifts the plan down the page)
+    page.evaluate(f"({FIND_FIGURE_JS})('plan').dataset.mark = 'first'")
 
     # Streamlit's slider thumb holds a visually hidden <input type="range"> (react-aria):
     # focus it and use the keyboard, as a keyboard user would.
@@ -69,6 +72,7 @@ def test_epsilon_slider_redraws_the_plan(server, browser):
     shot = save_screenshot(page, "alignment_after")
 
     assert after["z"] != before["z"]
+    assert page.evaluate(f"({FIND_FIGURE_JS})('plan').dataset.mark") == "first"
     # a larger ε blurs: the largest entry of the plan gets smaller
     assert max(map(max, after["z"])) < max(map(max, before["z"]))
     assert shot.stat().st_size > 10_000

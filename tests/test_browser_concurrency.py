@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 from browser_support import chromium, save_screenshot, tiny_training_server
 
+from ui.live_chart import FIND_FIGURE_JS
+
 pytestmark = pytest.mark.browser
 
 PAIRS = {  # session → (source, target); "station" and "sofa" are single MiniLM tokens
@@ -36,15 +38,11 @@ PATHS = {"align1": "Alignment", "align2": "Alignment", "distill1": "Distillation
          "retrieval": "Retrieval", "distill2": "Distillation"}
 
 # Tick labels (tokens) of the plan heatmap on the page, joined by spaces ('' before it is drawn).
-PLAN_TOKENS_JS = """() => {
-  for (const d of document.querySelectorAll('.js-plotly-plot')) {
-    if (d.layout && d.layout.meta && d.layout.meta.kind === 'plan') {
-      return Object.keys(d.layout).filter(k => /^[xy]axis/.test(k))
-        .flatMap(k => d.layout[k].ticktext || []).join(' ');
-    }
-  }
-  return '';
-}"""
+PLAN_TOKENS_JS = f"""() => {{
+  const d = ({FIND_FIGURE_JS})('plan');
+  return d ? Object.keys(d.layout).filter(k => /^[xy]axis/.test(k))
+    .flatMap(k => d.layout[k].ticktext || []).join(' ') : '';
+}}"""
 IDLE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 
 

@@ -14,11 +14,12 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from browser_support import chromium, require_browser, save_screenshot, streamlit_server
 
+from ui.live_chart import FIND_FIGURE_JS
+
 pytestmark = pytest.mark.browser
 
-PLAN_TITLE_JS = """() => { for (const d of document.querySelectorAll('.js-plotly-plot'))
-    if (d.layout && d.layout.meta && d.layout.meta.kind === 'plan' && d._fullData)
-      return d.layout.title.text; return null; }"""
+PLAN_TITLE_JS = f"""() => {{ const d = ({FIND_FIGURE_JS})('plan');
+  return d ? d.layout.title.text : null; }}"""
 SLIDER_VALUES_JS = """() => Object.fromEntries(Array.from(
   document.querySelectorAll('input[type=range]'),
   e => [e.getAttribute('aria-label'), e.getAttribute('aria-valuetext')]))"""

@@ -49,9 +49,7 @@ WAIT_FOR_BUILD_S = 3600.0
 
 def teacher_cache_dir() -> Path:
     """``$OPTICAL_CACHE_DIR/teacher`` or ``~/.cache/optical-explorer/teacher``."""
-    env = os.environ.get(_data.ENV_CACHE_DIR)
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "optical-explorer"
-    return base / "teacher"
+    return _data.cache_root() / "teacher"
 
 
 def content_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -39,9 +39,7 @@ CACHE_FORMAT = 1
 
 def embedding_cache_dir() -> Path:
     """``$OPTICAL_CACHE_DIR/embeddings`` or ``~/.cache/optical-explorer/embeddings``."""
-    env = os.environ.get(_data.ENV_CACHE_DIR)
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "optical-explorer"
-    return base / "embeddings"
+    return _data.cache_root() / "embeddings"
 
 
 _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
