@@ -42,6 +42,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the server and browser helpers of the browser tests
+sys.path.insert(0, str(ROOT))
 
 from browser_support import CHROMIUM, chromium, start_streamlit, stop_streamlit  # noqa: E402
 
