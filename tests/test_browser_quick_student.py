@@ -14,6 +14,8 @@ import json
 import pytest
 from browser_support import PICKER_JS, chromium, save_screenshot, tiny_training_server
 
+from ui.live_chart import PLOTLY_DIVS_JS
+
 pytestmark = pytest.mark.browser
 T = 1_800_000  # ms per wait: generous, for a machine busy with other work
 IDLE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
@@ -86,9 +88,9 @@ def _walk(page, url, runs_dir, errors: list[str]) -> None:
     toggle.wait_for(timeout=T)
     assert f"Run: {run.name}" in page.evaluate(PICKER_JS)
     toggle.click()
-    page.wait_for_function(
-        "([a, b]) => { const t = Array.from(document.querySelectorAll('.gtitle'),"
-        " e => e.textContent).join(' | '); return t.includes(a) && t.includes(b); }",
+    page.wait_for_function(  # the plan is a live chart in an iframe, "before" beside it
+        f"([a, b]) => {{ const t = ({PLOTLY_DIVS_JS}).map(d => d.layout.title"
+        " && d.layout.title.text).join(' | '); return t.includes(a) && t.includes(b); }",
         arg=["before: tiny", f"after: {run.name}"], timeout=T)
     page.get_by_text("Row entropy (after)").wait_for(timeout=T)
     _idle(page)

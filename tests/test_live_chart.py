@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,15 @@ def test_asset_folder_holds_the_page_and_the_installed_plotly_js(cache):
     mtime = js.stat().st_mtime_ns
     assert live_chart.asset_dir() == folder and js.stat().st_mtime_ns == mtime  # made once
     assert [p.name for p in (cache / "components").iterdir()] == [folder.name]  # no tmp left
+
+
+def test_sessions_asking_at_once_get_one_complete_folder(cache):
+    # the five-sessions browser test raced two sessions into one temporary folder
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: live_chart.asset_dir(), range(8)))
+    assert len(set(folders)) == 1
+    assert (folders[0] / "plotly.min.js").stat().st_size == live_chart.plotly_js().stat().st_size
+    assert [p.name for p in (cache / "components").iterdir()] == [folders[0].name]
 
 
 def test_a_changed_page_gets_a_new_folder(cache, tmp_path, monkeypatch):

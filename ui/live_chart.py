@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
+import threading
 from pathlib import Path
 
 import plotly
@@ -30,6 +32,7 @@ from optical_core.data import cache_root
 PAGE = Path(__file__).with_name("assets") / "live_plotly.html"
 #: The component's name; Streamlit prefixes it with this module's name.
 NAME = "live_plotly"
+_BUILD_LOCK = threading.Lock()
 
 
 def plotly_js() -> Path:
@@ -39,19 +42,30 @@ def plotly_js() -> Path:
 
 def asset_dir() -> Path:
     """The folder Streamlit serves the component from (created on first use): the iframe
-    page and plotly.js, under ``$OPTICAL_CACHE_DIR/components/live_plotly-<hash>``."""
+    page and plotly.js, under ``$OPTICAL_CACHE_DIR/components/live_plotly-<hash>``.
+
+    Sessions of one server (threads) and servers sharing a cache (processes) may ask at
+    once: each builds its own temporary folder and renames it into place (atomic); a
+    folder with ``index.html`` in it is complete, since that file is written last.
+    """
     page = PAGE.read_bytes()
     tag = hashlib.sha256(page + plotly.__version__.encode()).hexdigest()[:12]
     folder = cache_root() / "components" / f"{NAME}-{tag}"
-    if not (folder / "index.html").is_file():
-        tmp = folder.with_name(f"{folder.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        shutil.copyfile(plotly_js(), tmp / "plotly.min.js")
-        (tmp / "index.html").write_bytes(page)
+    if (folder / "index.html").is_file():
+        return folder
+    with _BUILD_LOCK:
+        if (folder / "index.html").is_file():
+            return folder
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         try:
+            shutil.copyfile(plotly_js(), tmp / "plotly.min.js")
+            (tmp / "index.html").write_bytes(page)
             tmp.replace(folder)
-        except OSError:  # another session made it first
+        except OSError:
+            if not (folder / "index.html").is_file():  # not another process's doing
+                raise
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
