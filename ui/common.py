@@ -18,6 +18,7 @@ from ui.errors import error_message
 from ui.models import MODEL_KEY, _load, list_runs, model_picker
 from ui.nav import navigation
 from ui.quick import sidebar_tracker
+from ui.state import note_page
 
 __all__ = [
     "APP_NAME", "DATA_HINT", "DEFAULT_MODEL", "LANG_NAMES", "MODEL_KEY", "_load",
@@ -55,6 +56,7 @@ def page_setup(title: str, icon: str | None = None, model: bool = True,
         page_title=f"{title} · {APP_NAME}", page_icon=icon, layout="wide",
         initial_sidebar_state="expanded",
     )
+    note_page(title)
     with st.sidebar:
         navigation()
         model_id = model_picker(

@@ -16,7 +16,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from ui.links import Param, parse_params, view_params
 from ui.models import MODEL_PARAM, model_param
-from ui.state import mark_link_applied
+from ui.state import arrived, mark_link_applied
 
 _WRITTEN = "_optical_view_written__"
 
@@ -34,11 +34,20 @@ def restore_view(page: str, spec: Sequence[Param]) -> None:
 
     Only parameters that differ from what this session last wrote into the URL count
     (:func:`publish_view`): a link that was opened, a back-button step, a hand-edited URL.
-    The ``model`` parameter is the shared model picker's (:mod:`ui.models`).
+    A rerun of the page in which one of the view's widgets changed since that write (not
+    the first run after another page) restores nothing: the user acted on the page, and
+    its URL may still be the one from before the last write (two edits in quick
+    succession; the browser sends the URL it has with each rerun), so restoring it would
+    undo the first edit. The ``model`` parameter is the shared model picker's
+    (:mod:`ui.models`).
     """
-    written = st.session_state.get(_WRITTEN + page, {})
-    fresh = {k: v for k, v in _url_params().items() if written.get(k) != v}
+    written = st.session_state.get(_WRITTEN + page)
+    fresh = {k: v for k, v in _url_params().items() if (written or {}).get(k) != v}
     if not fresh:
+        return
+    edited = view_params(st.session_state, spec)[0] != {
+        k: v for k, v in (written or {}).items() if k != MODEL_PARAM}
+    if written is not None and edited and not arrived(page):
         return
     restored = parse_params(fresh, spec, ignore=(MODEL_PARAM,))
     for key, value in restored.values.items():

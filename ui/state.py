@@ -10,6 +10,7 @@ import streamlit as st
 
 _KEPT = "_optical_kept__"
 _CONTEXT = "_optical_context__"
+_PAGES = "_optical_pages__"  # (the page of the last full run, the page of this one)
 
 
 def init_state(defaults: dict[str, Any]) -> None:
@@ -89,3 +90,14 @@ def mark_link_applied(param: str, value: str) -> None:
     """Tell :func:`link_once` that ``param=value`` in the URL is already applied (the page
     wrote it there itself, see :func:`ui.share.publish_view`)."""
     st.session_state[f"_optical_link_applied__{param}"] = value
+
+
+def note_page(page: str) -> None:
+    """Record that this full run draws ``page`` (:func:`ui.common.page_setup` calls it)."""
+    st.session_state[_PAGES] = (st.session_state.get(_PAGES, (None, None))[1], page)
+
+
+def arrived(page: str) -> bool:
+    """Whether this run of ``page`` follows a run of another page (or none): the user came
+    here by the navigation or a link, not by a widget on the page."""
+    return st.session_state.get(_PAGES, (None, None))[0] != page
