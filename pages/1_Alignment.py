@@ -63,8 +63,9 @@ def plan_panel(fig: go.Figure, pair: PairAlignment, before: go.Figure | None = N
     """The plan beside its cost matrix, or beside ``before``: the plan of the model a
     distilled run started from."""
     c_left, c_plan = st.columns(2) if before is not None else (None, None)
-    if before is not None:
-        c_left.plotly_chart(before, key="al_before_chart", config=PLOT_CONFIG)
+    if before is not None:  # both live, so the two plans look alike and redraw in place
+        with c_left:
+            live_plotly_chart(before, key="al_before_chart", config=PLOT_CONFIG)
         with c_plan:
             live_plotly_chart(fig, key="al_plan_chart", config=PLOT_CONFIG)
         return
