@@ -10,13 +10,17 @@ from streamlit.testing.v1 import AppTest
 from ui.live_chart import NAME as LIVE_CHART
 
 
+def live_charts(at: AppTest) -> list:
+    """The live chart elements on the page (Streamlit prefixes the component's name with
+    its module's)."""
+    return [el for el in at.get("component_instance")
+            if el.proto.component_name.rsplit(".", 1)[-1] == LIVE_CHART]
+
+
 def figure_specs(at: AppTest) -> list[dict]:
     """Every figure on the page as plotly JSON, in page order within each kind of element."""
-    specs = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-    for el in at.get("component_instance"):
-        if el.proto.component_name.rsplit(".", 1)[-1] == LIVE_CHART:
-            specs.append(json.loads(json.loads(el.proto.json_args)["spec"]))
-    return specs
+    return ([json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+            + [json.loads(json.loads(el.proto.json_args)["spec"]) for el in live_charts(at)])
 
 
 def figure_kinds(at: AppTest) -> list[str | None]:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from figure_support import figure_spec  # noqa: E402
+from figure_support import figure_spec, live_charts  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 from ui import live_chart  # noqa: E402
@@ -67,8 +67,7 @@ def test_the_iframe_page_speaks_the_component_protocol():
 
 
 def _plan_element(at: AppTest):
-    (el,) = [e for e in at.get("component_instance")
-             if e.proto.component_name.endswith(live_chart.NAME)]
+    (el,) = live_charts(at)
     return el
 
 

@@ -45,10 +45,9 @@ def restore_view(page: str, spec: Sequence[Param]) -> None:
     fresh = {k: v for k, v in _url_params().items() if (written or {}).get(k) != v}
     if not fresh:
         return
-    edited = view_params(st.session_state, spec)[0] != {
-        k: v for k, v in (written or {}).items() if k != MODEL_PARAM}
-    if written is not None and edited and not arrived(page):
-        return
+    if written is not None and not arrived(page) and view_params(st.session_state, spec)[0] != {
+            k: v for k, v in written.items() if k != MODEL_PARAM}:
+        return  # edited on the page: the URL may be stale
     restored = parse_params(fresh, spec, ignore=(MODEL_PARAM,))
     for key, value in restored.values.items():
         st.session_state[key] = value

@@ -383,8 +383,8 @@ class ExperimentRunner:
                     for mdl in group for split, lang, kind, cer in self._cells(mdl)
                     for scorer in self._scorers(mdl))
         gold = self._gold()
-        aligned = all(self._identify(mdl) and align_path(self.cache, name, mdl, len(gold[name])).is_file()
-                      for _, name, mdl in aligned_models(self._models(), self.grid.langs) if name in gold
+        aligned = all(self._identify(mdl) and self._align_file(name, mdl).is_file()
+                      for _, name, mdl in self._aligned() if name in gold
                       and mdl.tag == group[0].tag)
         return cells and aligned
 
@@ -611,35 +611,41 @@ class ExperimentRunner:
             self._gold_sets = gold_sets(self.grid, self.data_dir, self._note)
         return self._gold_sets
 
+    def _aligned(self) -> list[tuple[str, str, GridModel]]:
+        return aligned_models(self._models(), self.grid.langs)
+
+    def _align_file(self, name: str, mdl: GridModel) -> Path:
+        return align_path(self.cache, name, mdl, len(self._gold()[name]))
+
     def _align_tasks(self) -> list[Task]:
         from optical_core.encoders.registry import load_encoder
         from optical_core.pairs.align import score_gold
 
         gold = self._gold()
         tasks = []
-        for _, name, mdl in aligned_models(self._models(), self.grid.langs):
+        for _, name, mdl in self._aligned():
             if name not in gold:
                 continue
 
             def run(mdl=mdl, name=name) -> None:
                 self._locate(mdl)
                 s = score_gold(load_encoder(mdl.model), gold[name])
-                runs_mod.write_json_atomic(align_path(self.cache, name, mdl, len(gold[name])), {
+                runs_mod.write_json_atomic(self._align_file(name, mdl), {
                     "aer": s.aer, "precision": s.precision, "recall": s.recall, "f1": s.f1})
 
             tasks.append(Task(
                 f"align-{name}-{mdl.tag}", "alignment",
                 lambda mdl=mdl, name=name: self._identify(mdl)
-                and align_path(self.cache, name, mdl, len(gold[name])).is_file(), run))
+                and self._align_file(name, mdl).is_file(), run))
         return tasks
 
     def _finished_alignment(self) -> list[dict[str, Any]]:
         gold = self._gold()
         out = []
-        for lang, name, mdl in aligned_models(self._models(), self.grid.langs):
+        for lang, name, mdl in self._aligned():
             if name not in gold or not self._identify(mdl):
                 continue
-            f = align_path(self.cache, name, mdl, len(gold[name]))
+            f = self._align_file(name, mdl)
             if f.is_file():
                 out.append({"method": mdl.method, "lang": lang, "pairs": mdl.pairs,
                             "seed": mdl.seed, "gold": name, **json.loads(f.read_text()),
