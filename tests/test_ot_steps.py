@@ -73,8 +73,8 @@ def test_small_epsilon_stays_finite():
 
 
 @pytest.mark.parametrize("kw, match", [
-    (dict(epsilon=0.0), "ε"), (dict(epsilon=float("nan")), "ε"), (dict(n=-1), "steps"),
-    (dict(a=[1.0, 1.0]), "shape"), (dict(a=[-1.0, 1.0, 1.0]), "non-negative"),
+    ({"epsilon": 0.0}, "ε"), ({"epsilon": float("nan")}, "ε"), ({"n": -1}, "steps"),
+    ({"a": [1.0, 1.0]}, "shape"), ({"a": [-1.0, 1.0, 1.0]}, "non-negative"),
 ])
 def test_bad_input_is_a_clear_error(kw, match):
     with pytest.raises(OTInputError, match=match):
