@@ -4,7 +4,7 @@ Thin by design: ``optical_core.experiments.report`` reads the results folder
 (``$OPTICAL_RESULTS_DIR`` or ``./results``) and builds the tables and the report,
 ``optical_core.experiments.figures`` draws the curves; the page picks a folder (or takes
 ``?results=NAME``) and shows them. Without local results it shows the grid shipped with the
-app (``docs/results5k``, see ``ui.results``), labelled as such.
+app (``grid-results/results5k``, see ``ui.results``), labelled as such.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ def test_no_results_folder_says_how_to_make_one(monkeypatch, tmp_path):
     monkeypatch.setattr(ui.results, "SHIPPED_DIR", tmp_path / "not-shipped")  # an app without docs/
     at = page()
     info = texts(at, "info")
-    assert "optical experiment --config experiments/quick.toml" in info
+    assert "optical experiment --config grid-configs/quick.toml" in info
     assert "OPTICAL_RESULTS_DIR" in info
     assert not at.dataframe and not at.error
 
@@ -102,9 +102,9 @@ def test_without_local_results_the_shipped_grid_is_shown():
     at = page()
     info = texts(at, "info")
     assert "**Shipped results** (`results5k`" in info
-    assert "`optical experiment --config experiments/results5k.toml`" in info  # its command
+    assert "`optical experiment --config grid-configs/results5k.toml`" in info  # its command
     assert f"made on {(rec.get('finished') or rec['started'])[:10]}" in info  # and its date
-    assert "optical experiment --config experiments/quick.toml" in info  # how to make your own
+    assert "optical experiment --config grid-configs/quick.toml" in info  # how to make your own
     # the headline grid first; the other shipped grids (29k, robustness) in the picker
     box = at.selectbox(key="res_name")
     assert box.value == "shipped:results5k" and len(box.options) == len(shipped_grids())

@@ -3,7 +3,7 @@
 Serves a results folder written by tests/_results_fixture.py, opens the Results page,
 waits for the curves and tables, takes a screenshot, then follows a checkpoint's link to
 the Alignment page and checks that its model picker shows that run. With an empty results
-folder (a first visit), the page shows the grid shipped in docs/results5k instead. Skipped
+folder (a first visit), the page shows the grid shipped in grid-results/results5k instead. Skipped
 when /usr/bin/chromium or the Python playwright package is missing.
 """
 
@@ -112,7 +112,7 @@ def test_first_visit_shows_the_shipped_grid(empty_server, browser):
     page.get_by_text("MRR@10 per language and method").wait_for(timeout=60_000)
     body = page.inner_text("body")
     assert "Shipped results" in body and "results5k" in body
-    assert "optical experiment --config experiments/results5k.toml" in body
+    assert "optical experiment --config grid-configs/results5k.toml" in body
     import sys
     from pathlib import Path
 

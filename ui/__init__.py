@@ -12,7 +12,7 @@ one job a module:
 * :mod:`ui.links` (no Streamlit) and :mod:`ui.share`: shareable views, a page's state in the
   URL's query parameters, checked on the way back in, and the "Link to this view" box;
 * :mod:`ui.results`: which results the Results page offers (local folders, and the grid
-  shipped in ``docs/results5k``) and its folder picker;
+  shipped in ``grid-results/results5k``) and its folder picker;
 * :mod:`ui.alignment`, :mod:`ui.alignment_controls`, :mod:`ui.retrieval`, :mod:`ui.distill`:
   what one page draws or caches that would crowd the page itself;
 * :mod:`ui.pair_summary`, :mod:`ui.ranking_summary`, :mod:`ui.run_summary`: the pages' pure

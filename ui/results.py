@@ -1,6 +1,6 @@
 """Which results the Results page can show: the local results folders (``optical
 experiment`` output under ``$OPTICAL_RESULTS_DIR`` or ``./results``) and the grid shipped
-with the app (``docs/results5k``), so a first visit shows real tables at once.
+with the app (``grid-results/results5k``), so a first visit shows real tables at once.
 
 Local results take over when there are any; the shipped grid is then the last choice of
 the page's picker. The shipped folder is read-only: the page offers no "Write the report"
@@ -40,7 +40,7 @@ from ui.links import Param, parse_params
 from ui.state import link_once, mark_link_applied, stop
 
 #: The grid shipped with the app (the one behind docs/RESULTS.md).
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "docs" / "results5k"
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "grid-results" / "results5k"
 #: The other grids shipped beside it (folders next to it), in the picker's order: cs on
 #: 29k pairs, and issue 15's robustness variants (5k and 29k pairs, word alignment).
 SHIPPED_MORE = ("results29k", "robust5k", "robust29k", "robustaer")
@@ -104,7 +104,7 @@ class Shipped:
     def note(self) -> str:
         """One Markdown paragraph: what these results are and how they were made."""
         when = f" on {self.date}" if self.date else ""
-        return (f"**Shipped results** (`{self.name}`, in `docs/{self.path.name}` of the "
+        return (f"**Shipped results** (`{self.name}`, in `grid-results/{self.path.name}` of the "
                 f"app's source): made{when} by `{self.command}`. They are the numbers behind "
                 "docs/RESULTS.md, read-only.")
 
@@ -136,7 +136,7 @@ def _command(folder: Path, name: str) -> str:
         m = _COMMAND_RE.match(line.strip())
         if m:
             return m[1]
-    return f"optical experiment --config experiments/{name}.toml"
+    return f"optical experiment --config grid-configs/{name}.toml"
 
 
 def shipped_results(folder: Path | None = None) -> Shipped | None:

@@ -3,8 +3,8 @@
 Runs a grid (:mod:`optical_core.experiments`) from a TOML file or a preset name with a
 progress bar on stderr::
 
-    optical experiment --config experiments/quick.toml     # or: --quick
-    optical experiment --config experiments/results5k.toml --results-dir results
+    optical experiment --config grid-configs/quick.toml     # or: --quick
+    optical experiment --config grid-configs/results5k.toml --results-dir results
 
 Before it starts it prints what it reuses and what is left (trainings, cells and
 alignment scores) with a time estimate from the tasks timed so far. Rerunning the same
@@ -36,7 +36,7 @@ def add_experiment(sub) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--config", help="grid TOML file or preset name (quick, micro, results5k)")
     src.add_argument("--quick", action="store_true",
-                     help="the quick preset (experiments/quick.toml, < 30 min on 2 cores)")
+                     help="the quick preset (grid-configs/quick.toml, < 30 min on 2 cores)")
     p.add_argument("--name", help="results folder name (default: the config's name)")
     p.add_argument("--results-dir", help="results root (default: $OPTICAL_RESULTS_DIR or ./results)")
     p.add_argument("--runs-dir", help="where trained runs go (default: $OPTICAL_RUNS_DIR or ./runs)")

@@ -33,7 +33,7 @@ from optical_core.runs import primary_mrr
 #: DistillConfig fields that do not change what is learnt, left out of the run hash.
 _VOLATILE = ("data_dir", "eval_steps", "probe_every", "save_steps", "save_total_limit",
              "teacher_cache", "device")
-PRESET_DIR = Path(__file__).resolve().parents[2] / "experiments"
+PRESET_DIR = Path(__file__).resolve().parents[2] / "grid-configs"
 
 ProgressFn = Callable[[dict[str, Any]], None]
 

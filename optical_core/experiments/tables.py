@@ -32,7 +32,7 @@ CONFIG_FILE = "config.toml"
 REPORT_FILE = "report.md"
 PLOTS_DIR = "plots"
 #: The command that makes a results folder (shown when there is none).
-RUN_HINT = "optical experiment --config experiments/quick.toml"
+RUN_HINT = "optical experiment --config grid-configs/quick.toml"
 
 METHOD_LABELS: dict[str, str] = {
     "none": "none (untrained MiniLM)", "mse": "MSE-KD", "ot": "OT-KD", "ot+mse": "OT+MSE-KD",
