@@ -1,4 +1,4 @@
-"""Word alignment from transport plans and similarity matrices, Pharaoh I/O and AER.
+"""Word alignment from transport plans and similarity matrices, and its AER.
 
 Conventions (shared with :mod:`optical_core.ot`):
 
@@ -9,19 +9,15 @@ Conventions (shared with :mod:`optical_core.ot`):
 * Gold alignments have *sure* links ``S`` and *possible* links ``P ⊇ S`` (Och & Ney 2003).
   Everywhere in this module the possible set returned or used includes the sure links.
 
-Everything here is a pure function over numpy arrays and Python sets (no model, no I/O
-except the two Pharaoh file helpers).
+Everything here is a pure function over numpy arrays and Python sets (no model, no I/O;
+the Pharaoh link format is :mod:`optical_core.pharaoh`).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -89,6 +85,25 @@ def links_to_matrix(links: Iterable[tuple[int, int]], n: int, m: int) -> np.ndar
             raise ValueError(f"link ({i}, {j}) lies outside a {n}×{m} matrix")
         out[i, j] = True
     return out
+
+
+def check_link(link: Any) -> tuple[int, int]:
+    """A link as a pair of non-negative Python ints.
+
+    Raises:
+        ValueError: not a pair, a non-integer index or a negative one (the message shows it).
+    """
+    try:
+        i, j = link
+    except (TypeError, ValueError):
+        raise ValueError(f"a link must be a pair (i, j), got {link!r}") from None
+    if isinstance(i, bool) or isinstance(j, bool) or not all(
+        isinstance(x, (int, np.integer)) for x in (i, j)
+    ):
+        raise ValueError(f"link indices must be integers, got {link!r}")
+    if i < 0 or j < 0:
+        raise ValueError(f"link {link!r} has a negative index")
+    return int(i), int(j)
 
 
 # -------------------------------------------------------------- link extraction
@@ -255,7 +270,7 @@ def diagonal_links(n: int, m: int) -> Links:
         return set()
     if n == 1:
         return {(0, 0)}
-    return {(i, int(round(i * (m - 1) / (n - 1)))) for i in range(n)}
+    return {(i, round(i * (m - 1) / (n - 1))) for i in range(n)}
 
 
 # ---------------------------------------------------------------- subword → word
@@ -372,135 +387,6 @@ def pool_to_words(
     return out
 
 
-# -------------------------------------------------------------------- Pharaoh I/O
-
-_TOKEN = re.compile(r"^(\d+)([-p])(\d+)$")
-
-
-def _check_link(link: Any) -> tuple[int, int]:
-    try:
-        i, j = link
-    except (TypeError, ValueError):
-        raise ValueError(f"a link must be a pair (i, j), got {link!r}") from None
-    if isinstance(i, bool) or isinstance(j, bool) or not all(
-        isinstance(x, (int, np.integer)) for x in (i, j)
-    ):
-        raise ValueError(f"link indices must be integers, got {link!r}")
-    if i < 0 or j < 0:
-        raise ValueError(f"link {link!r} has a negative index")
-    return int(i), int(j)
-
-
-def to_pharaoh(
-    links: Iterable[tuple[int, int]],
-    one_indexed: bool = False,
-    possible: Iterable[tuple[int, int]] | None = None,
-) -> str:
-    """Write links as one Pharaoh line, e.g. ``"0-1 2-3 4p4"``, sorted by (source, target).
-
-    Args:
-        links: 0-indexed sure links, written ``i-j``.
-        one_indexed: add 1 to every index on output (the gold files are 1-indexed).
-        possible: 0-indexed possible links; those not among ``links`` are written ``ipj``.
-            (Passing the possible set with or without the sure links gives the same line.)
-
-    Raises:
-        ValueError: a negative or non-integer index.
-    """
-    off = 1 if one_indexed else 0
-    sure = {_check_link(x) for x in links}
-    maybe = {_check_link(x) for x in (possible or ())} - sure
-    items = [(i, j, "-") for i, j in sure] + [(i, j, "p") for i, j in maybe]
-    items.sort()
-    return " ".join(f"{i + off}{sep}{j + off}" for i, j, sep in items)
-
-
-def parse_pharaoh(line: str, one_indexed: bool = False) -> tuple[Links, Links]:
-    """Read one Pharaoh line (``i-j`` sure, ``ipj`` possible).
-
-    Args:
-        line: whitespace-separated tokens; an empty line is an empty alignment.
-        one_indexed: the indices in ``line`` start at 1 (they are returned 0-indexed).
-
-    Returns:
-        ``(sure, possible)`` 0-indexed, with ``possible ⊇ sure``.
-
-    Raises:
-        ValueError: a token that is not ``<int>-<int>`` / ``<int>p<int>`` (the message
-            names it), or a 0 index in a 1-indexed line.
-    """
-    off = 1 if one_indexed else 0
-    sure: Links = set()
-    possible: Links = set()
-    for tok in line.split():
-        mt = _TOKEN.match(tok)
-        if mt is None:
-            raise ValueError(
-                f"malformed Pharaoh token {tok!r}: expected 'i-j' (sure) or 'ipj' (possible)"
-            )
-        i, j = int(mt.group(1)) - off, int(mt.group(3)) - off
-        if i < 0 or j < 0:
-            raise ValueError(
-                f"Pharaoh token {tok!r} has index 0 but the line is read as 1-indexed"
-            )
-        possible.add((i, j))
-        if mt.group(2) == "-":
-            sure.add((i, j))
-    return sure, possible
-
-
-def read_pharaoh_file(
-    path: str | os.PathLike[str], one_indexed: bool = False
-) -> list[tuple[Links, Links]]:
-    """Read a Pharaoh file, one ``(sure, possible)`` pair per line (blank line = no links).
-
-    Raises:
-        ValueError: a malformed token; the message gives the file and line number.
-    """
-    out: list[tuple[Links, Links]] = []
-    text = Path(path).read_text(encoding="utf-8")
-    for k, line in enumerate(text.splitlines(), start=1):
-        try:
-            out.append(parse_pharaoh(line, one_indexed=one_indexed))
-        except ValueError as err:
-            raise ValueError(f"{path}, line {k}: {err}") from None
-    return out
-
-
-def write_pharaoh_file(
-    path: str | os.PathLike[str],
-    links: Sequence[Iterable[tuple[int, int]]],
-    one_indexed: bool = False,
-    possible: Sequence[Iterable[tuple[int, int]]] | None = None,
-) -> None:
-    """Write one Pharaoh line per sentence (atomically: temp file, then rename).
-
-    Args:
-        path: output file.
-        links: per sentence, the 0-indexed sure links.
-        one_indexed: write 1-indexed.
-        possible: per sentence, possible links (same length as ``links``), or ``None``.
-    """
-    if possible is not None and len(possible) != len(links):
-        raise ValueError(
-            f"{len(links)} sentences of links but {len(possible)} of possible links"
-        )
-    per_sentence = possible if possible is not None else [None] * len(links)
-    lines = [
-        to_pharaoh(sent, one_indexed=one_indexed, possible=maybe)
-        for sent, maybe in zip(links, per_sentence)
-    ]
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write("".join(line + "\n" for line in lines))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ------------------------------------------------------------------------ scoring
 
 
@@ -572,9 +458,9 @@ class AlignmentScores:
 
 
 def _counts(pred: Iterable, sure: Iterable, possible: Iterable | None) -> tuple[int, ...]:
-    a = {_check_link(x) for x in pred}
-    s = {_check_link(x) for x in sure}
-    p = {_check_link(x) for x in possible} | s if possible is not None else set(s)
+    a = {check_link(x) for x in pred}
+    s = {check_link(x) for x in sure}
+    p = {check_link(x) for x in possible} | s if possible is not None else set(s)
     return len(a), len(s), len(p), len(a & s), len(a & p)
 
 
@@ -646,18 +532,15 @@ __all__ = [
     "AlignmentScores",
     "Links",
     "argmax_links",
+    "check_link",
     "diagonal_links",
     "extract_links",
     "itermax_links",
     "jaccard",
     "links_to_matrix",
-    "parse_pharaoh",
     "pool_to_words",
-    "read_pharaoh_file",
     "score_alignment",
     "score_corpus",
     "threshold_links",
-    "to_pharaoh",
     "word_links",
-    "write_pharaoh_file",
 ]

@@ -16,7 +16,7 @@ PACKAGE = REPO / "optical_core"
 
 #: The layers, bottom first. A module may import from its own layer and the ones below.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("ot", "perturb", "data", "alignment", "runs"),  # pure OT, text noise, data, run folders
+    ("ot", "perturb", "data", "alignment", "pharaoh", "fingerprint", "safe_write", "runs"),
     ("encoders",),
     ("pairs", "retrieval"),
     ("distill",),

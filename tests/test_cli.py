@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from optical_core.alignment import read_pharaoh_file
 from optical_core.cli.entry import main
+from optical_core.pharaoh import read_pharaoh_file
 
 PAIRS = (
     "A dog runs along the beach . ||| A puppy is running on the sand .\n"
@@ -94,7 +94,8 @@ def test_score_line_count_mismatch(tmp_path, monkeypatch, capsys):
 
 def test_console_script_is_installed_and_errors_cleanly():
     proc = subprocess.run([sys.executable, "-m", "optical_core.cli", "score", "--gold", "/nope",
-                           "--pred", "/nope"], capture_output=True, text=True, timeout=120)
+                           "--pred", "/nope"], check=False, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr and proc.stderr.startswith("error:")
 

@@ -8,7 +8,6 @@ import importlib.util
 import plotly.graph_objects as go
 import streamlit as st
 
-from optical_core import alignment as al
 from optical_core import data as D
 from optical_core.alignment import AlignmentScores
 from optical_core.encoders.anchor import SentenceOnlyError
@@ -23,6 +22,7 @@ from optical_core.pairs.summary import (
     plan_csv,
     unknown_tokens,
 )
+from optical_core.pharaoh import to_pharaoh
 from ui.alignment_controls import LinkChoice
 from ui.common import DATA_HINT, LANG_NAMES, data_sources
 from ui.errors import show_error
@@ -329,7 +329,7 @@ def export_panel(pair: PairAlignment, fig: go.Figure) -> None:
     st.divider()
     st.markdown("##### Export")
     e1, e2, e3, e4 = st.columns(4)
-    pharaoh = al.to_pharaoh(pair.word_links)
+    pharaoh = to_pharaoh(pair.word_links)
     e1.download_button(
         "Links (Pharaoh)", pharaoh + "\n", file_name="alignment.pharaoh", mime="text/plain",
         key="al_dl_pharaoh", on_click="ignore", icon=":material/download:",

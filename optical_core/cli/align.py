@@ -41,11 +41,11 @@ def add_align(sub) -> None:
 
 
 def run_align(args) -> int:
-    from optical_core.alignment import to_pharaoh
     from optical_core.encoders.base import TruncationWarning
     from optical_core.encoders.registry import load_encoder
     from optical_core.ot.solve import OTConfig
     from optical_core.pairs.align import align_embeddings
+    from optical_core.pharaoh import to_pharaoh
 
     cfg = OTConfig(solver=args.solver, epsilon=args.epsilon, tau=args.tau, mass=args.mass)
     with _open_in(args.input) as stream:

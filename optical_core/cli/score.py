@@ -25,7 +25,8 @@ def add_score(sub) -> None:
 
 
 def run_score(args) -> int:
-    from optical_core.alignment import read_pharaoh_file, score_corpus
+    from optical_core.alignment import score_corpus
+    from optical_core.pharaoh import read_pharaoh_file
 
     gold = read_pharaoh_file(args.gold, one_indexed=args.one_indexed or args.gold_one_indexed)
     pred = read_pharaoh_file(args.pred, one_indexed=args.one_indexed)

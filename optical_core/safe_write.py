@@ -1,0 +1,154 @@
+"""Writing the user's output files: atomically, cleaning up after a failure, and never into
+a folder that holds someone else's files.
+
+* :func:`write_text_atomic` writes a temporary file next to the target and renames it into
+  place, so the target is either the old file or the whole new one. On any failure
+  (a full disk, Ctrl-C) the temporary file is removed and the error names the user's path,
+  never the temporary one. A temporary file left by a killed writer (its process is gone)
+  is removed by the next write of the same target.
+* :func:`claim_output_folder` lets a writer create or fill a folder only when it is new,
+  empty, or carries :data:`OUTPUT_MARKER` (the project made it); anything else is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+OUTPUT_MARKER = ".optical-explorer-output"
+"""The file that marks a folder the project created and may write into again."""
+
+
+class OutputError(Exception):
+    """An output could not be written; the message names the user's path and what to do."""
+
+
+def _tmp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> int:
+    """Remove the temporary files that killed writers of ``path`` left beside it.
+
+    Only names of the form ``.<name>.<pid>-<random>.tmp`` whose ``pid`` is no longer
+    running are removed, so a concurrent writer's file is never touched.
+
+    Returns:
+        How many were removed.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)-[^/]*\.tmp$")
+    removed = 0
+    try:
+        siblings = list(path.parent.iterdir())
+    except OSError:
+        return 0
+    for sib in siblings:
+        match = pattern.match(sib.name)
+        if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+            try:
+                sib.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, what: str = "") -> None:
+    """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` through a temporary file in the
+    same folder and a rename.
+
+    Args:
+        path: the user's output file.
+        text: its whole content.
+        what: how the user named it (``"--output"``), put in front of the error messages.
+
+    Raises:
+        OutputError: ``path`` is a folder, its folder does not exist, or writing failed;
+            the message names ``path`` and nothing left behind.
+    """
+    path = Path(path)
+    label = f"{what} {path}" if what else str(path)
+    if path.is_dir():
+        raise OutputError(f"{label} is a folder; give a file name inside it")
+    if not path.parent.is_dir():
+        raise OutputError(
+            f"cannot write {label}: the folder {path.parent} does not exist; create it first"
+        )
+    remove_stale_temps(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"cannot write {label}: {_why(exc)}; choose another path") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(
+                f"cannot write {label}: {_why(exc)}; nothing was written, choose another path"
+            ) from None
+        raise
+
+
+def claim_output_folder(folder: str | os.PathLike[str], what: str = "") -> Path:
+    """Make ``folder`` ready to be written into, or refuse.
+
+    A folder that does not exist is created (with its parents) and marked; an empty one is
+    marked; one that carries :data:`OUTPUT_MARKER` is used as it is. Any other folder (the
+    user's own files) and any path that is a file are refused.
+
+    Returns:
+        ``folder`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        OutputError: the folder is not ours, is a file, or cannot be created.
+    """
+    folder = Path(folder).expanduser()
+    label = f"{what} {folder}" if what else str(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{label} is a file, not a folder; give a new or empty folder")
+    try:
+        if folder.is_dir():
+            if (folder / OUTPUT_MARKER).is_file():
+                return folder
+            if any(folder.iterdir()):
+                raise OutputError(
+                    f"{label} already holds files that optical did not write; give a new "
+                    "or empty folder"
+                )
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / OUTPUT_MARKER).write_text(
+            "written by optical-explorer; it may write into this folder again\n",
+            encoding="utf-8",
+        )
+    except OSError as exc:
+        raise OutputError(f"cannot create {label}: {_why(exc)}; choose another folder") from None
+    return folder
+
+
+__all__ = [
+    "OUTPUT_MARKER",
+    "OutputError",
+    "claim_output_folder",
+    "remove_stale_temps",
+    "write_text_atomic",
+]
