@@ -14,11 +14,12 @@ from optical_core.data import DataNotFoundError
 from optical_core.encoders.anchor import SentenceOnlyEncoder
 from optical_core.encoders.base import is_anchor_model, is_default_model
 from optical_core.encoders.transformer import Encoder
-from optical_core.pairs.figures import plan_figure
+from optical_core.ot.solve import OTConfig
 from optical_core.perturb.cer import character_error_rate
 from optical_core.perturb.kinds import NOISE_KINDS
 from optical_core.retrieval.corpus import DEFAULT_SPLIT, RETRIEVAL_SPLITS
 from optical_core.retrieval.explain import explain_match
+from optical_core.retrieval.figures import plan_pair_figures
 from optical_core.retrieval.noise import perturb_query
 from optical_core.retrieval.scorers import SCORERS, Ranking, ScorerConfig, search
 from optical_core.retrieval.shifts import kendall_tau_at_k, rank_change_labels
@@ -120,7 +121,8 @@ def setting_controls(model_id: str, encoder: Encoder) -> Setting:
         scorer = "dense"
     docs, doc_model = doc_encoder_control(model_id, encoder, c2)
     return Setting(model_id, corpus, split, task2, demo, lang,
-                   ScorerConfig(scorer=scorer, rerank_depth=k, epsilon=eps), docs, doc_model)
+                   ScorerConfig(scorer=scorer, rerank_depth=k, ot=OTConfig(epsilon=eps)),
+                   docs, doc_model)
 
 
 def query_controls(s: Setting) -> tuple[Query | None, str, int]:
@@ -238,7 +240,7 @@ def explanation_panel(s: Setting, q: Query, encoder: Encoder, clean_rk: Ranking,
     )
     st.caption(f"Rank {clean_rk.positions()[0][doc] + 1} for the clean query, "
                f"{noisy_rk.positions()[0][doc] + 1} for the noisy one.")
-    eps = s.cfg.epsilon
+    eps = s.cfg.ot.epsilon
     try:
         # The caption's tokens come from the encoder that embedded the rankings' captions.
         ex = explain_match(encoder, q.clean, q.noisy, s.corpus.doc_texts[doc], epsilon=eps,
@@ -246,12 +248,11 @@ def explanation_panel(s: Setting, q: Query, encoder: Encoder, clean_rk: Ranking,
     except Exception as exc:
         show_error(exc, "Solving the plans")
         return
-    p1, p2 = st.columns(2)
-    for col, plan, name, score, key in ((p1, ex.clean, "Clean", ex.score_clean, "ret_plan_clean"),
-                                        (p2, ex.noisy, "Noisy", ex.score_noisy, "ret_plan_noisy")):
-        col.plotly_chart(plan_figure(plan, title=f"{name} query (−⟨P, C⟩ = {score:.3f})",
-                                     marginals=False),
-                         key=key, config={"displayModeBar": False})
+    figs = plan_pair_figures([ex.clean, ex.noisy],
+                             [f"Clean query (−⟨P, C⟩ = {ex.score_clean:.3f})",
+                              f"Noisy query (−⟨P, C⟩ = {ex.score_noisy:.3f})"])
+    for col, fig, key in zip(st.columns(2), figs, ("ret_plan_clean", "ret_plan_noisy")):
+        col.plotly_chart(fig, key=key, config={"displayModeBar": False})
     st.markdown(explanation_text(ex, eps))
     note = plan_docs_note(s.docs, ex)
     if note:

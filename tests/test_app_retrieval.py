@@ -80,6 +80,11 @@ def test_demo_fallback_shows_both_rankings_and_plans(no_data):
     plans = charts(at, "plan")
     assert len(plans) == 2
     assert "Clean query" in plans[0]["layout"]["title"]["text"]
+    heats = [p["data"][0] for p in plans]  # one colour scale: the same shade, the same mass
+    assert heats[0]["zmin"] == heats[1]["zmin"] == 0
+    assert heats[0]["zmax"] == heats[1]["zmax"]
+    why = "".join(m.value for m in at.markdown if "Sinkhorn plans" in m.value)
+    assert "0\\.15" in why and "0\\.50" in why  # the thresholds the statuses use
     assert at.text_area(key="ret_noisy").value != at.session_state["ret_typed"]
     assert any(m.label.startswith("Relevant caption") for m in at.metric)
 

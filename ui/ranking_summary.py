@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from optical_core.retrieval.corpus import Corpus
-from optical_core.retrieval.explain import PlanExplanation
+from optical_core.retrieval.explain import NOT_CONTENT, PlanExplanation
 from optical_core.retrieval.scorers import Ranking, ScorerConfig
 
 #: What the score column means, per scorer (``{k}``: the rerank depth).
@@ -92,16 +92,11 @@ def candidates(relevant: Collection[int], clean: Ranking, noisy: Ranking, depth:
 
 
 def explanation_text(ex: PlanExplanation, eps: float) -> str:
-    """Which caption tokens lost their match under the noise, and which are still matched."""
-    lost = [md_escape(t) for t in ex.lost]
-    kept = [md_escape(t) for t in ex.still_matched(0.5)]
-    return (
-        f"Sinkhorn plans at ε = {eps:g}; rows are query tokens, columns the caption's tokens. "
-        + (f"**Caption tokens that lost their match:** {', '.join(lost)}. "
-           if lost else "No caption token lost its best match by more than 0.15 cosine. ")
-        + (f"**Still matched** (cosine ≥ 0.5 with the noisy query): {', '.join(kept)}."
-           if kept else "No caption token is matched with cosine ≥ 0.5 by the noisy query.")
-    )
+    """The explanation as Markdown: what the plans show, then the sentences of
+    :func:`optical_core.retrieval.explain.explain_tokens` (thresholds first), one per line."""
+    head = (f"Sinkhorn plans at ε = {eps:g}; rows are query tokens, columns the caption's "
+            "tokens, both on one colour scale (darker: more mass moved).")
+    return "  \n".join([md_escape(head), *(md_escape(t) for t in ex.tokens.sentences)])
 
 
 def plan_docs_note(docs: str, ex: PlanExplanation) -> str | None:
@@ -120,11 +115,13 @@ def plan_docs_note(docs: str, ex: PlanExplanation) -> str | None:
 
 
 def match_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """The best match of every caption token before and after the noise, for a table."""
+    """The best match of every caption token before and after the noise, for a table: the
+    numbers and the status that the explanation's sentences name."""
     return [
         {"caption token": md_escape(r["doc_token"]), "clean match": md_escape(r["clean_match"]),
-         "cos": f"{r['clean_cos']:.2f}", "noisy match": md_escape(r["noisy_match"]),
-         "cos ": f"{r['noisy_cos']:.2f}", "change": f"{r['change']:+.2f}", "": r["status"]}
+         "cos before": f"{r['clean_cos']:.2f}", "noisy match": md_escape(r["noisy_match"]),
+         "cos after": f"{r['noisy_cos']:.2f}", "change": f"{r['change']:+.2f}",
+         "status": r["status"] if r["status"] != NOT_CONTENT else "punctuation"}
         for r in rows
     ]
 

@@ -1,21 +1,43 @@
 """Plotly figures of the Retrieval page (pure functions, no Streamlit).
 
-The query↔document plans reuse :func:`optical_core.pairs.figures.plan_figure`; this module adds
-the batch view's metric-vs-noise curves.
+The query↔document plans reuse :func:`optical_core.pairs.figures.plan_figure` on one shared
+colour scale (:func:`plan_pair_figures`); this module adds the batch view's metric-vs-noise
+curves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from optical_core.pairs.figures import one_to_one_mass, plan_figure
 from optical_core.retrieval.metrics import METRIC_LABELS, METRICS
 
+if TYPE_CHECKING:  # pragma: no cover
+    from optical_core.pairs.align import PairAlignment
+
 COLORS = ("#2171b5", "#d94801", "#238b45", "#6a51a3")
+
+
+def plan_pair_figures(
+    pairs: Sequence[PairAlignment], titles: Sequence[str]
+) -> list[go.Figure]:
+    """The plans of the clean and the noisy query, on one colour scale.
+
+    Each is :func:`optical_core.pairs.figures.plan_figure` without marginals; the heatmaps
+    share ``zmin = 0`` and ``zmax`` = the largest of each plan's own top (``max(max P,
+    1/max(n, m))``, see ``plan_figure``), so the same shade means the same mass in both.
+    """
+    top = max(max(float(np.max(p.plan)) if np.size(p.plan) else 0.0,
+                  one_to_one_mass(*np.shape(p.plan))) for p in pairs)
+    figs = [plan_figure(p, title=t, marginals=False) for p, t in zip(pairs, titles)]
+    for fig in figs:
+        fig.update_traces(zmin=0.0, zmax=top, selector=dict(type="heatmap"))
+    return figs
 
 
 def noise_curve_figure(
