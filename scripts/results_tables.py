@@ -1,5 +1,5 @@
 """Print the tables of docs/RESULTS.md from the committed grid folders in grid-results/
-(results5k, results29k, robust5k by default; any grid's name as an argument): seed-pooled
+(every grid there by default, results5k first; or the grids named as arguments): seed-pooled
 MRR@10 with 95 % intervals over seeds and queries, retention at 20 % CER, OT−MSE
 differences, the document-encoder ablation, the lr tuning, word alignment, and the
 robustness variants beside their fair baselines.
@@ -14,6 +14,8 @@ import tomllib
 from pathlib import Path
 
 import pandas as pd
+
+from optical_core.experiments.shipped import shipped_grid_folders
 
 GRIDS = Path(__file__).resolve().parents[1] / "grid-results"
 LABEL = {"none": "untrained MiniLM", "mse": "MSE-KD", "ot": "OT-KD", "ot+mse": "OT+MSE-KD",
@@ -122,9 +124,10 @@ def robust_table(p: pd.DataFrame, lang: str, kind: str, scorer: str = "dense",
 
 
 def main() -> None:
-    names = sys.argv[1:] or ["results5k", "results29k", "robust5k"]
-    for name in names:
-        folder = GRIDS / name
+    folders = ([GRIDS / name for name in sys.argv[1:]]
+               or shipped_grid_folders(GRIDS, first="results5k"))
+    for folder in folders:
+        name = folder.name
         if not (folder / "pooled.csv").is_file():
             print(f"_{name}: no pooled.csv_\n")
             continue

@@ -73,7 +73,7 @@ def main_table(at: AppTest):
 def test_no_results_folder_says_how_to_make_one(monkeypatch, tmp_path):
     import ui.results
 
-    monkeypatch.setattr(ui.results, "SHIPPED_DIR", tmp_path / "not-shipped")  # an app without docs/
+    monkeypatch.setattr(ui.results, "SHIPPED_ROOT", tmp_path / "not-shipped")  # no grid-results/
     at = page()
     info = texts(at, "info")
     assert "optical experiment --config grid-configs/quick.toml" in info

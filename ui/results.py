@@ -26,6 +26,7 @@ from optical_core.experiments.results import (
     load_results,
     results_path,
 )
+from optical_core.experiments.shipped import shipped_grid_folders
 from optical_core.experiments.tables import (
     CONFIG_FILE,
     DOC_ENCODERS,
@@ -39,11 +40,10 @@ from ui.errors import show_error
 from ui.links import Param, parse_params
 from ui.state import link_once, mark_link_applied, stop
 
-#: The grid shipped with the app (the one behind docs/RESULTS.md).
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "grid-results" / "results5k"
-#: The other grids shipped beside it (folders next to it), in the picker's order: cs on
-#: 29k pairs, and issue 15's robustness variants (5k and 29k pairs, word alignment).
-SHIPPED_MORE = ("results29k", "robust5k", "robust29k", "robustaer")
+#: The folder of the grids shipped with the app: each grid folder in it is offered.
+SHIPPED_ROOT = Path(__file__).resolve().parents[1] / "grid-results"
+#: The grid a first visit shows (the one behind docs/RESULTS.md).
+SHIPPED_DEFAULT = "results5k"
 #: Option keys of shipped folders start with this (a local folder name cannot hold ``:``).
 SHIPPED_PREFIX = "shipped:"
 
@@ -142,7 +142,7 @@ def _command(folder: Path, name: str) -> str:
 def shipped_results(folder: Path | None = None) -> Shipped | None:
     """The shipped grid, or ``None`` when its folder is missing (an installed app without
     its ``docs/``) or holds no table."""
-    folder = SHIPPED_DIR if folder is None else Path(folder)
+    folder = SHIPPED_ROOT / SHIPPED_DEFAULT if folder is None else Path(folder)
     if not (folder / "cells.csv").is_file() and not (folder / RESULTS_FILE).is_file():
         return None
     meta: dict[str, Any] = {}
@@ -159,9 +159,9 @@ def shipped_results(folder: Path | None = None) -> Shipped | None:
 
 
 def shipped_grids() -> list[Shipped]:
-    """Every grid shipped with the app that is present: :data:`SHIPPED_DIR` first (the
-    default on a first visit), then :data:`SHIPPED_MORE`."""
-    folders = [SHIPPED_DIR, *(SHIPPED_DIR.parent / name for name in SHIPPED_MORE)]
+    """Every grid folder in :data:`SHIPPED_ROOT`: :data:`SHIPPED_DEFAULT` first (the
+    default on a first visit), then the others by name."""
+    folders = shipped_grid_folders(SHIPPED_ROOT, first=SHIPPED_DEFAULT)
     return [g for g in map(shipped_results, folders) if g is not None]
 
 
