@@ -52,6 +52,8 @@ from ui.state import follow_context, init_state, keep_state
 
 DEPTH = 10
 MAX_CHARS = 1000
+#: The noise slider's top level (%): the one-query noise is a prefix of one draw there.
+MAX_CER_PCT = 30
 NOISE_HELP = {"typo": "Typo: " + NOISE_KINDS["keyboard"], **NOISE_KINDS}
 DEFAULTS = {
     "ret_split": DEFAULT_SPLIT, "ret_task2": False, "ret_lang": "de", "ret_scorer": "dense",
@@ -150,15 +152,19 @@ def query_controls(s: Setting) -> tuple[Query | None, str, int]:
     kind = q2.selectbox("Noise", NOISE_OPTIONS, key="ret_kind",
                         help="; ".join(f"{k}: {v}" for k, v in NOISE_HELP.items()))
     q2.caption(NOISE_HELP.get(kind, ""))
-    cer_pct = q2.slider("Noise level (target character error rate, %)", 0, 30, step=1,
-                        key="ret_cer")
+    cer_pct = q2.slider(
+        "Noise level (target character error rate, %)", 0, MAX_CER_PCT, step=1, key="ret_cer",
+        help="Noise that grows: one draw per query and seed, and a higher level keeps the "
+        "edits of a lower one and adds more. The batch tab and the grids draw each level "
+        "afresh.")
     seed = int(q2.number_input("Seed", 0, 2**31 - 1, step=1, key="ret_seed"))
     keep_state(DEFAULTS)
     if not clean:
         st.warning("Type a query (at least one word) to rank the captions.")
         return None, kind, seed
 
-    pert = perturb_query(clean, kind, cer_pct / 100, seed, s.lang, index=qidx)
+    pert = perturb_query(clean, kind, cer_pct / 100, seed, s.lang, index=qidx,
+                         nested_top=MAX_CER_PCT / 100)
     # The noisy query box follows the noise settings until the user edits it by hand.
     follow_context("ret_noisy", (clean, kind, cer_pct, seed, s.lang), pert.text)
     noisy = q1.text_area(
@@ -169,7 +175,8 @@ def query_controls(s: Setting) -> tuple[Query | None, str, int]:
     if not noisy:
         st.warning("The noisy query is empty; type something or change a setting.")
         return None, kind, seed
-    q1.caption(("Edited by hand. " if noisy != pert.text else f"{len(pert.edits)} edits. ")
+    q1.caption(("Edited by hand. " if noisy != pert.text else f"{len(pert.edits)} edits, "
+                "the first of one draw: a higher level keeps them and adds more. ")
                + f"Measured character error rate {character_error_rate(clean, noisy):.1%}.")
     return Query(clean, noisy, relevant), kind, seed
 

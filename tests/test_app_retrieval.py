@@ -106,6 +106,25 @@ def test_noise_level_moves_the_noisy_ranking(no_data):
     assert any("Measured character error rate" in c.value for c in at.caption)
 
 
+def test_a_higher_noise_level_keeps_the_lower_levels_edits(no_data):
+    """Moving the slider up adds edits to the noisy query instead of drawing new ones."""
+    from optical_core.perturb.cer import levenshtein
+
+    at = page(ret_qidx=2, ret_kind="typo")
+    texts, rates = [], []
+    for level in (5, 10, 20):
+        at.slider(key="ret_cer").set_value(level)
+        ok(at.run())
+        texts.append(at.text_area(key="ret_noisy").value)
+        rates.append(next(c.value for c in at.caption if "Measured character" in c.value))
+    clean = at.selectbox(key="ret_qidx").options[2][3:]
+    dist = [levenshtein(clean, t) for t in texts]
+    assert dist == sorted(dist) and dist[0] < dist[-1]
+    # each step adds edits: the lower level's text is as far from the higher as the gap
+    assert levenshtein(texts[0], texts[2]) == dist[2] - dist[0]
+    assert all("a higher level keeps them" in r for r in rates)
+
+
 def test_hand_edit_is_kept_until_a_setting_changes(no_data):
     at = page()
     at.text_area(key="ret_noisy").input("Ein Hund rennt am Meer.")

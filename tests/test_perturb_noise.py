@@ -24,7 +24,7 @@ from optical_core.perturb.kinds import (
     Perturbation,
     keyboard_neighbours,
 )
-from optical_core.perturb.noise import compose, perturb, perturb_many
+from optical_core.perturb.noise import compose, perturb, perturb_levels, perturb_many
 from optical_core.perturb.text import derive_seed, guess_lang, strip_diacritics
 
 RAW = Path("/work/shared/data/multi30k/task1/raw")
@@ -360,3 +360,37 @@ def test_perturb_many_matches_single_calls(items, kind, cer, seed):
     assert len(batch) == len(items)
     for i, t in enumerate(items):
         assert batch[i] == perturb(t, kind, cer, derive_seed(seed, i))
+
+
+# ------------------------------------------------------------ nested levels
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.text(alphabet="abcdeäöü ßxyz.,", min_size=1, max_size=60),
+    kind=st.sampled_from(["keyboard", "random_char", "delete", "substitute", "insert",
+                           "swap", "ocr", "word_drop", "word_repeat", "lowercase"]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_nested_levels_keep_the_lower_levels_edits(text, kind, seed):
+    """For one text and seed, the edits at CER 0.2 contain those at 0.1 (and at 0.05):
+    noise that grows, where independent draws per level need not."""
+    lo, mid, hi = perturb_levels(text, kind, [0.05, 0.1, 0.2], seed, "de")
+    key = [(e.kind, e.position, e.before, e.after) for e in hi.edits]
+    assert {(e.kind, e.position, e.before, e.after) for e in mid.edits} <= set(key)
+    assert {(e.kind, e.position, e.before, e.after) for e in lo.edits} <= {
+        (e.kind, e.position, e.before, e.after) for e in mid.edits}
+    assert len(lo.edits) <= len(mid.edits) <= len(hi.edits)
+    assert hi.text == perturb(text, kind, 0.2, seed, "de").text
+    assert [p.target_cer for p in (lo, mid, hi)] == [0.05, 0.1, 0.2]
+    again = perturb_levels(text, kind, [0.1], seed, "de")[0]  # its own top: the plain draw
+    assert again.text == perturb(text, kind, 0.1, seed, "de").text
+
+
+def test_nested_levels_grow_on_a_real_sentence():
+    text = "Ein Mann mit einem orangefarbenen Hut starrt auf etwas."
+    levels = perturb_levels(text, "keyboard", [0.0, 0.1, 0.2, 0.3], 7, "de")
+    assert levels[0].text == text and levels[0].edits == []
+    measured = [p.measured_cer for p in levels]
+    assert measured == sorted(measured) and measured[-1] > 0.2
+    assert abs(levels[1].measured_cer - 0.1) < 0.04  # the prefix is sized to the level

@@ -1,15 +1,17 @@
-"""The public calls of the noise: :func:`perturb`, :func:`compose`, :func:`perturb_many`.
+"""The public calls of the noise: :func:`perturb`, :func:`compose`, :func:`perturb_many`,
+:func:`perturb_levels`.
 
 Deterministic given ``seed``; the global :mod:`random` state is never touched.
 """
 
 from __future__ import annotations
 
+import itertools
 import random
 import unicodedata
 from typing import Iterable, Sequence
 
-from optical_core.perturb.cer import character_error_rate
+from optical_core.perturb.cer import character_error_rate, levenshtein
 from optical_core.perturb.chars import _char_kind
 from optical_core.perturb.kinds import CHAR_KINDS, Edit, Perturbation, _check_lang
 from optical_core.perturb.text import (
@@ -29,20 +31,31 @@ from optical_core.perturb.words import _word_kind
 # --------------------------------------------------------------------------
 
 
-def _perturb_nfc(text: str, kind: str, cer: float, seed: int, lang: str | None) -> Perturbation:
+def _draw(text: str, kind: str, cer: float, seed: int, lang: str | None
+          ) -> tuple[list[tuple[int, int, str]], list[Edit]]:
+    """The ops ``(start, end, replacement)`` on ``text`` and their edits, in the order the
+    draw took them (one edit per op, except ``word_drop``'s merged spans)."""
     if not text.strip() or cer == 0.0:
-        return Perturbation(text, text, [], 0.0, kind, cer, seed, lang)
+        return [], []
     rng = random.Random(seed)
     doc = _Doc(text)
     if kind in CHAR_KINDS:
         st = _char_kind(doc, kind, cer, rng, lang)
-        ops, edits = st.ops, sorted(st.edits, key=lambda e: e.position)
-    else:
-        ops, edits = _word_kind(doc, kind, cer, rng)
+        return st.ops, st.edits
+    return _word_kind(doc, kind, cer, rng)
+
+
+def _result(text: str, ops: list[tuple[int, int, str]], edits: list[Edit], kind: str,
+            cer: float, seed: int, lang: str | None) -> Perturbation:
     noisy = unicodedata.normalize("NFC", _apply_ops(text, ops))
-    return Perturbation(
-        noisy, text, edits, character_error_rate(text, noisy), kind, cer, seed, lang
-    )
+    if kind in CHAR_KINDS:  # character edits are listed by position, word edits as drawn
+        edits = sorted(edits, key=lambda e: e.position)
+    return Perturbation(noisy, text, edits, character_error_rate(text, noisy), kind, cer,
+                        seed, lang)
+
+
+def _perturb_nfc(text: str, kind: str, cer: float, seed: int, lang: str | None) -> Perturbation:
+    return _result(text, *_draw(text, kind, cer, seed, lang), kind, cer, seed, lang)
 
 
 def perturb(
@@ -118,3 +131,33 @@ def perturb_many(
         _perturb_nfc(_check_text(t), kind, cer, derive_seed(seed, i), lg)
         for i, t in enumerate(texts)
     ]
+
+
+def perturb_levels(
+    text: str, kind: str, cers: Sequence[float], seed: int, lang: str | None = None
+) -> list[Perturbation]:
+    """Nested noise: one :class:`Perturbation` per target CER in ``cers`` (any order), where
+    a higher CER keeps every edit of a lower one and adds more.
+
+    One draw at ``max(cers)`` (the text of :func:`perturb` at that level) fixes the order of
+    its edits; the level ``c`` keeps the longest prefix of that order whose summed edit
+    cost (Levenshtein distance of each edit) is at most ``round(c · len(text))``. So the
+    measured CER grows with the level, unlike independent draws per level (what
+    :func:`perturb` and the experiment grids do), where each level has its own edits and a
+    query can look better at a higher level. Arguments and errors as :func:`perturb`.
+    """
+    kind = _check_kind(kind)
+    levels = [_check_cer(c) for c in cers]
+    seed = _check_seed(seed)
+    lg = None if lang is None else _check_lang(lang)
+    text = _check_text(text)
+    top = max(levels, default=0.0)
+    ops, edits = _draw(text, kind, top, seed, lg)
+    if len(edits) != len(ops):  # merged spans (word_drop): one edit per op instead
+        edits = [Edit(kind, s, text[s:e], new) for s, e, new in ops]
+    spent = list(itertools.accumulate(levenshtein(text[s:e], new) for s, e, new in ops))
+    out = []
+    for c in levels:
+        k = len(ops) if c == top else sum(1 for x in spent if x <= round(c * len(text)))
+        out.append(_result(text, ops[:k], edits[:k], kind, c, seed, lg))
+    return out

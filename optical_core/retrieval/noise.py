@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from optical_core.perturb.kinds import LANGS as NOISE_LANGS
 from optical_core.perturb.kinds import NOISE_KINDS, Perturbation
-from optical_core.perturb.noise import perturb
+from optical_core.perturb.noise import perturb, perturb_levels
 from optical_core.perturb.text import derive_seed
 from optical_core.retrieval.corpus import QuerySet
 
@@ -38,13 +38,18 @@ def _noise_lang(lang: str | None) -> str | None:
 
 def perturb_query(
     text: str, kind: str, cer: float, seed: int, lang: str | None = None,
-    index: int | None = None,
+    index: int | None = None, nested_top: float | None = None,
 ) -> Perturbation:
     """Noise for one query. With ``index`` (the query's position in its query set) the
     seed is ``derive_seed(seed, index)``, exactly as in :func:`perturb_queries`, so the
-    page shows the same noisy query as the batch evaluation."""
+    page shows the same noisy query as the batch evaluation. With ``nested_top`` the edits
+    are the first of one draw at that level (:func:`optical_core.perturb.noise.perturb_levels`):
+    a higher ``cer`` keeps the edits of a lower one."""
     s = seed if index is None else derive_seed(seed, index)
-    return perturb(text, resolve_noise(kind), cer, s, _noise_lang(lang))
+    if nested_top is None:
+        return perturb(text, resolve_noise(kind), cer, s, _noise_lang(lang))
+    return perturb_levels(text, resolve_noise(kind), [cer, max(cer, nested_top)], s,
+                          _noise_lang(lang))[0]
 
 
 def perturb_queries(
