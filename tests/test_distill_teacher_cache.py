@@ -156,3 +156,45 @@ def test_the_loss_is_the_same_from_the_cache(tiny, tiny_other, tmp_path, weights
     torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3)
     with pytest.raises(DistillError, match="index into the cache"):
         with_cache([dict(f) for f in feats], None)
+
+
+def test_a_zeroed_entry_is_rebuilt_and_says_so(teacher, tmp_path):
+    """Token vectors overwritten with zeros (shapes intact) must not be reused: the loss
+    against zero targets sat at 1.0."""
+    from optical_core.fingerprint import CacheRebuiltWarning
+
+    good = tc.teacher_cache(teacher, TEXTS, root=tmp_path)
+    path = good.path / tc.EMBEDDINGS_FILE
+    arrays = load_file(path)
+    arrays["tokens"] = torch.zeros_like(arrays["tokens"])
+    save_file(arrays, path)
+    with pytest.warns(CacheRebuiltWarning, match="checksum"):
+        again = tc.teacher_cache(teacher, TEXTS, root=tmp_path)
+    assert not again.reused
+    torch.testing.assert_close(again.tokens.float(), good.tokens.float())
+    assert tc.teacher_cache(teacher, TEXTS, root=tmp_path).reused
+
+
+def test_a_zeroed_entry_without_a_checksum_is_rebuilt(teacher, tmp_path):
+    import json
+
+    good = tc.teacher_cache(teacher, TEXTS, root=tmp_path)
+    meta = json.loads((good.path / tc.META_FILE).read_text())
+    del meta["checksum"]  # an entry written before checksums existed stays valid
+    (good.path / tc.META_FILE).write_text(json.dumps(meta))
+    assert tc.teacher_cache(teacher, TEXTS, root=tmp_path).reused
+    arrays = load_file(good.path / tc.EMBEDDINGS_FILE)
+    arrays["tokens"][arrays["offsets"][1]] = 0.0  # one content token zeroed
+    save_file(arrays, good.path / tc.EMBEDDINGS_FILE)
+    again = tc.teacher_cache(teacher, TEXTS, root=tmp_path)
+    assert not again.reused
+    torch.testing.assert_close(again.tokens.float(), good.tokens.float())
+
+
+def test_the_entry_key_is_unchanged(teacher):
+    """Existing caches stay valid: the key of a teacher is what it was before the
+    fingerprint helpers moved (the tag that starts every weights fingerprint)."""
+    from optical_core.fingerprint import WEIGHTS_TAG
+
+    assert WEIGHTS_TAG == "optical-retrieval-cache-v1"
+    assert len(tc.cache_key(teacher, TEXTS)) == 32

@@ -73,3 +73,41 @@ def test_cache_dir_from_env(monkeypatch, tmp_path):
     assert embedding_cache_dir() == tmp_path / "embeddings"
     monkeypatch.delenv("OPTICAL_CACHE_DIR")
     assert embedding_cache_dir() == Path.home() / ".cache" / "optical-explorer" / "embeddings"
+
+
+def test_a_changed_vector_fails_the_checksum_and_is_rebuilt(encoder, tmp_path):
+    import pytest
+
+    from optical_core.fingerprint import CacheRebuiltWarning
+
+    corpus = demo_corpus()
+    first = build_index(encoder, corpus, tokens=True, cache_dir=tmp_path)
+    meta = json.loads((first.cache_path / "sentence" / "meta.json").read_text())
+    assert len(meta["checksum"]) == 32
+    # one vector changed in place: shapes, dtype and finiteness are intact
+    path = first.cache_path / "sentence" / "sentence.npy"
+    arr = np.load(path)
+    arr[2] = arr[3]
+    np.save(path, arr)
+    with pytest.warns(CacheRebuiltWarning, match="checksum"):
+        fixed = build_index(encoder, corpus, tokens=False, cache_dir=tmp_path)
+    assert fixed.from_cache == {"sentence": False}
+    np.testing.assert_allclose(fixed.sentence, first.sentence, atol=1e-6)
+    assert build_index(encoder, corpus, tokens=False, cache_dir=tmp_path).from_cache == {
+        "sentence": True}
+
+
+def test_a_zeroed_entry_without_a_checksum_is_rebuilt(encoder, tmp_path):
+    corpus = demo_corpus()
+    first = build_index(encoder, corpus, tokens=True, cache_dir=tmp_path)
+    part = first.cache_path / "tokens"
+    meta = json.loads((part / "meta.json").read_text())
+    del meta["checksum"]  # an entry written before checksums existed
+    (part / "meta.json").write_text(json.dumps(meta))
+    assert build_index(encoder, corpus, tokens=True, cache_dir=tmp_path).from_cache == {
+        "sentence": True, "tokens": True}  # still valid: old entries stay usable
+    vec = np.load(part / "token_vectors.npy")
+    np.save(part / "token_vectors.npy", np.zeros_like(vec))
+    again = build_index(encoder, corpus, tokens=True, cache_dir=tmp_path)
+    assert again.from_cache == {"sentence": True, "tokens": False}
+    np.testing.assert_allclose(again.token_vectors, first.token_vectors, atol=1e-6)

@@ -10,13 +10,18 @@ hardly any padding) and stores them under ``$OPTICAL_CACHE_DIR/teacher/<key>/``:
   mass: special tokens and padding are left out); ``offsets`` ``(N + 1,)`` int64, sentence
   ``i`` owns ``tokens[offsets[i]:offsets[i + 1]]``; ``sentence`` ``(N, d)`` float32, the
   pooled sentence embeddings (the MSE target).
-* ``meta.json``: the key and the shapes, checked on every read.
+* ``meta.json``: the key, the shapes and a checksum of the three arrays
+  (:func:`~optical_core.fingerprint.content_checksum`), checked on every read.
 
 The key hashes the teacher (weights, tokenizer, module configuration), its maximum length
 and the English texts in order, so a changed teacher, token limit or bitext gets a new
 entry. An entry is written to a temporary folder and renamed into place: a reader sees a
 whole entry or none. An entry that fails its checks (a crash in the middle of a copy, a
-truncated file, a changed format) is discarded and rebuilt, never half-read.
+truncated file, a changed format, vectors overwritten with other values while the shapes
+stayed intact) is discarded and rebuilt, never half-read; a checksum mismatch says so with
+a :class:`~optical_core.fingerprint.CacheRebuiltWarning`. Entries written before the
+checksum existed have none and are checked by their shapes and values only (a zero
+sentence embedding or a zero content token, which a real teacher never gives, fails).
 
 Under ``torchrun`` rank 0 builds the entry and the other ranks wait for it, then every
 rank reads the rows of the batches it is given.
@@ -30,6 +35,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +44,13 @@ import torch
 
 from optical_core import data as _data
 from optical_core.distill.config import DistillError
-from optical_core.retrieval.cache import corpus_fingerprint, discard_entry, weights_fingerprint
+from optical_core.fingerprint import (
+    CacheRebuiltWarning,
+    content_checksum,
+    corpus_fingerprint,
+    discard_entry,
+    weights_fingerprint,
+)
 
 CACHE_FORMAT = 1
 EMBEDDINGS_FILE = "embeddings.safetensors"
@@ -184,17 +196,8 @@ def encode_teacher(teacher, texts: Sequence[str], batch_size: int = 128,
     return TeacherEmbeddings(tokens, offsets, sentence)
 
 
-def _read(folder: Path, key: str, n: int) -> TeacherEmbeddings | None:
-    """The entry in ``folder``, or ``None`` when it is missing or fails a check."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
-        arrays = load_file(folder / EMBEDDINGS_FILE)
-    except (OSError, ValueError, json.JSONDecodeError, SafetensorError):
-        return None
-    tokens, offsets, sentence = (arrays.get(k) for k in ("tokens", "offsets", "sentence"))
+def _valid(meta: dict, key: str, n: int, tokens, offsets, sentence) -> bool:
+    """The shapes, dtypes and values an entry of ``n`` sentences must have."""
     if (
         meta.get("format") != CACHE_FORMAT or meta.get("key") != key or meta.get("n") != n
         or tokens is None or offsets is None or sentence is None
@@ -206,6 +209,30 @@ def _read(folder: Path, key: str, n: int) -> TeacherEmbeddings | None:
         or not bool(torch.isfinite(sentence).all())
         or not bool(torch.isfinite(tokens).all())
     ):
+        return False
+    # A real embedding is never exactly zero: an all-zero row means damaged bytes.
+    zero_rows = (sentence == 0).all(1).any() or (tokens.shape[0] and (tokens == 0).all(1).any())
+    return not bool(zero_rows)
+
+
+def _read(folder: Path, key: str, n: int) -> TeacherEmbeddings | None:
+    """The entry in ``folder``, or ``None`` when it is missing or fails a check."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+        arrays = load_file(folder / EMBEDDINGS_FILE)
+    except (OSError, ValueError, json.JSONDecodeError, SafetensorError):
+        return None
+    if not isinstance(meta, dict):
+        return None
+    if "checksum" in meta and meta["checksum"] != content_checksum(arrays):
+        warnings.warn(f"the teacher cache entry {folder} does not match its checksum; "
+                      "rebuilding it", CacheRebuiltWarning, stacklevel=3)
+        return None
+    tokens, offsets, sentence = (arrays.get(k) for k in ("tokens", "offsets", "sentence"))
+    if not _valid(meta, key, n, tokens, offsets, sentence):
         return None
     return TeacherEmbeddings(tokens, offsets, sentence, path=folder, reused=True)
 
@@ -216,17 +243,18 @@ def _write(folder: Path, key: str, emb: TeacherEmbeddings, teacher_name: str) ->
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name[:16]}-", dir=folder.parent))
     try:
-        save_file({"tokens": emb.tokens.contiguous(), "offsets": emb.offsets.contiguous(),
-                   "sentence": emb.sentence.contiguous()}, tmp / EMBEDDINGS_FILE)
+        arrays = {"tokens": emb.tokens.contiguous(), "offsets": emb.offsets.contiguous(),
+                  "sentence": emb.sentence.contiguous()}
+        save_file(arrays, tmp / EMBEDDINGS_FILE)
         meta = {"format": CACHE_FORMAT, "key": key, "n": len(emb), "tokens": emb.tokens.shape[0],
                 "dim": emb.tokens.shape[1], "teacher": teacher_name,
+                "checksum": content_checksum(arrays),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
         discard_entry(folder)
         os.replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
 
 
 def teacher_cache(teacher, texts: Sequence[str], root: str | os.PathLike[str] | None = None,

@@ -6,27 +6,29 @@ computed once per model and corpus and stored under ``$OPTICAL_CACHE_DIR/embeddi
 the model (a hash of its weights, tokenizer vocabulary and module configuration, so a
 retrained checkpoint at the same path gets a new entry) and a hash of the document texts.
 Files are ``.npy`` read with ``allow_pickle=False``; each part is written to a temporary
-folder and renamed into place, so a reader never sees half an entry. An entry that fails
+folder and renamed into place, so a reader never sees half an entry. Each part's
+``meta.json`` records a checksum of its arrays (:func:`~optical_core.fingerprint.content_checksum`);
+a part that fails its checks (missing or truncated file, wrong shape, NaN, an all-zero
+vector, bytes that no longer match the checksum) is discarded and rebuilt, and a checksum
+mismatch says so with a :class:`~optical_core.fingerprint.CacheRebuiltWarning`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 import threading
-import time
+import warnings
 import weakref
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from optical_core import data as _data
+from optical_core.fingerprint import CacheRebuiltWarning, content_checksum, weights_fingerprint
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_core.encoders.transformer import Encoder
@@ -63,39 +65,7 @@ def model_fingerprint(encoder: Encoder) -> str:
     return fp
 
 
-def weights_fingerprint(model: torch.nn.Module, max_length: int, tokenizer) -> str:
-    """A hash of a torch model's module configuration (``repr``), weights, maximum length
-    and tokenizer vocabulary: what decides the vectors it gives for a text."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"optical-retrieval-cache-v{CACHE_FORMAT}\0".encode())
-    h.update(repr(model).encode("utf-8", "replace"))
-    h.update(f"\0max_length={max_length}\0".encode())
-    h.update(type(tokenizer).__name__.encode())
-    try:
-        vocab = sorted(tokenizer.get_vocab().items())
-        h.update(json.dumps(vocab, ensure_ascii=False).encode("utf-8"))
-    except Exception:  # pragma: no cover - tokenizers without a vocabulary
-        h.update(str(len(tokenizer)).encode())
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            t = tensor.detach().cpu().contiguous().reshape(-1)
-            h.update(f"\0{name}:{t.dtype}:{tuple(tensor.shape)}\0".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def corpus_fingerprint(texts: Sequence[str]) -> str:
-    """A hash of the document texts, in order."""
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"docs:{len(texts)}\0".encode())
-    for t in texts:
-        b = t.encode("utf-8")
-        h.update(len(b).to_bytes(8, "little"))
-        h.update(b)
-    return h.hexdigest()
-
-
-def _cache_entry(root: Path, model_fp: str, corpus_fp: str) -> Path:
+def cache_entry(root: Path, model_fp: str, corpus_fp: str) -> Path:
     return root / f"{model_fp[:24]}-{corpus_fp[:24]}"
 
 
@@ -105,8 +75,25 @@ _PARTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _load_part(folder: Path, part: str, expect: dict[str, Any]) -> dict[str, np.ndarray] | None:
-    """The arrays of a cached part, or ``None`` if it is missing or does not validate."""
+def _valid_shapes(part: str, arrays: dict[str, np.ndarray], n: int) -> bool:
+    """Shapes, dtypes and values a part of ``n`` documents must have. A real embedding is
+    never the zero vector, so an all-zero row means the bytes were damaged."""
+    if part == "sentence":
+        s = arrays["sentence"]
+        return (s.ndim == 2 and s.shape[0] == n and s.dtype == np.float32
+                and bool(np.isfinite(s).all()) and not bool((s == 0).all(axis=1).any()))
+    v, o, t = arrays["token_vectors"], arrays["token_offsets"], arrays["token_strings"]
+    return not (
+        v.ndim != 2 or v.dtype != np.float32 or o.shape != (n + 1,) or o[0] != 0
+        or o[-1] != v.shape[0] or np.any(np.diff(o) < 1) or t.shape != (v.shape[0],)
+        or t.dtype.kind != "U" or not np.isfinite(v).all() or (v == 0).all(axis=1).any()
+    )
+
+
+def load_part(folder: Path, part: str, expect: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """The arrays of a cached part, or ``None`` if it is missing or does not validate
+    (a checksum mismatch also warns, :class:`CacheRebuiltWarning`). Entries written before
+    checksums existed have none and are checked by their shapes and values only."""
     d = folder / part
     if not d.is_dir():
         return None
@@ -120,35 +107,14 @@ def _load_part(folder: Path, part: str, expect: dict[str, Any]) -> dict[str, np.
         }
     except (OSError, ValueError, json.JSONDecodeError, EOFError):
         return None
-    n = expect["n_docs"]
-    if part == "sentence":
-        s = arrays["sentence"]
-        if s.ndim != 2 or s.shape[0] != n or s.dtype != np.float32 or not np.isfinite(s).all():
-            return None
-    else:
-        v, o, t = arrays["token_vectors"], arrays["token_offsets"], arrays["token_strings"]
-        if (
-            v.ndim != 2 or v.dtype != np.float32 or o.shape != (n + 1,) or o[0] != 0
-            or o[-1] != v.shape[0] or np.any(np.diff(o) < 1) or t.shape != (v.shape[0],)
-            or t.dtype.kind != "U" or not np.isfinite(v).all()
-        ):
-            return None
-    return arrays
+    if "checksum" in meta and meta["checksum"] != content_checksum(arrays):
+        warnings.warn(f"the cached {part} embeddings in {d} do not match their checksum; "
+                      "rebuilding them", CacheRebuiltWarning, stacklevel=2)
+        return None
+    return arrays if _valid_shapes(part, arrays, expect["n_docs"]) else None
 
 
-def discard_entry(path: Path) -> None:
-    """Move a bad cache folder aside and delete it (a reader never sees it half-deleted)."""
-    if not path.exists():
-        return
-    trash = path.with_name(f".trash-{path.name}-{os.getpid()}-{time.monotonic_ns()}")
-    try:
-        os.rename(path, trash)
-    except OSError:
-        return
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _save_part(
+def save_part(
     folder: Path, part: str, arrays: dict[str, np.ndarray], meta: dict[str, Any]
 ) -> bool:
     """Write a part atomically (temporary folder + rename). ``False`` if it could not."""
@@ -164,7 +130,7 @@ def _save_part(
                 f.flush()
                 os.fsync(f.fileno())
         with open(tmp / "meta.json", "w", encoding="utf-8") as f:
-            json.dump(meta, f, indent=1)
+            json.dump({**meta, "checksum": content_checksum(arrays)}, f, indent=1)
             f.flush()
             os.fsync(f.fileno())
         # The caller discarded an invalid part before computing this one; if the folder

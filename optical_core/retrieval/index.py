@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from optical_core.fingerprint import corpus_fingerprint, discard_entry
 from optical_core.retrieval.cache import (
     CACHE_FORMAT,
-    _cache_entry,
-    _load_part,
-    _save_part,
-    corpus_fingerprint,
-    discard_entry,
+    cache_entry,
     embedding_cache_dir,
+    load_part,
     model_fingerprint,
+    save_part,
 )
 from optical_core.retrieval.corpus import Corpus
 
@@ -86,14 +85,14 @@ class DocumentIndex:
             expect = self._expect(encoder)
             arrays = None
             if self.cache_path is not None:
-                arrays = _load_part(self.cache_path, "tokens", expect)
+                arrays = load_part(self.cache_path, "tokens", expect)
                 if arrays is None:
                     discard_entry(self.cache_path / "tokens")
             loaded = arrays is not None
             if arrays is None:
                 arrays = _encode_doc_tokens(encoder, self.corpus.doc_texts, batch_size)
                 if self.cache_path is not None:
-                    _save_part(self.cache_path, "tokens", arrays, expect)
+                    save_part(self.cache_path, "tokens", arrays, expect)
             self.token_vectors = arrays["token_vectors"]
             self.token_offsets = arrays["token_offsets"].astype(np.int64)
             self.token_strings = arrays["token_strings"]
@@ -176,10 +175,10 @@ def build_index(
     path = None
     if cache:
         root = Path(cache_dir).expanduser() if cache_dir is not None else embedding_cache_dir()
-        path = _cache_entry(root, model_fp, corpus_fp)
+        path = cache_entry(root, model_fp, corpus_fp)
     expect = {"format": CACHE_FORMAT, "model": model_fp, "corpus": corpus_fp,
               "n_docs": corpus.n_docs}
-    arrays = _load_part(path, "sentence", expect) if path is not None else None
+    arrays = load_part(path, "sentence", expect) if path is not None else None
     if arrays is None and path is not None:
         discard_entry(path / "sentence")
     loaded = arrays is not None
@@ -187,7 +186,7 @@ def build_index(
         sent = _unit(encoder.document_embeddings(list(corpus.doc_texts), batch_size=batch_size))
         arrays = {"sentence": sent}
         if path is not None:
-            _save_part(path, "sentence", arrays, {
+            save_part(path, "sentence", arrays, {
                 **expect, "model_name": encoder.name, "corpus_name": corpus.name,
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             })
