@@ -3,7 +3,9 @@ or, for a grid with clean queries only, the metric per method (:func:`clean_figu
 
 Projector-ready: the colours are the Okabe–Ito palette (colour-blind safe), given to the
 lines in order so that no colour repeats within eight lines, and the legend spells out each
-method (:func:`optical_core.experiments.names.method_name`). One code path for the Results page and the exported report: :func:`noise_curves_figure`
+method (:func:`optical_core.experiments.names.method_name`).
+
+One code path for the Results page and the exported report: :func:`noise_curves_figure`
 (plotly; the page draws it and :func:`optical_core.experiments.report.write_report` saves it as a
 self-contained HTML) and :func:`noise_curves_png` (the same picture with matplotlib, for
 the Markdown report). Both take the long table of :func:`optical_core.experiments.report.curves`
