@@ -48,7 +48,7 @@ def remove_stale_temps(path: str | os.PathLike[str]) -> int:
     Returns:
         How many were removed.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)-[^/]*\.tmp$")
     removed = 0
     try:
@@ -70,6 +70,27 @@ def _why(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
+def check_output_file(path: str | os.PathLike[str], what: str = "") -> str:
+    """Refuse, before any work, an output file that cannot be written: a folder, or a file
+    whose folder does not exist.
+
+    Returns:
+        How messages name it (``what`` and the path).
+
+    Raises:
+        OutputError: the message names ``path`` and what to do.
+    """
+    path = Path(path).expanduser()
+    label = f"{what} {path}" if what else str(path)
+    if path.is_dir():
+        raise OutputError(f"{label} is a folder; give a file name inside it")
+    if not path.parent.is_dir():
+        raise OutputError(
+            f"cannot write {label}: the folder {path.parent} does not exist; create it first"
+        )
+    return label
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str, what: str = "") -> None:
     """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` through a temporary file in the
     same folder and a rename.
@@ -83,14 +104,8 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, what: str = "") -
         OutputError: ``path`` is a folder, its folder does not exist, or writing failed;
             the message names ``path`` and nothing left behind.
     """
-    path = Path(path)
-    label = f"{what} {path}" if what else str(path)
-    if path.is_dir():
-        raise OutputError(f"{label} is a folder; give a file name inside it")
-    if not path.parent.is_dir():
-        raise OutputError(
-            f"cannot write {label}: the folder {path.parent} does not exist; create it first"
-        )
+    path = Path(path).expanduser()
+    label = check_output_file(path, what)
     remove_stale_temps(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=".tmp")
@@ -148,6 +163,7 @@ def claim_output_folder(folder: str | os.PathLike[str], what: str = "") -> Path:
 __all__ = [
     "OUTPUT_MARKER",
     "OutputError",
+    "check_output_file",
     "claim_output_folder",
     "remove_stale_temps",
     "write_text_atomic",

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 
-from optical_core.cli.common import _open_in, _progress, _read_pairs, _write_out
+from optical_core.cli.common import CLIError, progress, read_pairs, write_out
 
 # ----------------------------------------------------------------------- align
 
@@ -40,22 +41,40 @@ def add_align(sub) -> None:
     p.set_defaults(func=run_align)
 
 
-def run_align(args) -> int:
-    from optical_core.encoders.base import TruncationWarning
-    from optical_core.encoders.registry import load_encoder
+def ot_config(args):
+    """The solver settings of ``args``; a bad value is a :class:`CLIError` naming its option."""
+    from optical_core.ot.costs import OTInputError
     from optical_core.ot.solve import OTConfig
+
+    try:
+        return OTConfig(solver=args.solver, epsilon=args.epsilon, tau=args.tau, mass=args.mass)
+    except OTInputError as exc:
+        text = str(exc)
+        option, value = (("--epsilon", args.epsilon) if "ε" in text
+                         else ("--tau", args.tau) if "τ" in text else ("--mass", args.mass))
+        raise CLIError(f"{option} {value:g}: {text}") from None
+
+
+def check_align_options(args) -> None:
+    """Options checked before the input is read or a model loaded."""
+    if not math.isfinite(args.threshold):
+        raise CLIError(f"--threshold must be a finite number, got {args.threshold}")
+    if args.batch_size < 1:
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+
+
+def align_lines(encoder, pairs: list[tuple[str, str]], args, cfg) -> tuple[list[str], int, list]:
+    """Pharaoh lines of ``pairs`` (in order), the count of truncated sentences and the
+    first solver note of each pair that had one."""
+    from optical_core.encoders.base import TruncationWarning
     from optical_core.pairs.align import align_embeddings
     from optical_core.pharaoh import to_pharaoh
 
-    cfg = OTConfig(solver=args.solver, epsilon=args.epsilon, tau=args.tau, mass=args.mass)
-    with _open_in(args.input) as stream:
-        pairs = _read_pairs(stream)
-    encoder = load_encoder(args.model)
     out_lines: list[str] = []
     truncated = 0
-    noted: list[str] = []  # the first solver note of each pair that had one
-    bs = max(1, args.batch_size)
-    bar = _progress(range(len(pairs)), len(pairs), "aligning", args.quiet)
+    noted: list[str] = []
+    bs = args.batch_size
+    bar = progress(range(len(pairs)), len(pairs), "aligning", args.quiet)
     for start in range(0, len(pairs), bs):
         chunk = pairs[start:start + bs]
         texts = [t for pair in chunk for t in pair]
@@ -73,11 +92,37 @@ def run_align(args) -> int:
             noted += result.ot.messages[:1]
             bar.update(1)
     bar.close()
+    return out_lines, truncated, noted
+
+
+def run_align(args) -> int:
+    from optical_core.encoders.registry import load_encoder
+    from optical_core.safe_write import check_output_file
+
+    check_align_options(args)
+    cfg = ot_config(args)
+    if args.output != "-":
+        check_output_file(args.output, "--output")
+    lines = read_pairs(args.input)
+    pairs = [pair for pair in lines if pair is not None]
+    encoder = load_encoder(args.model)
+    aligned, truncated, noted = align_lines(encoder, pairs, args, cfg)
+    # a blank input line gets a blank output line: output line N answers input line N
+    links = iter(aligned)
+    out_lines = ["" if pair is None else next(links) for pair in lines]
+    blank = len(lines) - len(pairs)
+    warned = []
+    if blank:
+        warned.append(f"{blank} blank input line{'s' if blank > 1 else ''} got "
+                      f"{'blank output lines' if blank > 1 else 'a blank output line'}, so "
+                      "output line N still belongs to input line N")
     if noted:
-        print(f"warning: the solver reported on {len(noted)} of {len(pairs)} pairs, e.g.: "
-              f"{noted[0]}", file=sys.stderr)
+        warned.append(f"the solver reported on {len(noted)} of {len(pairs)} pairs, e.g.: "
+                      f"{noted[0]}")
     if truncated:
-        print(f"warning: {truncated} sentences were longer than the model limit and were cut; "
-              "their last words have no links", file=sys.stderr)
-    _write_out(args.output, "\n".join(out_lines) + "\n")
+        warned.append(f"{truncated} sentences were longer than the model limit and were cut; "
+                      "their last words have no links")
+    if warned:
+        print("warning: " + "; ".join(warned), file=sys.stderr)
+    write_out(args.output, "\n".join(out_lines) + "\n")
     return 0

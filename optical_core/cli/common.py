@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -20,7 +20,7 @@ class CLIError(Exception):
     """An error whose message is meant for the user as it is."""
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """argparse with a one-line error (argparse prints the whole usage block first)."""
 
     def error(self, message: str):
@@ -28,34 +28,67 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR)
 
 
-def _progress(iterable: Iterable, total: int | None, desc: str, quiet: bool):
+def progress(iterable: Iterable, total: int | None, desc: str, quiet: bool):
+    """A tqdm bar on stderr (hidden with ``--quiet`` or when stderr is not a terminal)."""
     from tqdm import tqdm
 
     return tqdm(iterable, total=total, desc=desc, unit="pair", file=sys.stderr,
                 disable=quiet or None, leave=False)
 
 
-def _read_pairs(stream) -> list[tuple[str, str]]:
-    pairs = []
-    for lineno, line in enumerate(stream, 1):
-        line = line.rstrip("\n")
+def input_name(path: str) -> str:
+    """How messages name an input: the path, or ``standard input`` for ``-``."""
+    return "standard input" if path == "-" else path
+
+
+def read_lines(path: str) -> list[str]:
+    """The lines of a UTF-8 text file (``-``: standard input), without their line ends.
+
+    Raises:
+        CLIError: the file cannot be read or is not UTF-8 text; the message names it.
+    """
+    with open_in(path) as stream:
+        try:
+            return [line.rstrip("\r\n") for line in stream]
+        except UnicodeDecodeError as exc:
+            raise CLIError(f"{input_name(path)} is not UTF-8 text (byte {exc.start} of a "
+                           "line cannot be decoded); save it as UTF-8") from None
+
+
+def read_pairs(path: str) -> list[tuple[str, str] | None]:
+    """The ``source ||| target`` pairs of a file, one entry per line: a blank line gives
+    ``None`` so that output line N stays the answer to input line N.
+
+    Raises:
+        CLIError: a line without ``|||``, a pair with an empty side, or no pair at all;
+            the message names the file and the line.
+    """
+    name = input_name(path)
+    pairs: list[tuple[str, str] | None] = []
+    for lineno, line in enumerate(read_lines(path), 1):
         if not line.strip():
+            pairs.append(None)
             continue
         if "|||" not in line:
-            raise CLIError(f"line {lineno}: expected 'source ||| target', got {line[:60]!r}")
+            raise CLIError(f"{name}, line {lineno}: expected 'source ||| target', "
+                           f"got {line[:60]!r}")
         src, tgt = (part.strip() for part in line.split("|||", 1))
         if not src or not tgt:
-            raise CLIError(f"line {lineno}: one side of the pair is empty")
+            raise CLIError(f"{name}, line {lineno}: one side of the pair is empty; "
+                           "give both sides or leave the whole line blank")
         pairs.append((src, tgt))
-    if not pairs:
-        raise CLIError("no 'source ||| target' lines on the input")
+    if not any(pairs):
+        raise CLIError(f"no 'source ||| target' lines in {name}")
     return pairs
 
 
 # ------------------------------------------------------------------ plumbing
 
 
-class _open_in:
+class open_in:
+    """``with open_in(path) as stream``: a UTF-8 text file, or stdin for ``-``; a file that
+    cannot be opened is a :class:`CLIError` naming it."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self.handle = None
@@ -66,7 +99,8 @@ class _open_in:
         try:
             self.handle = open(self.path, encoding="utf-8")
         except OSError as exc:
-            raise CLIError(f"cannot read {self.path}: {exc.strerror}") from exc
+            why = exc.strerror or type(exc).__name__
+            raise CLIError(f"cannot read {self.path}: {why}; check the path") from None
         return self.handle
 
     def __exit__(self, *exc) -> None:
@@ -74,14 +108,15 @@ class _open_in:
             self.handle.close()
 
 
-def _write_out(path: str, text: str) -> None:
+def write_out(path: str, text: str, what: str = "--output") -> None:
+    """Write ``text`` to stdout (``-``) or atomically to ``path``
+    (:func:`optical_core.safe_write.write_text_atomic`: nothing is left behind on failure)."""
     if path == "-":
         sys.stdout.write(text)
         return
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    from optical_core.safe_write import write_text_atomic
+
+    write_text_atomic(Path(path).expanduser(), text, what=what)
 
 
 @contextlib.contextmanager

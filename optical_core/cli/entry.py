@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import warnings
 from collections.abc import Callable
 
 from optical_core.cli.align import add_align
-from optical_core.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, _Parser
+from optical_core.cli.common import EXIT_ERROR, EXIT_INTERRUPTED, OneLineParser
 from optical_core.cli.distill import add_distill
 from optical_core.cli.download import add_download
 from optical_core.cli.evaluate import add_evaluate
@@ -28,7 +30,7 @@ SUBCOMMANDS: list[Callable] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="optical",
         description="OPTICAL Explorer: optimal-transport token alignment and distillation.",
     )
@@ -60,14 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_dir:
         os.environ["OPTICAL_DATA_DIR"] = args.data_dir
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = show_warning
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # one clear line, never a traceback, unless --debug
         if args.debug:
             raise
-        print(f"error: {_describe(exc)}", file=sys.stderr)
+        print(f"error: {describe(exc, args.command)}", file=sys.stderr)
         return EXIT_ERROR
     finally:
         if saved is None:
@@ -76,11 +80,46 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["OPTICAL_DATA_DIR"] = saved
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    if isinstance(exc, FileNotFoundError) and exc.filename and str(exc.filename) not in text:
-        text = f"{text}: {exc.filename}"
-    return " ".join(text.split())
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library warning as one ``warning: ...`` line (no source location)."""
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+#: Python's own wording, which names neither the user's option nor what to do: a message
+#: matching one of these is a bug of a check that is missing, not an answer to the user.
+RAW_PYTHON_TEXT = re.compile(
+    r"invalid literal for|could not convert|cannot convert float|not supported between"
+    r"|unsupported operand|object has no attribute|object is not|positional argument"
+    r"|values to unpack|out of bounds|NoneType|must be real number"
+    r"|math domain error|division by zero"
+)
+
+
+def describe(exc: BaseException, command: str = "") -> str:
+    """The one line the user reads for ``exc``.
+
+    The project's own exceptions and plain ``ValueError`` / ``RuntimeError`` messages are
+    written for the user and shown as they are; an ``OSError`` names its file; anything
+    else (``TypeError``, ``KeyError``, Python's own wording in a ``ValueError``) is an
+    internal error: the line says so and how to see the traceback, without Python's text.
+    """
+    text = " ".join((str(exc).strip() or type(exc).__name__).split())
+    ours = type(exc).__module__.startswith("optical_core")
+    if isinstance(exc, UnicodeDecodeError):
+        return (f"a file is not UTF-8 text (byte {exc.start} cannot be decoded); save it as "
+                "UTF-8")
+    if isinstance(exc, OSError) and not ours:
+        name = exc.filename or ""
+        why = exc.strerror or type(exc).__name__
+        return f"cannot use {name}: {why}; check the path" if name else text
+    if isinstance(exc, MemoryError):
+        return "out of memory; use a smaller input, --limit or --batch-size"
+    plain = isinstance(exc, (ValueError, RuntimeError)) and not RAW_PYTHON_TEXT.search(text)
+    if ours or plain:
+        return text
+    where = f"optical {command}" if command else "optical"
+    return (f"{where} stopped on an internal error ({type(exc).__name__}); rerun with "
+            "--debug to see the traceback and report it")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from optical_core.cli.common import CLIError, _open_in
+import sys
+
+from optical_core.cli.common import CLIError, read_lines
 
 # ----------------------------------------------------------------------- score
 
@@ -24,17 +26,59 @@ def add_score(sub) -> None:
     p.set_defaults(func=run_score)
 
 
-def run_score(args) -> int:
-    from optical_core.alignment import score_corpus
+def read_links(path: str, option: str, one_indexed: bool) -> list[tuple[set, set]]:
+    """A Pharaoh file given as ``option``; a file that cannot be read or parsed is a
+    :class:`CLIError` naming the option, the file and the line."""
     from optical_core.pharaoh import read_pharaoh_file
 
-    gold = read_pharaoh_file(args.gold, one_indexed=args.one_indexed or args.gold_one_indexed)
-    pred = read_pharaoh_file(args.pred, one_indexed=args.one_indexed)
+    try:
+        return read_pharaoh_file(path, one_indexed=one_indexed)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise CLIError(f"{option} {path}: cannot read it ({why}); check the path") from None
+    except ValueError as exc:
+        hint = (" (or drop --one-indexed / --gold-one-indexed if the file is 0-indexed)"
+                if "1-indexed" in str(exc) else "")
+        raise CLIError(f"{exc}{hint}") from None
+
+
+def check_scorable(args, gold: list, pred: list) -> list[str]:
+    """Errors for inputs that would give a meaningless score; the warnings to print.
+
+    Raises:
+        CLIError: no sentence, different line counts, or a gold file without any link.
+    """
+    if not gold and not pred:
+        raise CLIError(f"--gold {args.gold} and --pred {args.pred} are both empty: there is "
+                       "nothing to score (one Pharaoh line per sentence is expected)")
     if len(gold) != len(pred):
-        raise CLIError(f"{args.gold} has {len(gold)} lines but {args.pred} has {len(pred)}")
+        raise CLIError(f"{args.gold} has {len(gold)} lines but {args.pred} has {len(pred)}; "
+                       "both need one line per sentence (a blank line for no links)")
+    if not any(possible for _, possible in gold):
+        raise CLIError(f"--gold {args.gold} has no link on any of its {len(gold)} lines; "
+                       "score against a gold file with links")
+    warned = []
+    maybe = [len(possible - sure) for sure, possible in pred]
+    if sum(maybe):
+        lines = sum(1 for k in maybe if k)
+        warned.append(f"{args.pred} has {sum(maybe)} possible ('ipj') links on {lines} of "
+                      f"{len(pred)} lines; predictions are scored as sure links only, so "
+                      "these were ignored (write them as 'i-j' to count them)")
+    return warned
+
+
+def run_score(args) -> int:
+    from optical_core.alignment import score_corpus
+
+    gold_one = args.one_indexed or args.gold_one_indexed
+    gold = read_links(args.gold, "--gold", gold_one)
+    pred = read_links(args.pred, "--pred", args.one_indexed)
+    warned = check_scorable(args, gold, pred)
     if args.text:
         _check_link_ranges(args, gold, pred)
     scores = score_corpus([sure for sure, _ in pred], gold)
+    if warned:
+        print("warning: " + "; ".join(warned), file=sys.stderr)
     print(f"AER\t{100 * scores.aer:.2f}")
     print(f"Precision\t{100 * scores.precision:.2f}")
     print(f"Recall\t{100 * scores.recall:.2f}")
@@ -45,10 +89,10 @@ def run_score(args) -> int:
 
 def _check_link_ranges(args, gold, pred) -> None:
     """Every gold and predicted link must index a word of its line of ``--text``."""
-    with _open_in(args.text) as stream:
-        lines = [line.rstrip("\n") for line in stream]
+    lines = read_lines(args.text)
     if len(lines) != len(gold):
-        raise CLIError(f"{args.text} has {len(lines)} lines but {args.gold} has {len(gold)}")
+        raise CLIError(f"{args.text} has {len(lines)} lines but {args.gold} has {len(gold)}; "
+                       "--text needs the 'source ||| target' line of every sentence")
     for path, links, one in ((args.gold, gold, args.one_indexed or args.gold_one_indexed),
                              (args.pred, pred, args.one_indexed)):
         for lineno, ((_, possible), text) in enumerate(zip(links, lines), 1):
