@@ -13,7 +13,7 @@ import argparse
 import time
 
 from optical_core import alignment as al
-from optical_core.data import load_gold
+from optical_core.gold import load_gold
 from optical_core.encoders.registry import load_encoder
 from optical_core.ot.solve import OTConfig
 from optical_core.pairs.align import align_embeddings

@@ -502,7 +502,7 @@ def score_corpus(
     Args:
         preds: per sentence, the predicted links.
         golds: per sentence, ``(sure, possible)`` or an object with ``.sure`` and
-            ``.possible`` (such as :func:`optical_core.data.load_gold` items).
+            ``.possible`` (such as :func:`optical_core.gold.load_gold` items).
 
     Raises:
         ValueError: ``preds`` and ``golds`` differ in length.

@@ -1,4 +1,7 @@
-"""Data access: Multi30k captions, human gold word alignments and the packaged demo set.
+"""Where the data lives, and Multi30k: its captions, image lists and download.
+
+The gold word alignments are read by :mod:`optical_core.gold`, the packaged demo set by
+:mod:`optical_core.demo_set`; both find their files through :func:`find_file` here.
 
 Where the data lives
 --------------------
@@ -27,10 +30,6 @@ Conventions
 -----------
 * Captions are returned with surrounding whitespace stripped (some test_2018 cs lines carry
   trailing spaces; 46 fr/de lines carry a leading space).
-* Gold links are 0-indexed ``(source, target)`` tuples. ``possible`` always *includes* the
-  sure links (the usual AER convention S ⊆ P, Och & Ney 2003), so ``sure <= possible`` holds.
-* In ``roen`` the **source is Romanian and the target is English**; in ``enfr`` the source
-  is English. See :data:`GOLD_LANGS` and :meth:`GoldPair.reversed`.
 * Split, language and pair names are checked against fixed sets before they become part of
   a path, and every path is checked to stay inside its data root.
 
@@ -48,17 +47,13 @@ from __future__ import annotations
 import contextlib
 import gzip
 import http.client
-import json
 import os
 import re
 import tempfile
-import unicodedata
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 # --------------------------------------------------------------------------- constants
@@ -107,13 +102,11 @@ TASK2_SPLITS: dict[str, str] = {"train": "train", "val": "val", "test_2016_flick
 TASK2_LANGS: tuple[str, ...] = ("en", "de")
 TASK2_K: tuple[int, ...] = (1, 2, 3, 4, 5)
 
+#: The gold word-alignment sets (:mod:`optical_core.gold`).
 GOLD_PAIRS: tuple[str, ...] = ("enfr", "roen")
 #: (source language, target language) of each gold set: roen has English on the target side.
 GOLD_LANGS: dict[str, tuple[str, str]] = {"enfr": ("en", "fr"), "roen": ("ro", "en")}
 
-DEMO_LANGS: tuple[str, ...] = ("de", "fr", "cs", "en-para")
-
-_LINK_RE = re.compile(r"^(\d+)([-p])(\d+)$")
 WORD_RE = re.compile(r"\w+(?:['’\-]\w+)*|[^\w\s]")
 """A word: letters/digits with inner apostrophes or hyphens, or one punctuation mark (the
 demo set's tokenisation, and the default word segmentation of the encoders)."""
@@ -184,15 +177,17 @@ def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
     return _resolve_data_dir(override)[0]
 
 
-def _check_name(kind: str, value: object, allowed: Iterable[object]) -> None:
+def check_name(kind: str, value: object, allowed: Iterable[object]) -> None:
+    """Raise ``ValueError`` naming ``kind``, ``value`` and the valid names unless ``value`` is
+    one of ``allowed`` (names are checked before they become part of a path)."""
     allowed = tuple(allowed)
     if value not in allowed:
         raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(map(str, allowed))}")
 
 
 def _check_split_lang(split: str, lang: str) -> None:
-    _check_name("Multi30k split", split, SPLITS)
-    _check_name("Multi30k language", lang, LANGS)
+    check_name("Multi30k split", split, SPLITS)
+    check_name("Multi30k language", lang, LANGS)
     if lang not in SPLIT_LANGS[split]:
         raise ValueError(
             f"Multi30k split {split!r} has no {lang!r} file; languages of {split}: "
@@ -244,7 +239,7 @@ def _fix_hint(what: str = "Multi30k file") -> str:
     )
 
 
-def _find_file(
+def find_file(
     rel: tuple[str, ...],
     override: str | os.PathLike[str] | None,
     *,
@@ -252,7 +247,11 @@ def _find_file(
     use_cache: bool = True,
     what: str = "Multi30k file",
 ) -> Path:
-    """Locate ``rel`` in the data root, then in the cache; optionally download it to the cache."""
+    """The file ``rel`` (path parts under the data root, e.g. ``("gold_alignments",
+    "enfr.gold")``): looked for in the data root of ``override`` (:func:`data_dir`), then in the
+    download cache unless ``use_cache`` is off; with ``download`` a Multi30k file found in
+    neither is fetched into the cache. Raises :class:`DataNotFoundError` (its message says
+    ``what`` is missing, where it looked and how to fix it)."""
     root, source = _resolve_data_dir(override)
     searched: list[tuple[Path, str]] = [(root, source)]
     cache = cache_dir()
@@ -287,15 +286,15 @@ def multi30k_available(
     """
     splits, langs = tuple(splits), tuple(langs)
     for s in splits:
-        _check_name("Multi30k split", s, SPLITS)
+        check_name("Multi30k split", s, SPLITS)
     for lang in langs:
-        _check_name("Multi30k language", lang, LANGS)
+        check_name("Multi30k language", lang, LANGS)
     rels = [_task1_rel(s, lang) for s in splits for lang in langs if lang in SPLIT_LANGS[s]]
     if image_splits:
         rels += [_image_rel(s) for s in splits]
     try:
         for rel in rels:
-            _find_file(rel, data_dir)
+            find_file(rel, data_dir)
     except DataNotFoundError:
         return False
     return True
@@ -303,7 +302,7 @@ def multi30k_available(
 
 def gold_available(pair: str = "enfr", data_dir: str | os.PathLike[str] | None = None) -> bool:
     """Whether both files of the gold alignment set ``pair`` are in the data root."""
-    _check_name("gold alignment pair", pair, GOLD_PAIRS)
+    check_name("gold alignment pair", pair, GOLD_PAIRS)
     root = _resolve_data_dir(data_dir)[0]
     return all(
         safe_join(root, "gold_alignments", f"{pair}.{ext}").is_file() for ext in ("src-tgt", "gold")
@@ -351,7 +350,7 @@ def load_multi30k(
         DataNotFoundError: the file is missing (or the download failed).
     """
     _check_split_lang(split, lang)
-    return _read_gzip_lines(_find_file(_task1_rel(split, lang), data_dir, download=download))
+    return _read_gzip_lines(find_file(_task1_rel(split, lang), data_dir, download=download))
 
 
 def load_bitext(
@@ -390,8 +389,8 @@ def load_image_ids(
 
     COCO names carry a ``#<caption id>`` suffix, kept as is.
     """
-    _check_name("Multi30k split", split, SPLITS)
-    return _read_text_lines(_find_file(_image_rel(split), data_dir, download=download))
+    check_name("Multi30k split", split, SPLITS)
+    return _read_text_lines(find_file(_image_rel(split), data_dir, download=download))
 
 
 def load_task2(
@@ -413,11 +412,11 @@ def load_task2(
     """
     if split == "test_2016":
         split = "test_2016_flickr"
-    _check_name("Multi30k task2 split", split, (*TASK2_SPLITS, "test_2016"))
-    _check_name("Multi30k task2 language", lang, TASK2_LANGS)
+    check_name("Multi30k task2 split", split, (*TASK2_SPLITS, "test_2016"))
+    check_name("Multi30k task2 language", lang, TASK2_LANGS)
     split2 = TASK2_SPLITS[split]
     caps = [
-        _read_gzip_lines(_find_file(_task2_rel(split2, k, lang), data_dir, download=download))
+        _read_gzip_lines(find_file(_task2_rel(split2, k, lang), data_dir, download=download))
         for k in TASK2_K
     ]
     if check:
@@ -538,9 +537,9 @@ def download_multi30k(
     root = Path(dest).expanduser().resolve() if dest is not None else cache_dir()
     splits, langs = tuple(splits), tuple(langs)
     for s in splits:
-        _check_name("Multi30k split", s, SPLITS)
+        check_name("Multi30k split", s, SPLITS)
     for lang in langs:
-        _check_name("Multi30k language", lang, LANGS)
+        check_name("Multi30k language", lang, LANGS)
     rels: list[tuple[str, ...]] = []
     for s in splits:
         rels += [_task1_rel(s, lang)[1:] for lang in langs if lang in SPLIT_LANGS[s]]
@@ -558,219 +557,3 @@ def download_multi30k(
     for rel in rels:
         _fetch(rel, root, base_url=base_url, timeout=timeout)
     return root
-
-
-# --------------------------------------------------------------------------- gold alignments
-
-
-@dataclass
-class GoldPair:
-    """One human-aligned sentence pair.
-
-    Links are 0-indexed ``(source index, target index)``; ``possible`` includes ``sure``.
-    """
-
-    src_tokens: list[str]
-    tgt_tokens: list[str]
-    sure: set[tuple[int, int]]
-    possible: set[tuple[int, int]]
-
-    def reversed(self) -> GoldPair:
-        """The same pair with source and target swapped (e.g. English first for ``roen``)."""
-        return GoldPair(
-            src_tokens=list(self.tgt_tokens),
-            tgt_tokens=list(self.src_tokens),
-            sure={(j, i) for i, j in self.sure},
-            possible={(j, i) for i, j in self.possible},
-        )
-
-
-def parse_gold_line(
-    line: str,
-    n_src: int | None,
-    n_tgt: int | None,
-    one_indexed: bool = True,
-) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
-    """Parse ``"i-j i-j ipj ..."`` into ``(sure, possible)``, 0-indexed, ``sure ⊆ possible``.
-
-    ``i-j`` is a sure link and ``ipj`` a possible link, source index first. Indices are
-    checked against ``n_src`` / ``n_tgt`` (pass ``None`` to skip). An empty line gives two
-    empty sets. Raises ``ValueError`` on a malformed link or an index out of range.
-    """
-    sure: set[tuple[int, int]] = set()
-    possible: set[tuple[int, int]] = set()
-    offset = 1 if one_indexed else 0
-    for tok in line.split():
-        m = _LINK_RE.match(tok)
-        if m is None:
-            raise ValueError(f"malformed link {tok!r} (expected i-j or ipj)")
-        i, j = int(m.group(1)) - offset, int(m.group(3)) - offset
-        if i < 0 or j < 0:
-            raise ValueError(f"link {tok!r}: indices start at {offset}")
-        if n_src is not None and i >= n_src:
-            raise ValueError(f"link {tok!r}: source index out of range ({n_src} source tokens)")
-        if n_tgt is not None and j >= n_tgt:
-            raise ValueError(f"link {tok!r}: target index out of range ({n_tgt} target tokens)")
-        possible.add((i, j))
-        if m.group(2) == "-":
-            sure.add((i, j))
-    return sure, possible
-
-
-def load_gold_file(
-    text_path: str | os.PathLike[str],
-    gold_path: str | os.PathLike[str],
-    one_indexed: bool = True,
-) -> list[GoldPair]:
-    """Read a ``src ||| tgt`` text file and its Pharaoh-style gold file (one line per pair).
-
-    Tokens are whitespace-separated. Raises ``FileNotFoundError`` for a missing file and
-    ``ValueError`` naming file and line for a malformed line, an out-of-range index or a
-    line-count mismatch.
-    """
-    tpath, gpath = Path(text_path).expanduser().resolve(), Path(gold_path).expanduser().resolve()
-    texts = _read_user_lines(tpath)
-    golds = _read_user_lines(gpath)
-    if len(texts) != len(golds):
-        raise ValueError(
-            f"{tpath} has {len(texts)} lines but {gpath} has {len(golds)}; "
-            "expected one gold line per sentence pair"
-        )
-    out: list[GoldPair] = []
-    for lineno, (text, gold) in enumerate(zip(texts, golds), start=1):
-        sides = text.split("|||")
-        if len(sides) != 2:
-            raise ValueError(f"{tpath}:{lineno}: expected 'source ||| target', got {text!r}")
-        src, tgt = sides[0].split(), sides[1].split()
-        try:
-            sure, possible = parse_gold_line(gold, len(src), len(tgt), one_indexed=one_indexed)
-        except ValueError as exc:
-            raise ValueError(f"{gpath}:{lineno}: {exc}") from None
-        out.append(GoldPair(src, tgt, sure, possible))
-    return out
-
-
-def _read_user_lines(path: Path) -> list[str]:
-    if not path.is_file():
-        raise FileNotFoundError(f"file not found: {path}")
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            lines = f.read().split("\n")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 ({exc})") from None
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line.rstrip("\r") for line in lines]
-
-
-def load_gold(pair: str, data_dir: str | os.PathLike[str] | None = None) -> list[GoldPair]:
-    """The human gold alignments ``enfr`` (200 pairs) or ``roen`` (248 pairs, sure only).
-
-    Source/target languages are given by :data:`GOLD_LANGS`: English is the *target* of
-    ``roen``. Raises :class:`DataNotFoundError` if the files are missing.
-    """
-    _check_name("gold alignment pair", pair, GOLD_PAIRS)
-    text = _find_file(
-        ("gold_alignments", f"{pair}.src-tgt"), data_dir, use_cache=False, what="gold file"
-    )
-    gold = _find_file(
-        ("gold_alignments", f"{pair}.gold"), data_dir, use_cache=False, what="gold file"
-    )
-    return load_gold_file(text, gold)
-
-
-# --------------------------------------------------------------------------- demo set
-
-
-@dataclass
-class DemoPair:
-    """A hand-written caption pair of the packaged demo set.
-
-    ``src`` is English; ``tgt`` is German, French, Czech or (``lang == "en-para"``) an
-    English paraphrase. Pairs of different languages with the same ``scene`` describe the
-    same picture, so the set doubles as a tiny retrieval corpus. When the pair has gold
-    links, ``src_tokens`` / ``tgt_tokens`` are the tokens they index (those of
-    :func:`simple_tokenize`), links are 0-indexed ``(src, tgt)`` and ``possible`` includes
-    ``sure``; otherwise these fields are ``None``.
-    """
-
-    id: str
-    lang: str
-    scene: str
-    src: str
-    tgt: str
-    src_tokens: list[str] | None = None
-    tgt_tokens: list[str] | None = None
-    sure: set[tuple[int, int]] | None = None
-    possible: set[tuple[int, int]] | None = None
-
-    @property
-    def has_gold(self) -> bool:
-        return self.sure is not None
-
-    def to_gold(self) -> GoldPair:
-        """This pair as a :class:`GoldPair` (``ValueError`` if it has no gold links)."""
-        if self.sure is None or self.possible is None:
-            raise ValueError(f"demo pair {self.id} has no gold links")
-        assert self.src_tokens is not None and self.tgt_tokens is not None
-        return GoldPair(list(self.src_tokens), list(self.tgt_tokens), set(self.sure),
-                        set(self.possible))
-
-
-def simple_tokenize(text: str) -> list[str]:
-    """The demo set's tokenisation: words (letters/digits, inner ``'`` or ``-`` kept) and
-    single punctuation marks, e.g. ``"l'étang."`` → ``["l'étang", "."]``."""
-    return WORD_RE.findall(text)
-
-
-def _links(raw: object, where: str) -> set[tuple[int, int]]:
-    if not isinstance(raw, list):
-        raise ValueError(f"{where}: links must be a list of [i, j]")
-    out: set[tuple[int, int]] = set()
-    for link in raw:
-        if (
-            not isinstance(link, list)
-            or len(link) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in link)
-        ):
-            raise ValueError(f"{where}: bad link {link!r}")
-        out.add((link[0], link[1]))
-    return out
-
-
-def load_demo(lang: str | None = None) -> list[DemoPair]:
-    """The packaged demo pairs (``optical_core/demo/demo_pairs.jsonl``), optionally one language.
-
-    ``lang`` is one of :data:`DEMO_LANGS` (``de``, ``fr``, ``cs``, ``en-para``) or ``None``
-    for all. Gold links are checked against the stored tokens.
-    """
-    if lang is not None:
-        _check_name("demo language", lang, DEMO_LANGS)
-    text = resources.files("optical_core").joinpath("demo").joinpath("demo_pairs.jsonl").read_text(
-        encoding="utf-8"
-    )
-    pairs: list[DemoPair] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"demo_pairs.jsonl:{lineno}"
-        rec = json.loads(line)
-        pair = DemoPair(
-            id=rec["id"],
-            lang=rec["lang"],
-            scene=rec["scene"],
-            src=unicodedata.normalize("NFC", rec["src"]),
-            tgt=unicodedata.normalize("NFC", rec["tgt"]),
-        )
-        if "sure" in rec:
-            pair.src_tokens = list(rec["src_tokens"])
-            pair.tgt_tokens = list(rec["tgt_tokens"])
-            pair.sure = _links(rec["sure"], where)
-            pair.possible = _links(rec.get("possible", []), where) | pair.sure
-            n, m = len(pair.src_tokens), len(pair.tgt_tokens)
-            bad = [(i, j) for i, j in pair.possible if not (0 <= i < n and 0 <= j < m)]
-            if bad:
-                raise ValueError(f"{where}: links {sorted(bad)} out of range ({n} x {m} tokens)")
-        if lang is None or pair.lang == lang:
-            pairs.append(pair)
-    return pairs

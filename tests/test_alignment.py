@@ -367,9 +367,8 @@ def test_module_is_streamlit_free():
 
 @pytest.mark.skipif(not (_gold_dir() / "enfr.gold").exists(), reason="no gold alignments")
 def test_diagonal_baseline_agrees_with_data_loader():
-    data = pytest.importorskip("optical_core.data")
-    if not hasattr(data, "load_gold"):
-        pytest.skip("optical_core.data has no load_gold yet")
-    pairs = data.load_gold("enfr", _gold_dir().parent)
+    from optical_core.gold import load_gold
+
+    pairs = load_gold("enfr", _gold_dir().parent)
     preds = [diagonal_links(len(p.src_tokens), len(p.tgt_tokens)) for p in pairs]
     assert score_corpus(preds, pairs).aer == pytest.approx(0.529, abs=0.001)

@@ -19,7 +19,8 @@ PACKAGE = REPO / "optical_core"
 
 #: The layers, bottom first. A module may import from its own layer and the ones below.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("ot", "perturb", "data", "alignment", "pharaoh", "fingerprint", "safe_write", "runs"),
+    ("ot", "perturb", "data", "gold", "demo_set", "alignment", "pharaoh", "fingerprint",
+     "safe_write", "runs"),
     ("encoders",),
     ("pairs", "retrieval"),
     ("distill",),

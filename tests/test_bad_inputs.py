@@ -57,6 +57,7 @@ from optical_core.distill.checkpoints import validate_checkpoint
 from optical_core.distill.config import CheckpointError, DistillConfig, DistillError
 from optical_core.encoders.base import ModelLoadError, TruncationWarning, confine_model_path
 from optical_core.encoders.registry import load_encoder
+from optical_core.gold import load_gold_file
 from optical_core.ot.batch import sinkhorn_batch
 from optical_core.ot.costs import OTInputError
 from optical_core.ot.solve import OTConfig, solve
@@ -342,7 +343,7 @@ API_CASES = [
             lambda c, e: D.load_multi30k("val", "de", data_dir=c.empty), D.DataNotFoundError,
             "optical download"),
     ApiCase("gold-out-of-range", "a gold file with out-of-range indices",
-            lambda c, e: D.load_gold_file(*_gold_files(c)), ValueError,
+            lambda c, e: load_gold_file(*_gold_files(c)), ValueError,
             "pairs.gold:2: link '9-2': source index out of range (2 source tokens)"),
     ApiCase("damaged-run-record", "a run folder whose run.json was cut off", _damaged_record,
             check=lambda runs: [r.status for r in runs] == ["damaged"]

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 
 from optical_core import data as D
+from optical_core import demo_set as DS
+from optical_core import gold as G
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HAS_M30K = (SHARED / "multi30k" / "task1" / "raw" / "val.en.gz").is_file()
@@ -82,7 +84,7 @@ def test_env_dir_without_data_gives_helpful_error(
     assert info.value.missing == "multi30k/task1/raw/val.en.gz"
     assert empty.resolve() in info.value.searched
     with pytest.raises(D.DataNotFoundError, match="enfr.src-tgt") as info:
-        D.load_gold("enfr")
+        G.load_gold("enfr")
     assert "gold_alignments/{pair}.gold" in str(info.value)
     assert "load_gold_file" in str(info.value)
     with pytest.raises(D.DataNotFoundError, match="image_splits/val.txt"):
@@ -113,7 +115,7 @@ def test_missing_file_is_found_in_cache(tmp_path: Path, monkeypatch: pytest.Monk
         lambda: D.load_multi30k("/etc/passwd", "en"),
         lambda: D.load_image_ids("../image_splits/train"),
         lambda: D.load_task2("../task1/val", "en"),
-        lambda: D.load_gold("../gold_alignments/enfr"),
+        lambda: G.load_gold("../gold_alignments/enfr"),
         lambda: D.load_bitext("val", "cs", "../../en"),
     ],
 )
@@ -138,9 +140,9 @@ def test_unknown_names_list_valid_ones() -> None:
     with pytest.raises(ValueError, match="no 'cs' file"):
         D.load_multi30k("test_2017_flickr", "cs")
     with pytest.raises(ValueError, match="enfr, roen"):
-        D.load_gold("deen")
+        G.load_gold("deen")
     with pytest.raises(ValueError, match="en-para"):
-        D.load_demo("es")
+        DS.load_demo("es")
 
 
 def test_constants_consistent() -> None:
@@ -258,7 +260,7 @@ def test_task2_count_mismatch_raises(tmp_path: Path) -> None:
 @needs_gold
 @pytest.mark.parametrize("pair,n", [("enfr", 200), ("roen", 248)])
 def test_gold_real_files(pair: str, n: int) -> None:
-    gold = D.load_gold(pair, data_dir=SHARED)
+    gold = G.load_gold(pair, data_dir=SHARED)
     assert len(gold) == n
     for g in gold:
         assert g.sure <= g.possible
@@ -274,9 +276,9 @@ def test_gold_real_files(pair: str, n: int) -> None:
 
 @needs_gold
 def test_gold_content_and_sides() -> None:
-    enfr = D.load_gold("enfr", data_dir=SHARED)
+    enfr = G.load_gold("enfr", data_dir=SHARED)
     assert enfr[0].src_tokens == ["2", "."] and enfr[0].sure == {(0, 0), (1, 1)}
-    roen = D.load_gold("roen", data_dir=SHARED)
+    roen = G.load_gold("roen", data_dir=SHARED)
     assert D.GOLD_LANGS["roen"] == ("ro", "en")
     assert roen[0].src_tokens == ["ajunge", "!"]
     assert roen[0].tgt_tokens == ["that", "'s", "enough", "!"]
@@ -287,12 +289,12 @@ def test_gold_content_and_sides() -> None:
 
 
 def test_parse_gold_line() -> None:
-    sure, possible = D.parse_gold_line("1-1 2p3 2-2", 2, 3)
+    sure, possible = G.parse_gold_line("1-1 2p3 2-2", 2, 3)
     assert sure == {(0, 0), (1, 1)}
     assert possible == {(0, 0), (1, 1), (1, 2)}
-    assert D.parse_gold_line("", 3, 3) == (set(), set())
-    assert D.parse_gold_line("0-0 1p2", 2, 3, one_indexed=False) == ({(0, 0)}, {(0, 0), (1, 2)})
-    assert D.parse_gold_line("9-9", None, None) == ({(8, 8)}, {(8, 8)})
+    assert G.parse_gold_line("", 3, 3) == (set(), set())
+    assert G.parse_gold_line("0-0 1p2", 2, 3, one_indexed=False) == ({(0, 0)}, {(0, 0), (1, 2)})
+    assert G.parse_gold_line("9-9", None, None) == ({(8, 8)}, {(8, 8)})
 
 
 @pytest.mark.parametrize(
@@ -313,7 +315,7 @@ def test_parse_gold_line() -> None:
 )
 def test_parse_gold_line_malformed(line: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        D.parse_gold_line(line, 2, 3)
+        G.parse_gold_line(line, 2, 3)
 
 
 def _write(path: Path, text: str) -> Path:
@@ -324,8 +326,8 @@ def _write(path: Path, text: str) -> Path:
 def test_load_gold_file_user_files(tmp_path: Path) -> None:
     text = _write(tmp_path / "x.src-tgt", "a b ||| c d e\nf ||| g\n")
     gold = _write(tmp_path / "x.gold", "1-1 2p3\n1-1\n")
-    pairs = D.load_gold_file(text, gold)
-    assert pairs[0] == D.GoldPair(["a", "b"], ["c", "d", "e"], {(0, 0)}, {(0, 0), (1, 2)})
+    pairs = G.load_gold_file(text, gold)
+    assert pairs[0] == G.GoldPair(["a", "b"], ["c", "d", "e"], {(0, 0)}, {(0, 0), (1, 2)})
     assert pairs[1].sure == {(0, 0)}
 
 
@@ -342,12 +344,12 @@ def test_load_gold_file_errors(tmp_path: Path, text: str, gold: str, match: str)
     t = _write(tmp_path / "x.src-tgt", text)
     g = _write(tmp_path / "x.gold", gold)
     with pytest.raises(ValueError, match=match):
-        D.load_gold_file(t, g)
+        G.load_gold_file(t, g)
 
 
 def test_load_gold_file_missing(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nope.gold"):
-        D.load_gold_file(_write(tmp_path / "x.src-tgt", "a ||| b\n"), tmp_path / "nope.gold")
+        G.load_gold_file(_write(tmp_path / "x.src-tgt", "a ||| b\n"), tmp_path / "nope.gold")
 
 
 # --------------------------------------------------------------------------- download
@@ -500,14 +502,14 @@ def test_download_network_errors(tmp_path: Path) -> None:
 
 
 def test_demo_sizes_and_langs() -> None:
-    demo = D.load_demo()
-    assert {p.lang for p in demo} == set(D.DEMO_LANGS)
+    demo = DS.load_demo()
+    assert {p.lang for p in demo} == set(DS.DEMO_LANGS)
     for lang in ("de", "fr", "cs"):
-        pairs = D.load_demo(lang)
+        pairs = DS.load_demo(lang)
         assert len(pairs) >= 20 and all(p.lang == lang for p in pairs)
         assert len({p.scene for p in pairs}) >= 20
         assert sum(p.has_gold for p in pairs) >= 3
-    assert D.load_demo("en-para") and sum(p.has_gold for p in D.load_demo("en-para")) >= 3
+    assert DS.load_demo("en-para") and sum(p.has_gold for p in DS.load_demo("en-para")) >= 3
     assert len({p.id for p in demo}) == len(demo)
     texts = {(p.lang, p.src, p.tgt) for p in demo}
     assert ("de", "A dog runs along the beach.", "Ein Hund läuft am Strand entlang.") in texts
@@ -516,7 +518,7 @@ def test_demo_sizes_and_langs() -> None:
 
 def test_demo_scenes_are_parallel() -> None:
     by_scene: dict[str, set[str]] = {}
-    for p in D.load_demo():
+    for p in DS.load_demo():
         by_scene.setdefault(p.scene, set()).add(p.src)
     assert all(len(srcs) == 1 for srcs in by_scene.values())  # one English caption per scene
     english = [next(iter(s)) for s in by_scene.values()]
@@ -524,44 +526,44 @@ def test_demo_scenes_are_parallel() -> None:
 
 
 def test_demo_text_quality() -> None:
-    for p in D.load_demo():
+    for p in DS.load_demo():
         for s in (p.src, p.tgt):
             assert s == s.strip() and s == unicodedata.normalize("NFC", s)
             assert s[0].isupper() and s[-1] in ".!?"
-    cs = " ".join(p.tgt for p in D.load_demo("cs"))
+    cs = " ".join(p.tgt for p in DS.load_demo("cs"))
     assert all(ch in cs for ch in "ěščřžýáíéůú")
-    de = " ".join(p.tgt for p in D.load_demo("de"))
+    de = " ".join(p.tgt for p in DS.load_demo("de"))
     assert all(ch in de for ch in "äüß")
 
 
 def test_demo_gold_within_range() -> None:
     n_gold = 0
-    for p in D.load_demo():
+    for p in DS.load_demo():
         if not p.has_gold:
             assert p.src_tokens is None and p.possible is None
             continue
         n_gold += 1
-        assert p.src_tokens == D.simple_tokenize(p.src)
-        assert p.tgt_tokens == D.simple_tokenize(p.tgt)
+        assert p.src_tokens == DS.simple_tokenize(p.src)
+        assert p.tgt_tokens == DS.simple_tokenize(p.tgt)
         assert p.sure and p.possible is not None and p.sure <= p.possible
         n, m = len(p.src_tokens), len(p.tgt_tokens)
         assert all(0 <= i < n and 0 <= j < m for i, j in p.possible)
         g = p.to_gold()
         assert g.sure == p.sure and g.src_tokens == p.src_tokens
     assert n_gold >= 12
-    de01 = next(p for p in D.load_demo("de") if p.tgt == "Ein Hund läuft am Strand entlang.")
+    de01 = next(p for p in DS.load_demo("de") if p.tgt == "Ein Hund läuft am Strand entlang.")
     assert de01.tgt_tokens == ["Ein", "Hund", "läuft", "am", "Strand", "entlang", "."]
     assert (1, 1) in de01.sure and (3, 5) in de01.sure  # dog-Hund, along-entlang
 
 
 def test_simple_tokenize() -> None:
-    assert D.simple_tokenize("A baby is in her mother's arms.") == [
+    assert DS.simple_tokenize("A baby is in her mother's arms.") == [
         "A", "baby", "is", "in", "her", "mother's", "arms", "."
     ]
-    assert D.simple_tokenize("At the market, a vendor.") == [
+    assert DS.simple_tokenize("At the market, a vendor.") == [
         "At", "the", "market", ",", "a", "vendor", "."
     ]
-    assert D.simple_tokenize("au-dessus de l'étang!") == ["au-dessus", "de", "l'étang", "!"]
+    assert DS.simple_tokenize("au-dessus de l'étang!") == ["au-dessus", "de", "l'étang", "!"]
 
 
 def test_no_streamlit_import() -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from optical_core import data
+from optical_core import demo_set
 from optical_core.distill.config import DistillConfig, DistillError
 from optical_core.distill.cooc import bitext_cooc, content_ids
 from optical_core.distill.loss import OpticalLoss
@@ -28,7 +28,7 @@ def _features(model, texts):
 def setting(tiny, tiny_other):
     student, teacher = _load(tiny_other), _load(tiny)
     student.eval()
-    pairs = [(p.src, p.tgt) for p in data.load_demo("de")]
+    pairs = [(p.src, p.tgt) for p in demo_set.load_demo("de")]
     cooc = bitext_cooc(DistillConfig(data="demo", cooc_weight=0.5), student, teacher, pairs)
     return student, teacher, pairs, cooc
 

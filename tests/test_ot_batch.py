@@ -219,7 +219,7 @@ def test_unbalanced_batched_plans_equal_pot_per_pair(eps, tau, dtype):
 def real_token_costs(default_encoder):
     """Cosine costs between MiniLM tokens of German and English demo captions (they
     cluster in [0.6, 1.1], so at the training ε a few entries dominate each row)."""
-    from optical_core.data import load_demo
+    from optical_core.demo_set import load_demo
 
     return [cost_matrix(default_encoder.embed(p.tgt).embeddings,
                         default_encoder.embed(p.src).embeddings) for p in load_demo("de")[:6]]

@@ -80,7 +80,7 @@ def test_gold_pair_scoring_uses_gold_tokens(default_encoder):
 def test_default_model_aer_on_real_enfr_gold(default_encoder, shared_data):
     """DESIGN.md's sanity figure: argmax intersection, word level, all 200 pairs: AER 47.0.
     A subset of 60 pairs must land near it (and beat the diagonal baseline)."""
-    from optical_core.data import load_gold
+    from optical_core.gold import load_gold
 
     gold = load_gold("enfr", shared_data)[:60]
     texts = [t for g in gold for t in (" ".join(g.src_tokens), " ".join(g.tgt_tokens))]

@@ -10,8 +10,10 @@ import streamlit as st
 
 from optical_core import data as D
 from optical_core.alignment import AlignmentScores
+from optical_core.demo_set import DemoPair, load_demo
 from optical_core.encoders.anchor import SentenceOnlyError
 from optical_core.encoders.base import ModelLoadError, TokenEmbeddings, is_default_model
+from optical_core.gold import GoldPair, load_gold
 from optical_core.pairs.align import PairAlignment, score_pair
 from optical_core.pairs.figures import figure_png
 from optical_core.pairs.summary import (
@@ -39,8 +41,8 @@ PLOT_CONFIG = {"toImageButtonOptions": {"format": "png", "filename": "optical_pl
 
 
 @st.cache_data(show_spinner=False)
-def _demo_pairs() -> list[D.DemoPair]:
-    return D.load_demo()
+def _demo_pairs() -> list[DemoPair]:
+    return load_demo()
 
 
 @st.cache_data(show_spinner="Reading Multi30k…", max_entries=8)
@@ -49,8 +51,8 @@ def _multi30k(split: str, lang: str) -> list[str]:
 
 
 @st.cache_data(show_spinner=False)
-def _gold_set(pair: str) -> list[D.GoldPair]:
-    return D.load_gold(pair)
+def _gold_set(pair: str) -> list[GoldPair]:
+    return load_gold(pair)
 
 
 @st.cache_data(ttl=60, show_spinner=False)

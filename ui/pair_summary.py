@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from optical_core import alignment as al
-from optical_core.data import GoldPair
 from optical_core.encoders.base import TokenEmbeddings
+from optical_core.gold import GoldPair
 from optical_core.ot.solve import OTConfig
 from optical_core.pairs.align import PairAlignment, align_embeddings
 from optical_core.pairs.summary import (

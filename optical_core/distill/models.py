@@ -24,10 +24,10 @@ def load_pairs(cfg: DistillConfig, split: str = "train", limit: int | None = Non
     ``data="demo"`` uses the packaged demo pairs of the language (repeated to ``limit``
     for training), so that tests and offline demos need no Multi30k copy.
     """
-    from optical_core import data
+    from optical_core import data, demo_set
 
     if cfg.data == "demo":
-        demo = [(p.src, p.tgt) for p in data.load_demo(cfg.lang)]
+        demo = [(p.src, p.tgt) for p in demo_set.load_demo(cfg.lang)]
         if split != "train" or not limit:
             return demo
         return [demo[i % len(demo)] for i in range(limit)]

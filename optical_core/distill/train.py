@@ -232,10 +232,11 @@ def aer_on_gold(model, limit: int | None = None, data_dir: str | None = None) ->
     """Word-alignment AER (%) of ``model`` on the en–fr gold set (``None`` if it is absent)."""
     from optical_core import data
     from optical_core.encoders.transformer import Encoder
+    from optical_core.gold import load_gold
     from optical_core.pairs.align import score_gold
 
     try:
-        gold = data.load_gold("enfr", data_dir)
+        gold = load_gold("enfr", data_dir)
     except data.DataNotFoundError:
         return None
     gold = gold[:limit] if limit else gold

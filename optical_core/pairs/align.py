@@ -169,7 +169,7 @@ def score_gold(
     (:func:`optical_core.alignment.score_corpus`).
 
     Args:
-        gold: items of :func:`optical_core.data.load_gold` (``src_tokens``, ``tgt_tokens``,
+        gold: items of :func:`optical_core.gold.load_gold` (``src_tokens``, ``tgt_tokens``,
             ``sure``, ``possible``).
         link_method: how links are read from the pair (default ``argmax``: the
             intersection of both argmax directions on the similarity, DESIGN's sanity setting).

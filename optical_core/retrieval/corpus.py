@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from optical_core import data as _data
+from optical_core.demo_set import load_demo
 
 if TYPE_CHECKING:  # pragma: no cover
     pass
@@ -168,7 +169,7 @@ def load_corpus(
     Raises:
         DataNotFoundError: a file is missing. ValueError: unknown split or language.
     """
-    _data._check_name("Multi30k split", split, _data.SPLITS)
+    _data.check_name("Multi30k split", split, _data.SPLITS)
     docs = _data.load_multi30k(split, "en", data_dir)
     want = tuple(langs) if langs is not None else _data.SPLIT_LANGS[split]
     queries: dict[str, tuple[str, ...]] = {}
@@ -217,7 +218,7 @@ def demo_corpus(task2: bool = False) -> Corpus:
 
     ``task2=True`` adds the English paraphrases of the set as extra relevant documents.
     """
-    pairs = _data.load_demo()
+    pairs = load_demo()
     scenes: list[str] = []
     english: dict[str, str] = {}
     by_lang: dict[str, dict[str, str]] = {}
