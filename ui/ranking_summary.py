@@ -13,6 +13,7 @@ import numpy as np
 from optical_core.retrieval.corpus import Corpus
 from optical_core.retrieval.explain import NOT_CONTENT, PlanExplanation
 from optical_core.retrieval.scorers import Ranking, ScorerConfig
+from ui.markdown import md_escape
 
 #: What the score column means, per scorer (``{k}``: the rerank depth).
 SCORE_MEANINGS = {
@@ -51,11 +52,6 @@ class Query:
     clean: str
     noisy: str
     relevant: set[int] = field(default_factory=set)
-
-
-def md_escape(text: str) -> str:
-    """Markdown-escaped ``text``: st.table renders Markdown in cells, captions stay literal."""
-    return "".join("\\" + ch if ch in "\\`*_{}[]()<>#+-.!|~" else ch for ch in text)
 
 
 def ranking_rows(order: np.ndarray, scores: np.ndarray, doc_texts: Sequence[str],

