@@ -227,3 +227,15 @@ def test_describe_never_shows_pythons_own_wording(exc, want):
     assert want in line
     assert "not supported between" not in line and "invalid literal" not in line
     assert "cannot convert float" not in line
+
+
+def test_download_refuses_a_folder_of_the_users_files(tmp_path, monkeypatch, capsys):
+    mine = tmp_path / "thesis"
+    mine.mkdir()
+    (mine / "chapter1.tex").write_text("mine")
+    code, _, err = run(["download", "--dest", str(mine)], "", monkeypatch, capsys)
+    assert code == 2 and f"--dest {mine} already holds files" in err
+    assert [p.name for p in mine.iterdir()] == ["chapter1.tex"]
+    code, _, err = run(["download", "--dest", str(mine / "chapter1.tex")], "", monkeypatch,
+                       capsys)
+    assert code == 2 and "is a file, not a folder" in err

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # -------------------------------------------------------------------- download
 
 
@@ -15,7 +17,13 @@ def add_download(sub) -> None:
 
 def run_download(args) -> int:
     from optical_core.data import download_multi30k
+    from optical_core.safe_write import claim_output_folder
 
-    path = download_multi30k(dest=args.dest, task2=args.task2)
+    dest = args.dest
+    # A data root that already holds Multi30k is filled up; any other folder must be new,
+    # empty or one optical made, so the files never land among the user's own.
+    if dest is not None and not (Path(dest).expanduser() / "multi30k").is_dir():
+        dest = claim_output_folder(dest, what="--dest")
+    path = download_multi30k(dest=dest, task2=args.task2)
     print(f"Multi30k files are in {path}")
     return 0

@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
+
+#: Bootstrap resamples past this take minutes and add no precision worth it.
+MAX_BOOTSTRAP = 100_000
 
 
 def add_retrieve_images(sub) -> None:
@@ -64,11 +68,17 @@ def run_retrieve_images(args) -> int:
             print(f"… {msg}", file=sys.stderr, flush=True)
 
     if args.limit is not None and args.limit < 1:
-        raise CLIError("--limit must be at least 1")
+        raise CLIError(f"--limit must be at least 1, got {args.limit}")
     if args.batch_size < 1:
-        raise CLIError("--batch-size must be at least 1")
-    if args.bootstrap < 10:
-        raise CLIError("--bootstrap needs at least 10 resamples")
+        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if not 10 <= args.bootstrap <= MAX_BOOTSTRAP:
+        raise CLIError(f"--bootstrap must lie in [10, {MAX_BOOTSTRAP:,}] resamples, "
+                       f"got {args.bootstrap}")
+    if not 0 <= args.seed < 2**32:
+        raise CLIError(f"--seed must lie in [0, 2**32 - 1], got {args.seed}")
+    if not Path(args.images).expanduser().is_dir():
+        raise CLIError(f"--images {args.images} is not a folder; give the folder of the "
+                       "Flickr30k *.jpg images")
     corpus = image_corpus(args.images, args.split, data_dir)
     if corpus.note:
         say(corpus.note)
