@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from optical_core.experiments.config import (
+    ExperimentError,
     GridConfig,
     distill_config,
     load_config,
@@ -75,6 +76,11 @@ def test_presets_load_and_validate(preset):
     ("[grid]\nmethods = ['ot']\n[grid.seeds_of]\not = [1, 1]\n", "distinct seeds"),
     ("[grid]\nmethods = ['ot']\n[grid.baselines]\not = 'mse@aug'\n", "baselines: 'ot'"),
     ("[grid]\nmethods = ['ot']\n[grid.baselines]\not = 'ot'\n", "two different methods"),
+    ("[grid]\ntune_split = 'test_2016_flickr'\nsplits = ['test_2016_flickr']\n",
+     "splits: 'test_2016_flickr' is also tune_split"),
+    ("[grid]\nsplits = ['val']\n", "splits: 'val' is also tune_split"),
+    ("[grid]\ntune_split = 'train'\n", "unknown tune_split 'train'"),
+    ("[distill]\neval_split = 'test_2016_flickr'\n", "not by [distill]"),
 ])
 def test_bad_configs_say_what_is_wrong(tmp_path, text, message):
     f = tmp_path / "bad.toml"
@@ -159,3 +165,19 @@ def test_seeds_of_gives_a_method_its_own_seeds(tmp_path):
     assert list(g.trainings()) == [("ot", "cs", 5000, 1), ("ot", "cs", 5000, 2),
                                    ("ot", "de", 5000, 1), ("ot", "de", 5000, 2),
                                    ("ot@st", "cs", 5000, 1), ("ot@st", "de", 5000, 1)]
+
+
+def test_choices_are_made_on_tune_split_never_on_a_reported_split():
+    """Every run of the grid evaluates itself on ``tune_split`` (where tuning reads its
+    score); the default keeps the val split, and so the run names of earlier grids."""
+    grid = GridConfig(methods=["ot"], langs=["de"], lr={"ot": 5e-4})
+    assert grid.tune_split == "val" and grid.tune_split not in grid.splits
+    val = distill_config(grid, "ot", "de", 100, 1, 5e-4)
+    assert val.eval_split == "val"
+    other = GridConfig(methods=["ot"], langs=["de"], lr={"ot": 5e-4},
+                       tune_split="test_2017_flickr", splits=["test_2016_flickr"]).validate()
+    moved = distill_config(other, "ot", "de", 100, 1, 5e-4)
+    assert moved.eval_split == "test_2017_flickr" and run_name(moved) != run_name(val)
+    with pytest.raises(ExperimentError, match="tune_split") as info:
+        GridConfig(tune_split="test_2017_flickr", splits=["test_2017_flickr"]).validate()
+    assert len(str(info.value).splitlines()) == 1

@@ -70,7 +70,8 @@ probe_every = 0
     args = ["--data-dir", str(SHARED_DATA), "-q", "experiment", "--config", str(cfg),
             "--results-dir", str(root / "results"), "--runs-dir", str(root / "runs")]
     seen: dict[str, str] = {}
-    for step, extra in (("list", ["--list-cells"]), ("list 2/2", ["--list-cells", "--shard", "2/2"]),
+    for step, extra in (("list", ["--list-cells"]),
+                        ("list 2/2", ["--list-cells", "--shard", "2/2"]),
                         ("shard 1/2", ["--shard", "1/2"]), ("list after 1/2", ["--list-cells"]),
                         ("shard 2/2", ["--shard", "2/2"]), ("list after 2/2", ["--list-cells"])):
         code, seen[step] = _cli([*args, *extra])
@@ -104,7 +105,8 @@ def test_shards_split_the_grid_and_together_finish_it(micro):
     # shard 1's two clean query sets: none (2 scorers) and ot (2 document encoders × 2)
     assert "micro: 6 cells, status partial" in seen["shard 1/2"]
     assert "trainings: 3 reused, 0 pending; cells: 2 reused, 2 pending" in seen["shard 2/2"]
-    assert "shard 2/2 runs: cells 2, alignment 1; about " in seen["shard 2/2"]  # from shard 1's times
+    # the estimate comes from shard 1's times
+    assert "shard 2/2 runs: cells 2, alignment 1; about " in seen["shard 2/2"]
     assert "micro: 12 cells, status finished" in seen["shard 2/2"]
     assert seen["list after 2/2"] == ""
     by = {f.name[5:-5]: json.loads(f.read_text())["shard"] for f in (out / "cache").glob("time-*")}
@@ -150,7 +152,8 @@ def test_micro_grid_trains_evaluates_and_reports(micro, cache_root):
     docs = set()
     for f in (out / "cache").glob("*.npz"):
         with np.load(f) as z:
-            docs.add((f.name.split("-")[1] == "teacherdocs", json.loads(str(z["meta"]))["doc_model"]))
+            docs.add((f.name.split("-")[1] == "teacherdocs",
+                      json.loads(str(z["meta"]))["doc_model"]))
     teacher = run_teacher(runs[0])
     assert docs == {(True, teacher), (False, teacher), (False, ot_cell["model"])}
     assert len([p for p in (cache_root / "embeddings").iterdir() if p.is_dir()]) == 2
@@ -203,9 +206,11 @@ def test_a_rerun_from_the_committed_cells_alone_trains_nothing(micro, tmp_path, 
     assert "trainings: 3 reused, 0 pending; cells: 4 reused, 0 pending; alignment: 2 reused, " \
         "0 pending" in printed
     assert not empty_runs.exists() or not any(empty_runs.iterdir())  # nothing trained
-    old, new = _rows(root / "results" / "micro" / "cells.csv"), _rows(results / "micro" / "cells.csv")
+    old = _rows(root / "results" / "micro" / "cells.csv")
+    new = _rows(results / "micro" / "cells.csv")
     key = ("method", "doc_encoder", "scorer", "cer", "mrr@10", "run")
-    assert sorted(tuple(r[k] for k in key) for r in new) == sorted(tuple(r[k] for k in key) for r in old)
+    assert sorted(tuple(r[k] for k in key) for r in new) == sorted(
+        tuple(r[k] for k in key) for r in old)
 
 
 def test_report_only_writes_the_tables_from_the_finished_cells_and_runs_nothing(
@@ -317,9 +322,12 @@ noise_max_cer = 0.3
 
 
 def test_prune_deletes_only_the_cache_files_the_grid_does_not_read(micro, tmp_path, capsys):
-    """A cell of another grid copied into the cache (and its timing) is pruned; every cell
-    of the grid stays, so a report from the pruned folder has all of them."""
+    """A cell of another grid copied into the cache (and its timing, both with their lines
+    of that grid's index) is pruned; every cell of the grid stays, so a report from the
+    pruned folder has all of them; a user's files the index does not list stay too."""
     import shutil
+
+    from optical_core.experiments.folder import record_written
 
     root, args, _ = micro
     results = tmp_path / "results"
@@ -330,6 +338,11 @@ def test_prune_deletes_only_the_cache_files_the_grid_does_not_read(micro, tmp_pa
     foreign = cache / "mse@other-de-test_2016_flickr-clean-0-0123456789ab.npz"
     shutil.copy(cells[0], foreign)
     (cache / "time-eval-other.json").write_text('{"stage": "evaluate", "seconds": 1}')
+    for f in (foreign, cache / "time-eval-other.json"):
+        record_written(results / "micro", f)  # what the other grid's index said of them
+    strays = {cache / "mine.npz": cells[0].read_bytes(), cache / "time-mine.json": b"{}"}
+    for f, data in strays.items():  # a user's files in the cache: not in the index
+        f.write_bytes(data)
     moved = [*args[:args.index("--results-dir")], "--results-dir", str(results),
              "--runs-dir", str(tmp_path / "runs"), "--prune"]
     assert cli_main([*moved, "--dry-run"]) == 0
@@ -339,6 +352,7 @@ def test_prune_deletes_only_the_cache_files_the_grid_does_not_read(micro, tmp_pa
     assert cli_main(moved) == 0
     assert "deleted 2 cache files" in capsys.readouterr().out
     assert not foreign.exists() and not (cache / "time-eval-other.json").exists()
-    assert sorted(cache.glob("*.npz")) == cells
+    assert sorted(set(cache.glob("*.npz")) - set(strays)) == cells
+    assert all(f.read_bytes() == data for f, data in strays.items())
     assert cli_main([*moved[:-1], "--report-only"]) == 0
     assert "micro: 12 cells, status finished" in capsys.readouterr().out

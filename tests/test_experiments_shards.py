@@ -1,6 +1,6 @@
 """optical_core.experiments.shards: shard ids, claim files raced by threads and by
 processes, stale claims taken over exactly once, and two shards sharing one stage of a
-grid (:meth:`ExperimentRunner._stage`) so that every task runs once."""
+grid (:meth:`StageRunner.run_stage`) so that every task runs once."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def test_two_shards_share_a_stage_and_run_every_task_once(tmp_path):
 
     def go(r: ExperimentRunner) -> None:
         try:
-            r._stage("train", [task(i, str(r.shard)) for i in range(10)], wait=True)
+            r.stages.run_stage("train", [task(i, str(r.shard)) for i in range(10)], wait=True)
         except BaseException as exc:  # noqa: BLE001 — reported below
             errors.append(exc)
 

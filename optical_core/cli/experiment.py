@@ -14,7 +14,8 @@ reused. Ctrl-C stops after the current training step.
 Several machines share a grid with ``--shard K/N`` (one K per machine, all with the same
 ``--results-dir`` and ``--runs-dir`` on a shared file system); ``--list-cells`` prints the
 pending tasks (of the shard, with ``--shard``) and exits. ``--prune`` deletes the cached
-cells and timings the config does not read (before a results folder is shipped).
+cells and timings the config does not read (before a results folder is shipped): only files
+the folder's index lists as written by the grid; a folder without one is refused.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ def add_experiment(sub) -> None:
     src.add_argument("--quick", action="store_true",
                      help="the quick preset (grid-configs/quick.toml, < 30 min on 2 cores)")
     p.add_argument("--name", help="results folder name (default: the config's name)")
-    p.add_argument("--results-dir", help="results root (default: $OPTICAL_RESULTS_DIR or ./results)")
-    p.add_argument("--runs-dir", help="where trained runs go (default: $OPTICAL_RUNS_DIR or ./runs)")
+    p.add_argument("--results-dir",
+                   help="results root (default: $OPTICAL_RESULTS_DIR or ./results)")
+    p.add_argument("--runs-dir",
+                   help="where trained runs go (default: $OPTICAL_RUNS_DIR or ./runs)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--shard", default="1/1", metavar="K/N",
                    help="run every N-th task of each stage, starting with the K-th, against a "
@@ -52,7 +55,8 @@ def add_experiment(sub) -> None:
     p.add_argument("--prune", action="store_true",
                    help="delete the cell files and task timings in the results folder's cache "
                    "that this config does not read (e.g. cells of a grid copied in to reuse "
-                   "them) and exit; with --dry-run, list them only")
+                   "them) and exit; only files the folder's index lists as the grid's; with "
+                   "--dry-run, list them only")
     p.add_argument("--claim-timeout", type=float, default=CLAIM_TIMEOUT_S, metavar="SECONDS",
                    help="a task claimed by another shard that has shown no sign of life for "
                    f"this long is taken over (default {CLAIM_TIMEOUT_S:g})")
@@ -105,55 +109,22 @@ def _prune(runner, dry_run: bool) -> int:
     return 0
 
 
-def run_experiment(args) -> int:
+def _print_plan(runner) -> int:
+    """``--dry-run``: every task with its rough duration, and the total."""
+    plan = runner.plan()
+    for stage, label, w in plan:
+        print(f"{stage:9s} {label}  (~{w / 60:.1f} min)")
+    print(f"{len(plan)} tasks, roughly {sum(w for *_, w in plan) / 60:.0f} min on 2 idle "
+          f"cores; results in {runner.out}")
+    return 0
+
+
+def _run_with_bar(runner, pending: int, quiet: bool) -> dict:
+    """Run the grid with a progress bar on stderr (one step per task, a training's steps
+    as fractions); Ctrl-C stops it after the current training step. Its record."""
     from tqdm import tqdm
 
-    from optical_core.experiments.config import config_path, load_config
-    from optical_core.experiments.runner import ExperimentRunner
-    from optical_core.experiments.shards import Shard
-
-    try:
-        shard = Shard.parse(args.shard)
-    except ValueError as exc:
-        raise CLIError(f"--shard: {exc}") from None
-    if not args.claim_timeout > 0:
-        raise CLIError("--claim-timeout must be a positive number of seconds")
-    path = config_path("quick" if args.quick else args.config)
-    grid = load_config(path)
-    if args.name:
-        grid.name = args.name
-        grid.validate()
-    text = path.read_text(encoding="utf-8")
-    runner = ExperimentRunner(grid, args.results_dir, args.runs_dir,
-                              getattr(args, "data_dir", None), config_text=text, shard=shard,
-                              claim_timeout=args.claim_timeout)
-    if args.prune:
-        return _prune(runner, dry_run=args.dry_run)
-    if args.dry_run:
-        plan = runner.plan()
-        for stage, label, w in plan:
-            print(f"{stage:9s} {label}  (~{w / 60:.1f} min)")
-        print(f"{len(plan)} tasks, roughly {sum(w for *_, w in plan) / 60:.0f} min on 2 idle "
-              f"cores; results in {runner.out}")
-        return 0
-    if args.report_only:
-        record = runner.run(report_only=True)
-        print(f"{record['name']}: {len(record['cells'])} cells, status {record['status']} "
-              f"(report only) → {runner.out}")
-        for note in record.get("notes") or []:
-            print(f"note: {note}")
-        return 0
-    survey = runner.survey()
-    if args.list_cells:
-        for task_id in survey["pending"]:
-            print(task_id)
-        return 0
-    print(f"{grid.name}" + (f", shard {shard}" if shard.n > 1 else "") + f" → {runner.out}")
-    for line in survey_lines(survey, shard):
-        print(line)
-    sys.stdout.flush()
-    quiet = getattr(args, "quiet", False)
-    bar = tqdm(total=max(1, len(survey["pending"])), desc="experiment", unit="task",
+    bar = tqdm(total=max(1, pending), desc="experiment", unit="task",
                file=sys.stderr, disable=quiet or None, dynamic_ncols=True,
                bar_format="{l_bar}{bar}| {n:.1f}/{total} {elapsed}<{remaining} {postfix}")
     state = {"started": 0}
@@ -179,6 +150,52 @@ def run_experiment(args) -> int:
             record = runner.run()
     finally:
         bar.close()
+    return record
+
+
+def run_experiment(args) -> int:
+    from optical_core.experiments.config import config_path, load_config
+    from optical_core.experiments.folder import check_results_folder
+    from optical_core.experiments.runner import ExperimentRunner
+    from optical_core.experiments.shards import Shard
+
+    try:
+        shard = Shard.parse(args.shard)
+    except ValueError as exc:
+        raise CLIError(f"--shard: {exc}") from None
+    if not args.claim_timeout > 0:
+        raise CLIError("--claim-timeout must be a positive number of seconds")
+    path = config_path("quick" if args.quick else args.config)
+    grid = load_config(path)
+    if args.name:
+        grid.name = args.name
+        grid.validate()
+    text = path.read_text(encoding="utf-8")
+    runner = ExperimentRunner(grid, args.results_dir, args.runs_dir,
+                              getattr(args, "data_dir", None), config_text=text, shard=shard,
+                              claim_timeout=args.claim_timeout)
+    if args.prune:
+        return _prune(runner, dry_run=args.dry_run)
+    if args.dry_run:
+        return _print_plan(runner)
+    if args.report_only:
+        record = runner.run(report_only=True)
+        print(f"{record['name']}: {len(record['cells'])} cells, status {record['status']} "
+              f"(report only) → {runner.out}")
+        for note in record.get("notes") or []:
+            print(f"note: {note}")
+        return 0
+    check_results_folder(runner.out)  # before the survey reads (or caches) anything there
+    survey = runner.survey()
+    if args.list_cells:
+        for task_id in survey["pending"]:
+            print(task_id)
+        return 0
+    print(f"{grid.name}" + (f", shard {shard}" if shard.n > 1 else "") + f" → {runner.out}")
+    for line in survey_lines(survey, shard):
+        print(line)
+    sys.stdout.flush()
+    record = _run_with_bar(runner, len(survey["pending"]), getattr(args, "quiet", False))
     print(f"{record['name']}: {len(record['cells'])} cells, status {record['status']}, "
           f"{record['wall_s'] / 60:.1f} min → {runner.out}")
     report = runner.out / "report.md"

