@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from _results_fixture import PAIRS, make_results
 
+from optical_core.experiments.formatting import significance_marker
 from optical_core.experiments.report import (
     alignment_table,
     bundle_zip,
@@ -27,7 +28,6 @@ from optical_core.experiments.report import (
     lr_tuning_table,
     main_table,
     robustness_table,
-    significance_marker,
     significance_table,
     write_report,
 )
@@ -187,6 +187,16 @@ def test_clean_only_grid_has_no_noise_plots(tmp_path):
     text = write_report(folder).read_text()
     assert "noise: none" in text and "### MRR@10, test_2016_flickr, clean" in text
     assert not list((folder / "plots").glob("*.png"))
+
+
+def test_report_says_which_noise_draw_the_cells_use(tmp_path):
+    """One sentence names the draw behind the noisy cells (and its seed); a clean-only
+    grid has none to name."""
+    noisy = write_report(make_results(tmp_path / "noisy")).read_text()
+    assert "an independent draw per noise level and query" in noisy
+    assert "`noise_seed` = 0" in noisy and "the same draw for every model" in noisy
+    clean = write_report(make_results(tmp_path / "clean", kinds=())).read_text()
+    assert "independent draw" not in clean
 
 
 def test_bundle_zip_holds_the_report_and_tables_only(folder):

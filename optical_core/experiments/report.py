@@ -16,12 +16,9 @@ No Streamlit here: the Results page, the CLI and :func:`write_report` share thes
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import re
-import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
@@ -31,6 +28,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from optical_core.experiments.formatting import (
+    format_interval,
+    level_label,
+    md_table,
+    p_text,
+    pairs_text,
+    pct,
+    plot_name,
+    significance_marker,
+    write_atomic,
+)
 from optical_core.experiments.results import ReportError, Results, load_results
 from optical_core.experiments.tables import (
     COMPARISONS,
@@ -83,49 +91,6 @@ def default_split(results: Results) -> str | None:
 def default_kind(results: Results, split: str | None = None) -> str | None:
     kinds = results.noise_kinds(split)
     return kinds[0] if kinds else None
-
-
-def level_label(cer: float) -> str:
-    """``0`` → ``"clean"``, ``0.1`` → ``"CER 10 %"``."""
-    return "clean" if cer == 0 else f"CER {100 * cer:g} %"
-
-
-def significance_marker(p: float) -> str:
-    """``"**"`` for p < 0.01, ``"*"`` for p < 0.05, else ``""`` (also for a missing p)."""
-    if p is None or not np.isfinite(p):
-        return ""
-    return "**" if p < 0.01 else "*" if p < 0.05 else ""
-
-
-
-
-def format_interval(mean: float, low: float, high: float, sd: float = float("nan"),
-                    seeds: int = 1, scale: float = 100.0, digits: int = 1,
-                    signed: bool = False) -> str:
-    """``"86.4 [84.1, 88.6]"`` (× ``scale``), ``" ±1.2"`` appended for several seeds."""
-    if mean is None or not np.isfinite(mean):
-        return MISSING
-    sign = "+" if signed else ""
-    text = f"{scale * mean:{sign}.{digits}f}"
-    if np.isfinite(low) and np.isfinite(high):
-        text += f" [{scale * low:.{digits}f}, {scale * high:.{digits}f}]"
-    if seeds > 1 and np.isfinite(sd):
-        text += f" ±{scale * sd:.{digits}f}"
-    return text.replace("-", "−")
-
-
-def _pct(v: float) -> str:
-    return f"{100 * v:.1f}" if v is not None and np.isfinite(v) else MISSING
-
-
-def _p(v: float) -> str:
-    if v is None or not np.isfinite(v):
-        return MISSING
-    return "<0.001" if v < 0.001 else f"{v:.3f}"
-
-
-def _pairs(v: int) -> str:
-    return str(int(v)) if v else MISSING
 
 
 CURVE_COLUMNS = ("lang", "method", "doc_encoder", "pairs", "lr", "cer", "mean", "low", "high",
@@ -202,7 +167,7 @@ def main_table(results: Results, cer_levels: Sequence[float] = (0, 0.1), metric:
     rows = []
     for (lang, method, docs, pairs, lr), grp in cv.groupby(_SERIES, dropna=False, sort=False):
         row: dict[str, Any] = {"lang": lang, "method": method, "docs": docs,
-                               "pairs": _pairs(pairs), "lr": format_lr(lr),
+                               "pairs": pairs_text(pairs), "lr": format_lr(lr),
                                "seeds": int(grp["seeds"].max())}
         for level in cer_levels:
             hit = grp[np.isclose(grp["cer"], level)]
@@ -238,7 +203,7 @@ def robustness_table(results: Results, split: str | None = None,
         n = grp["seed"].nunique()
         m = grp.mean(numeric_only=True)
         rows.append({
-            "lang": lang, "method": method, "docs": docs, "pairs": _pairs(pairs), "seeds": n,
+            "lang": lang, "method": method, "docs": docs, "pairs": pairs_text(pairs), "seeds": n,
             cols[5]: format_interval(m["slope"], m["slope_low"], m["slope_high"],
                                      grp["slope"].std(), n, scale=10.0, signed=True),
             cols[6]: format_interval(m["auc"], m["auc_low"], m["auc_high"], grp["auc"].std(), n),
@@ -300,13 +265,13 @@ def significance_table(results: Results, metric: str = "mrr@10", split: str | No
     s["_cmp"] = [order.get((a, b), len(order)) for a, b in zip(s["method_a"], s["method_b"])]
     s = _sort(s, ("pairs", "seed", "cer", "_cmp"))
     out = pd.DataFrame({
-        "lang": s["lang"], "pairs": s["pairs"].map(_pairs), "seed": s["seed"],
+        "lang": s["lang"], "pairs": s["pairs"].map(pairs_text), "seed": s["seed"],
         "level": s["cer"].map(level_label), "docs": s["doc_encoder"],
         "comparison": s["method_b"] + " vs " + s["method_a"],
-        "a (%)": s["mean_a"].map(_pct), "b (%)": s["mean_b"].map(_pct),
+        "a (%)": s["mean_a"].map(pct), "b (%)": s["mean_b"].map(pct),
         "Δ (points)": [format_interval(d, lo, hi, signed=True)
                        for d, lo, hi in zip(s["delta"], s["delta_low"], s["delta_high"])],
-        "p": s["p"].map(_p), "sig": s["p"].map(significance_marker), "test": s["test"],
+        "p": s["p"].map(p_text), "sig": s["p"].map(significance_marker), "test": s["test"],
     })
     return out[cols].reset_index(drop=True)
 
@@ -315,10 +280,10 @@ def alignment_table(results: Results) -> pd.DataFrame:
     """Word alignment against gold: AER, precision, recall, F1 in % per run."""
     a = _sort(results.alignment, ("pairs", "seed", "gold"))
     return pd.DataFrame({
-        "lang": a["lang"], "method": a["method"], "pairs": a["pairs"].map(_pairs),
-        "seed": a["seed"], "gold": a["gold"], "AER (%)": a["aer"].map(_pct),
-        "precision (%)": a["precision"].map(_pct), "recall (%)": a["recall"].map(_pct),
-        "F1 (%)": a["f1"].map(_pct), "sentences": a["n_sentences"],
+        "lang": a["lang"], "method": a["method"], "pairs": a["pairs"].map(pairs_text),
+        "seed": a["seed"], "gold": a["gold"], "AER (%)": a["aer"].map(pct),
+        "precision (%)": a["precision"].map(pct), "recall (%)": a["recall"].map(pct),
+        "F1 (%)": a["f1"].map(pct), "sentences": a["n_sentences"],
     })
 
 
@@ -327,9 +292,9 @@ def lr_tuning_table(results: Results) -> pd.DataFrame:
     used."""
     t = _sort(results.lr_tuning, ("pairs", "lr", "schedule"))
     return pd.DataFrame({
-        "lang": t["lang"], "method": t["method"], "pairs": t["pairs"].map(_pairs),
+        "lang": t["lang"], "method": t["method"], "pairs": t["pairs"].map(pairs_text),
         "lr": t["lr"].map(format_lr), "schedule": t["schedule"].replace("", MISSING),
-        "val MRR@10 (%)": t["val_mrr@10"].map(_pct),
+        "val MRR@10 (%)": t["val_mrr@10"].map(pct),
         "chosen": t["chosen"].map(lambda v: "✓" if v else ""), "run": t["run"],
     })
 
@@ -378,46 +343,6 @@ def checkpoints(results: Results, runs_root: str | os.PathLike[str] | None = Non
 # ------------------------------------------------------------------------ report
 
 
-def _md_table(df: pd.DataFrame) -> str:
-    """A GitHub Markdown table; columns whose cells start with a number are right-aligned."""
-    if df.empty:
-        return "_(no rows)_"
-    cells = df.astype(str).map(lambda v: v.replace("|", "\\|").replace("\n", " "))
-
-    def numeric(col: str) -> bool:
-        vals = [v for v in cells[col] if v not in ("", MISSING)]
-        return bool(vals) and all(re.match(r"^[<+−-]?\d", v) for v in vals)
-
-    head = "| " + " | ".join(str(c) for c in df.columns) + " |"
-    sep = "|" + "|".join("---:" if numeric(c) else "---" for c in df.columns) + "|"
-    body = ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]
-    return "\n".join([head, sep, *body])
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
-
-
-def plot_name(split: str, kind: str, metric: str = "mrr@10", ext: str = "png") -> str:
-    """``mrr_vs_cer_<split>_<kind>.<ext>`` for MRR@10 (``recall@1`` → ``recall1_vs_cer_…``)."""
-    stem = "mrr" if metric == "mrr@10" else _slug(metric.replace("@", ""))
-    return f"{stem}_vs_cer_{_slug(split)}_{_slug(kind)}.{ext}"
-
-
-def _write_atomic(path: Path, data: bytes | str) -> None:
-    """Write to a temporary sibling and rename: a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.chmod(tmp, 0o644)  # mkstemp makes the file private; the report is for reading
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-
-
 def setting_lines(results: Results) -> list[str]:
     """The grid's setting as Markdown bullets (languages, methods, pairs, seeds, noise)."""
     c = results.cells
@@ -445,11 +370,8 @@ def setting_lines(results: Results) -> list[str]:
     return out
 
 
-def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None = None) -> str:
-    """The text of ``report.md``: setting, main tables, robustness, significance, alignment,
-    lr tuning and notes. ``plots`` maps ``(split, kind)`` to a PNG path relative to the
-    report (its ``.html`` twin is linked too)."""
-    plots = plots or {}
+def _header(results: Results) -> list[str]:
+    """Title, status line and the warnings of a report."""
     m = results.meta
     lines = [f"# Results: {results.name}", ""]
     facts = [f"status **{results.status}**"]
@@ -463,12 +385,23 @@ def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None =
     if results.status == "running":
         lines += ["> The grid is still running: the tables hold the cells finished so far.", ""]
     elif results.status == "partial":
-        lines += ["> Other shards of the grid have cells still pending: the tables hold the "
-                  "cells finished so far.", ""]
-    for problem in results.problems:
-        lines += [f"> Warning: {problem}", ""]
+        lines += [("> Other shards of the grid have cells still pending: the tables hold "
+                   "the cells finished so far."), ""]
+    return lines + [line for problem in results.problems for line in (f"> Warning: {problem}", "")]
 
-    lines += ["## Setting", "", *setting_lines(results), ""]
+
+def noise_draw_line(results: Results) -> str:
+    """One sentence on which noise draw the noisy cells use."""
+    seed = results.config.get("noise_seed", 0)
+    return (f"Noisy queries: an independent draw per noise level and query, seeded by "
+            f"`noise_seed` = {seed} and the query's image, the same draw for every model "
+            "(so comparisons between models are paired on identical queries).")
+
+
+def _setting(results: Results) -> list[str]:
+    """The setting section: bullets, methods and variants, the noise draw, the config and
+    the package versions."""
+    lines = ["## Setting", "", *setting_lines(results), ""]
     variants = results.config.get("variants") or {}
     lines += ["Methods: " + "; ".join(f"`{k}` = {v}" for k, v in METHOD_LABELS.items()) + ". "
               + "".join(f"Variant `@{k}`: " + ", ".join(f"{o} = {v}" for o, v in opts.items())
@@ -476,17 +409,23 @@ def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None =
               + "x→en dense retrieval: a query in language x, English captions as documents, "
               "embedded by the student's teacher (`docs` = teacher, OPTICAL's setting) or by "
               "the student itself (`docs` = student; always so for the untrained models).", ""]
+    if results.noise_kinds():
+        lines += [noise_draw_line(results), ""]
     cfg_file = results.folder / CONFIG_FILE
     if cfg_file.is_file():
         lines += ["Grid config (`config.toml`):", "", "```toml",
                   cfg_file.read_text(encoding="utf-8", errors="replace").rstrip(), "```", ""]
     elif results.config:
         lines += ["Grid config:", "", "```json", json.dumps(results.config, indent=1), "```", ""]
-    versions = m.get("versions")
+    versions = results.meta.get("versions")
     if isinstance(versions, dict) and versions:
         lines += ["Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".", ""]
+    return lines
 
-    lines += [
+
+def _main_results(results: Results, plots: dict[tuple[str, str], str]) -> list[str]:
+    """MRR@10 per split and noise kind (with its plot), then recall@1 / recall@10."""
+    lines = [
         "## Main results", "",
         ("Values in %, `mean [low, high]` with a 95 % bootstrap interval that resamples the "
          "queries and, with several seeds, the training seeds too (each draw picks seeds and "
@@ -499,7 +438,7 @@ def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None =
         for kind in kinds:
             title = f"### MRR@10, {split}" + (f", noise {kind}" if kind else ", clean")
             levels = results.levels(split, kind)
-            lines += [title, "", _md_table(main_table(results, levels, "mrr@10", split, kind)), ""]
+            lines += [title, "", md_table(main_table(results, levels, "mrr@10", split, kind)), ""]
             if (split, kind) in plots:
                 png = Path(plots[(split, kind)])
                 html = png.with_suffix(".html")
@@ -508,9 +447,14 @@ def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None =
         for metric in ("recall@1", "recall@10"):
             lines += [f"### {METRIC_LABELS[metric]}, {split}"
                       + (f", noise {kinds[0]}" if kinds[0] else ", clean"), "",
-                      _md_table(main_table(results, results.levels(split, kinds[0]), metric, split,
-                                           kinds[0])), ""]
+                      md_table(main_table(results, results.levels(split, kinds[0]), metric, split,
+                                          kinds[0])), ""]
+    return lines
 
+
+def _other_scorers(results: Results) -> list[str]:
+    """One section per scorer other than dense (MaxSim): its MRR@10 tables."""
+    lines: list[str] = []
     for scorer in [x for x in results.scorers() if x != "dense"]:
         label = SCORER_LABELS.get(scorer, scorer)
         lines += [f"## {label} scorer", "",
@@ -524,27 +468,35 @@ def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None =
                 if len(table):
                     lines += [f"### MRR@10 ({label}), {split}"
                               + (f", noise {kind}" if kind else ", clean"), "",
-                              _md_table(table), ""]
+                              md_table(table), ""]
+    return lines
 
-    lines += ["## Robustness to noise", "",
-              ("Least-squares slope of MRR@10 against the target CER over all levels including "
-               "0, in MRR@10 points per 10 % CER (negative = loses MRR with noise), and the "
-               "normalised area under the curve (the mean MRR@10 over the noise range), with "
-               "intervals from the same per-query bootstrap resamples."), ""]
+
+def _robustness(results: Results) -> list[str]:
+    """Slope and area of MRR@10 against CER per split and noise kind."""
+    lines = ["## Robustness to noise", "",
+             ("Least-squares slope of MRR@10 against the target CER over all levels including "
+              "0, in MRR@10 points per 10 % CER (negative = loses MRR with noise), and the "
+              "normalised area under the curve (the mean MRR@10 over the noise range), with "
+              "intervals from the same per-query bootstrap resamples."), ""]
     any_rob = False
     for split in results.splits():
         for kind in results.noise_kinds(split):
             table = robustness_table(results, split, kind)
             if len(table):
                 any_rob = True
-                lines += [f"### {split}, noise {kind}", "", _md_table(table), ""]
+                lines += [f"### {split}, noise {kind}", "", md_table(table), ""]
     if not any_rob:
         lines += ["_No robustness rows (the grid has no noise levels, or none finished)._", ""]
+    return lines
 
-    lines += ["## Significance", "",
-              ("Paired differences Δ = b − a of MRR@10 on the same queries (points, paired "
-               "bootstrap interval) and the paired two-sided test: `*` p < 0.05, `**` p < 0.01. "
-               "OT against MSE, and each method against none."), ""]
+
+def _significance(results: Results) -> list[str]:
+    """Paired differences and tests per split and noise kind (the clean rows once)."""
+    lines = ["## Significance", "",
+             ("Paired differences Δ = b − a of MRR@10 on the same queries (points, paired "
+              "bootstrap interval) and the paired two-sided test: `*` p < 0.05, `**` p < 0.01. "
+              "OT against MSE, and each method against none."), ""]
     any_sig = False
     for split in results.splits():
         for i, kind in enumerate(results.noise_kinds(split) or [None]):
@@ -554,29 +506,40 @@ def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None =
             if len(table):
                 any_sig = True
                 lines += [f"### {split}" + (f", noise {kind}" if kind else ""), "",
-                          _md_table(table), ""]
+                          md_table(table), ""]
     if not any_sig:
         lines += ["_No significance rows._", ""]
+    return lines
 
-    lines += ["## Word alignment", ""]
+
+def _alignment_tuning_notes(results: Results) -> list[str]:
+    """The word-alignment, lr-tuning and notes sections, and the report's signature."""
+    lines = ["## Word alignment", ""]
     if len(results.alignment):
         lines += ["Against the gold alignments (words; lower AER is better).", "",
-                  _md_table(alignment_table(results)), ""]
+                  md_table(alignment_table(results)), ""]
     else:
         lines += ["_No alignment rows (the grid had no gold alignments)._", ""]
-
     lines += ["## Learning-rate tuning", ""]
     if len(results.lr_tuning):
         lines += [("Each trained method's lr and schedule chosen on the val split (✓), then "
                    "used for the "
-                   "test cells."), "", _md_table(lr_tuning_table(results)), ""]
+                   "test cells."), "", md_table(lr_tuning_table(results)), ""]
     else:
         lines += ["_No lr tuning rows._", ""]
-
     lines += ["## Notes", ""]
     lines += [f"- {n}" for n in results.notes] or ["_None._"]
-    lines += ["", f"_Written by `optical_core.experiments.report` on {time.strftime('%Y-%m-%d %H:%M')}._", ""]
-    return "\n".join(lines)
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    return [*lines, "", f"_Written by `optical_core.experiments.report` on {stamp}._", ""]
+
+
+def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None = None) -> str:
+    """The text of ``report.md``: setting, main tables, robustness, significance, alignment,
+    lr tuning and notes. ``plots`` maps ``(split, kind)`` to a PNG path relative to the
+    report (its ``.html`` twin is linked too)."""
+    return "\n".join([*_header(results), *_setting(results), *_main_results(results, plots or {}),
+                      *_other_scorers(results), *_robustness(results), *_significance(results),
+                      *_alignment_tuning_notes(results)])
 
 
 def write_report(folder: str | os.PathLike[str]) -> Path:
@@ -601,10 +564,10 @@ def write_report(folder: str | os.PathLike[str]) -> Path:
                 continue
             title = f"MRR@10 against noise ({kind}), {split}"
             png = plot_name(split, kind)
-            _write_atomic(plot_dir / png, noise_curves_png(data, "mrr@10", title))
+            write_atomic(plot_dir / png, noise_curves_png(data, "mrr@10", title))
             html = noise_curves_figure(data, "mrr@10", title).to_html(
                 include_plotlyjs=True, full_html=True, config={"displaylogo": False})
-            _write_atomic(plot_dir / plot_name(split, kind, ext="html"), html)
+            write_atomic(plot_dir / plot_name(split, kind, ext="html"), html)
             plots[(split, kind)] = f"{PLOTS_DIR}/{png}"
     written = {Path(p).name for p in plots.values()} | {
         Path(p).with_suffix(".html").name for p in plots.values()}
@@ -613,7 +576,7 @@ def write_report(folder: str | os.PathLike[str]) -> Path:
             if old.suffix in (".png", ".html") and old.name not in written:
                 old.unlink(missing_ok=True)
     path = results.folder / REPORT_FILE
-    _write_atomic(path, report_markdown(results, plots))
+    write_atomic(path, report_markdown(results, plots))
     return path
 
 

@@ -144,7 +144,8 @@ def seed_query_bootstrap(
 
 
 def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """The ``cells``, ``robustness`` and ``significance`` rows of a grid's finished cells.
+    """The ``cells``, ``robustness``, ``significance`` and ``pooled`` rows of a grid's
+    finished cells.
 
     Args:
         grid: the :class:`~optical_core.experiments.config.GridConfig`.
@@ -153,14 +154,16 @@ def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, A
             ``model``), ``lang``, ``split``, ``kind``, ``cer``, ``per_query`` (metric →
             ``(nq,)`` values), ``meta`` (``measured_cer``, ``n_queries``) and ``scorer``
             (``dense`` when absent).
-
-    Robustness needs every CER level of a series; significance compares two methods on
-    the same queries, a trained method only with one whose documents were embedded the
-    same way (an untrained model embeds its own, and is compared with either).
     """
+    return {"cells": cell_rows(grid, evals), "robustness": robustness_rows(grid, evals),
+            "significance": significance_rows(grid, evals), "pooled": pooled_rows(grid, evals)}
+
+
+def cell_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per finished cell: its model, query set, mean of each metric and the 95 %
+    per-query bootstrap interval (``n_boot`` resamples, seed ``noise_seed``)."""
     from optical_core.retrieval.metrics import bootstrap_ci
 
-    g = grid
     cells = []
     for e in evals:
         mdl = e["model"]
@@ -172,41 +175,64 @@ def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, A
                "n_queries": e["meta"]["n_queries"]}
         for m in CELL_METRICS:
             v = e["per_query"][m]
-            lo, hi = bootstrap_ci(v, n_boot=g.n_boot, seed=g.noise_seed)
+            lo, hi = bootstrap_ci(v, n_boot=grid.n_boot, seed=grid.noise_seed)
             row.update({m: float(np.mean(v)), f"{m}_low": lo, f"{m}_high": hi})
         row.update(run=mdl.run, model=mdl.model)
         cells.append(row)
+    return cells
 
-    def series(mdl, lang: str, split: str, kind: str, scorer: str) -> np.ndarray | None:
-        cols = []
-        for cer in g.levels:
-            kname = "clean" if cer == 0 else kind
-            hit = [e for e in evals if e["model"] is mdl and e["lang"] == lang
-                   and e["split"] == split and e["kind"] == kname and e["cer"] == cer
-                   and e.get("scorer", "dense") == scorer]
-            if not hit:
-                return None
-            cols.append(hit[0]["per_query"]["mrr@10"])
-        return np.stack(cols, axis=1)
 
+def _series(grid, evals: list[dict[str, Any]], mdl, lang: str, split: str, kind: str,
+            scorer: str) -> np.ndarray | None:
+    """``(nq, levels)`` MRR@10 of one model over every CER level of ``grid`` (the clean
+    cell at 0), or ``None`` while a level is missing."""
+    cols = []
+    for cer in grid.levels:
+        kname = "clean" if cer == 0 else kind
+        hit = [e for e in evals if e["model"] is mdl and e["lang"] == lang
+               and e["split"] == split and e["kind"] == kname and e["cer"] == cer
+               and e.get("scorer", "dense") == scorer]
+        if not hit:
+            return None
+        cols.append(hit[0]["per_query"]["mrr@10"])
+    return np.stack(cols, axis=1)
+
+
+def robustness_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Slope and area of MRR@10 against CER per model, language, split, noise kind and
+    scorer whose every level is finished (:func:`robustness`); none for a clean grid."""
+    g = grid
     models: list = []
     for e in evals:
         if not any(e["model"] is m for m in models):
             models.append(e["model"])
-    rob = []
-    if len(g.levels) > 1:
-        for mdl in models:
-            for lang in ([mdl.lang] if mdl.lang else g.langs):
-                for split, kind, scorer in itertools.product(g.splits, g.noise_kinds,
-                                                             getattr(g, "scorers", ["dense"])):
-                    s = series(mdl, lang, split, kind, scorer)
-                    if s is None:
-                        continue
-                    rob.append({"method": mdl.method, "doc_encoder": mdl.doc_encoder,
-                                "scorer": scorer, "lang": lang, "pairs": mdl.pairs,
-                                "seed": mdl.seed, "split": split, "kind": kind,
-                                **robustness(g.levels, s, g.n_boot, g.noise_seed),
-                                "levels": ";".join(f"{c:g}" for c in g.levels)})
+    rob: list[dict[str, Any]] = []
+    if len(g.levels) < 2:
+        return rob
+    for mdl in models:
+        for lang in ([mdl.lang] if mdl.lang else g.langs):
+            for split, kind, scorer in itertools.product(g.splits, g.noise_kinds,
+                                                         getattr(g, "scorers", ["dense"])):
+                s = _series(g, evals, mdl, lang, split, kind, scorer)
+                if s is None:
+                    continue
+                rob.append({"method": mdl.method, "doc_encoder": mdl.doc_encoder,
+                            "scorer": scorer, "lang": lang, "pairs": mdl.pairs,
+                            "seed": mdl.seed, "split": split, "kind": kind,
+                            **robustness(g.levels, s, g.n_boot, g.noise_seed),
+                            "levels": ";".join(f"{c:g}" for c in g.levels)})
+    return rob
+
+
+def significance_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Paired comparisons of two methods on the same queries (same language, bitext size,
+    seed, query set and scorer): Δ = b − a per metric with a paired bootstrap interval and
+    the grid's paired test. A trained method is compared only with one whose documents
+    were embedded the same way (an untrained model embeds its own, and is compared with
+    either)."""
+    from optical_core.retrieval.metrics import bootstrap_ci
+
+    g = grid
     by_setting: dict[tuple, list[dict[str, Any]]] = {}
     for e in evals:
         mdl = e["model"]
@@ -235,8 +261,7 @@ def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, A
                             "delta_high": hi,
                             "p": paired_test(va, vb, g.stat_test, g.noise_seed),
                             "test": g.stat_test})
-    return {"cells": cells, "robustness": rob, "significance": sig,
-            "pooled": pooled_rows(g, evals)}
+    return sig
 
 
 def pooled_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
