@@ -14,8 +14,9 @@ from _helpers import random_cost
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optical_core.ot.batch import pad_costs, sinkhorn_batch, sinkhorn_unbalanced_batch
+from optical_core.ot.batch import pad_costs, sinkhorn_batch
 from optical_core.ot.costs import OTInputError, cost_matrix, uniform_marginal
+from optical_core.ot.unbalanced_batch import sinkhorn_unbalanced_batch
 
 
 def _ragged_costs(seed, count=12, lo=1, hi=15):

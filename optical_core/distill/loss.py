@@ -40,8 +40,9 @@ from optical_core.distill.teacher_cache import (
     special_ids,
     tokenize,
 )
-from optical_core.ot.batch import sinkhorn_batch, sinkhorn_unbalanced_batch
+from optical_core.ot.batch import sinkhorn_batch
 from optical_core.ot.costs import OTInputError
+from optical_core.ot.unbalanced_batch import sinkhorn_unbalanced_batch
 
 #: Scale of the Self-Teaching scores, ``1 / temperature`` on cosine similarities (0.05, the
 #: temperature of sentence-transformers' in-batch ranking loss).
@@ -76,7 +77,7 @@ class OpticalLoss(nn.Module):
         tol: Sinkhorn stops a pair once its marginal error is below this.
         solver: ``"sinkhorn"`` (batched, padded, log-stabilised), ``"unbalanced"``
             (batched log-domain Sinkhorn with KL-relaxed marginals, strength ``tau``; see
-            :func:`~optical_core.ot.batch.sinkhorn_unbalanced_batch`) or ``"exact"`` (POT's
+            :func:`~optical_core.ot.unbalanced_batch.sinkhorn_unbalanced_batch`) or ``"exact"`` (POT's
             network simplex pair by pair: slow, for checks and small runs).
         tau: marginal relaxation of ``"unbalanced"`` in cosine-cost units, > 0; small τ
             leaves more mass untransported, large τ approaches balanced Sinkhorn (and

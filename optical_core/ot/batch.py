@@ -2,9 +2,10 @@
 
 :func:`sinkhorn_batch` solves a batch of padded cost matrices (the training loss and the
 OT rerank call it); it is checked against POT pair by pair in the tests and in
-``bench/bench_sinkhorn.py``. :func:`sinkhorn_unbalanced_batch` is its KL-relaxed twin (τ),
-checked against ``ot.unbalanced.sinkhorn_unbalanced`` the same way. :func:`pad_costs`
-stacks ragged cost matrices into one padded batch.
+``bench/bench_sinkhorn.py``. Its KL-relaxed twin (τ) is
+:func:`optical_core.ot.unbalanced_batch.sinkhorn_unbalanced_batch`, which shares the input
+checks here (:func:`batch_inputs`). :func:`pad_costs` stacks ragged cost matrices into one
+padded batch.
 """
 
 from __future__ import annotations
@@ -98,9 +99,9 @@ def sinkhorn_batch(
     out_dtype = cost.dtype
     # Renormalise in the compute dtype: float32 marginals that sum to 1 ± 1e-7 would make
     # the balanced problem infeasible at a tighter tol.
-    batch = _batch_inputs(cost, a, b, epsilon, compute_dtype, normalise=True)
+    batch = batch_inputs(cost, a, b, epsilon, compute_dtype, normalise=True)
     if batch.cost.shape[0] == 0:
-        return _empty_result(batch.cost, out_dtype)
+        return empty_result(batch.cost, out_dtype)
     epsilon_notes(batch.spread, epsilon)  # raises on costs float64 cannot solve
     plan, iterations, errors, converged = _sinkhorn_core(
         batch, epsilon=epsilon, max_iter=max_iter, tol=tol, check_every=check_every,
@@ -108,8 +109,8 @@ def sinkhorn_batch(
     return BatchOTResult(plan.to(out_dtype), iterations, errors.to(out_dtype), converged)
 
 
-class _Batch(NamedTuple):
-    """Checked inputs of a batched solver (see :func:`_batch_inputs`)."""
+class BatchInputs(NamedTuple):
+    """Checked inputs of a batched solver (see :func:`batch_inputs`)."""
 
     cost: torch.Tensor  # (B, n, m) in the compute dtype, zero outside real tokens
     a: torch.Tensor  # (B, n) detached, compute dtype
@@ -119,7 +120,7 @@ class _Batch(NamedTuple):
     spread: float  # bounds max C − min C over any pair's real tokens (exact past the limit)
 
 
-def _batch_inputs(cost, a, b, epsilon, compute_dtype, normalise: bool) -> _Batch:
+def batch_inputs(cost, a, b, epsilon, compute_dtype, normalise: bool) -> BatchInputs:
     """Check and cast the inputs of a batched solver (two device synchronisations).
 
     Raises:
@@ -142,7 +143,7 @@ def _batch_inputs(cost, a, b, epsilon, compute_dtype, normalise: bool) -> _Batch
         a = a / a.sum(1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
         b = b / b.sum(1, keepdim=True).clamp_min(torch.finfo(dtype).tiny)
     if bsz == 0:
-        return _Batch(cost, a, b, np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0)
+        return BatchInputs(cost, a, b, np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0)
     real_a, real_b = a > 0, b > 0
     pad = ~(real_a.unsqueeze(2) & real_b.unsqueeze(1))
     real = torch.cat([real_a, real_b], 1).cpu().numpy()
@@ -163,17 +164,18 @@ def _batch_inputs(cost, a, b, epsilon, compute_dtype, normalise: bool) -> _Batch
         top = torch.finfo(dtype).max
         spread = float((plain.masked_fill(pad, -top).amax((1, 2))
                         - plain.masked_fill(pad, top).amin((1, 2))).max())
-    return _Batch(cost, a, b, n_len, m_len, spread)
+    return BatchInputs(cost, a, b, n_len, m_len, spread)
 
 
-def _empty_result(cost: torch.Tensor, out_dtype: torch.dtype) -> BatchOTResult:
+def empty_result(cost: torch.Tensor, out_dtype: torch.dtype) -> BatchOTResult:
+    """The result of a batch of no pairs (``cost`` is ``(0, n, m)``)."""
     return BatchOTResult(
         cost.new_zeros(cost.shape).to(out_dtype), torch.zeros(0, dtype=torch.long),
         cost.new_zeros(0), torch.zeros(0, dtype=torch.bool),
     )
 
 
-def _sinkhorn_core(batch: _Batch, epsilon, max_iter, tol, check_every, omega):
+def _sinkhorn_core(batch: BatchInputs, epsilon, max_iter, tol, check_every, omega):
     """The iterations of :func:`sinkhorn_batch`, on the batch's real extent only.
 
     The state of a pair is its log-domain potentials ``f, g`` and the scalings ``x, y`` on
@@ -426,7 +428,7 @@ def _next_omega(w: np.ndarray, w_before: np.ndarray, ratio: np.ndarray, checks: 
     return np.where(unstable, 1.0 + (w - 1.0) / 2, w_next)
 
 
-def _marginal_error(plan: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+def marginal_error(plan: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``(B,)`` float64 CPU ``max(‖P𝟙 − a‖₁, ‖Pᵀ𝟙 − b‖₁)``; NaN counts as infinitely wrong."""
     err = torch.maximum((plan.sum(2) - a).abs().sum(1), (plan.sum(1) - b).abs().sum(1))
     return torch.nan_to_num(err.double().cpu(), nan=float("inf"), posinf=float("inf"))
@@ -441,119 +443,8 @@ def _log_chunk(c, la, lb, f, g, w, eps, steps):
         g = g + w * (g_new - g)
     with torch.no_grad():
         p = torch.exp(la.unsqueeze(2) + lb.unsqueeze(1) + (f.unsqueeze(2) + g.unsqueeze(1) - c) / eps)
-        err = _marginal_error(p, la.exp(), lb.exp())
+        err = marginal_error(p, la.exp(), lb.exp())
     return f, g, err
-
-
-def sinkhorn_unbalanced_batch(
-    cost: torch.Tensor,
-    a: torch.Tensor | None = None,
-    b: torch.Tensor | None = None,
-    epsilon: float = 0.05,
-    tau: float = 1.0,
-    max_iter: int = 1000,
-    tol: float = 1e-6,
-    check_every: int = 10,
-    compute_dtype: torch.dtype | None = None,
-) -> BatchOTResult:
-    """Unbalanced entropic OT for many pairs at once: log domain, padded, masked.
-
-    Solves, per pair, the problem of POT's ``ot.unbalanced.sinkhorn_unbalanced`` with
-    ``reg=ε``, ``reg_m=τ`` and ``reg_type="kl"``::
-
-        min_P  <P, C> + ε KL(P | a⊗b) + τ KL(P𝟙 | a) + τ KL(Pᵀ𝟙 | b)
-
-    by the scaling iterations ``u = (a / Kv)^φ``, ``v = (b / Kᵀu)^φ`` with
-    ``φ = τ / (τ + ε)``, run on the potentials ``f = ε log u``, ``g = ε log v`` as
-    log-sum-exps so that no ε under- or overflows. A token whose every cost is high
-    keeps part of its mass (small τ: more is left; τ → ∞: balanced Sinkhorn).
-
-    A pair stops when its fixed-point residual ``max(‖P𝟙 − a e^(−f/τ)‖₁,
-    ‖Pᵀ𝟙 − b e^(−g/τ)‖₁)`` (mass units; it is the marginal error of the balanced case
-    when τ → ∞) falls below ``tol``; it is checked every ``check_every`` iterations and
-    converged pairs leave the working set.
-
-    Args:
-        cost: ``(B, n, m)`` costs; entries outside a pair's real tokens may be anything
-            finite (they are masked by zero marginals).
-        a: ``(B, n)`` source masses, zero on padding (default: uniform ``1/n``). They are
-            used as given: the total mass enters the KL terms.
-        b: ``(B, m)`` target masses, likewise.
-        epsilon: entropic regularisation in cost units, > 0.
-        tau: marginal relaxation in cost units, > 0.
-        max_iter: iteration budget per pair.
-        tol: stop a pair when its residual is below this.
-        check_every: iterations between convergence checks.
-        compute_dtype: dtype of the iterations; default float64 on CPU, the input dtype
-            elsewhere.
-
-    Returns:
-        :class:`BatchOTResult` in the dtype of ``cost``; ``marginal_error`` is the gap
-        ``max(‖P𝟙 − a‖₁, ‖Pᵀ𝟙 − b‖₁)``, which the relaxation intends, not a solver error.
-        Gradients flow from ``plan`` to ``cost`` through the unrolled iterations; for a
-        loss ``<P*, C>`` detach the plan instead (the KL terms do not depend on ``C``, so
-        the envelope gradient is still ``P*``).
-
-    Raises:
-        OTInputError: NaN/inf in the real part of ``cost``, a pair with an empty side,
-            ``epsilon <= 0`` or ``tau <= 0``.
-    """
-    if not (math.isfinite(tau) and tau > 0):
-        raise OTInputError("τ must be a finite number > 0")
-    out_dtype = cost.dtype
-    cost, a, b, n_len, m_len, _ = _batch_inputs(cost, a, b, epsilon, compute_dtype,
-                                                normalise=False)
-    bsz, n, m = cost.shape
-    if bsz == 0:
-        return _empty_result(cost, out_dtype)
-    n0, m0 = int(n_len.max()), int(m_len.max())
-    # Scaled units: F = f/ε, G = g/ε, kernel exponent -C/ε.
-    neg_k = -cost[:, :n0, :m0] / epsilon
-    log_a, log_b = torch.log(a[:, :n0]), torch.log(b[:, :m0])  # -inf masks padding
-    phi = tau / (tau + epsilon)
-    big_f = neg_k.new_zeros(bsz, n0)
-    big_g = neg_k.new_zeros(bsz, m0)
-    iterations = torch.full((bsz,), max_iter, dtype=torch.long)
-    converged = torch.zeros(bsz, dtype=torch.bool)
-    active = torch.arange(bsz, device=cost.device)
-    idx = active.cpu()
-    done = 0
-    while done < max_iter and active.numel() > 0:
-        steps = min(check_every, max_iter - done)
-        k, la, lb = neg_k[active], log_a[active], log_b[active]
-        fa, ga = big_f[active], big_g[active]
-        for _ in range(steps):
-            fa = -phi * torch.logsumexp(k + (lb + ga).unsqueeze(1), dim=2)
-            ga = -phi * torch.logsumexp(k + (la + fa).unsqueeze(2), dim=1)
-        done += steps
-        big_f = big_f.index_copy(0, active, fa)
-        big_g = big_g.index_copy(0, active, ga)
-        with torch.no_grad():
-            res = _unbalanced_residual(k, la, lb, fa, ga, epsilon / tau)
-        ok = res <= tol
-        if ok.any():
-            iterations[idx[ok]] = done
-            converged[idx[ok]] = True
-            active, idx = active[(~ok).to(active.device)], idx[~ok]
-    plan = torch.exp(log_a.unsqueeze(2) + log_b.unsqueeze(1) + big_f.unsqueeze(2)
-                     + big_g.unsqueeze(1) + neg_k)
-    plan = torch.nn.functional.pad(plan, (0, m - m0, 0, n - n0))
-    with torch.no_grad():
-        gap = _marginal_error(plan, a, b)
-    return BatchOTResult(plan.to(out_dtype), iterations, gap.to(out_dtype), converged)
-
-
-def _unbalanced_residual(k, la, lb, big_f, big_g, eps_over_tau: float) -> torch.Tensor:
-    """``(B,)`` float64 CPU distance of the plan's marginals from their fixed point.
-
-    At the optimum ``P𝟙 = a e^(−f/τ)`` and ``Pᵀ𝟙 = b e^(−g/τ)`` (``f/τ = F ε/τ``).
-    """
-    log_p = la.unsqueeze(2) + lb.unsqueeze(1) + big_f.unsqueeze(2) + big_g.unsqueeze(1) + k
-    p = torch.exp(log_p)
-    row = (p.sum(2) - torch.exp(la - eps_over_tau * big_f)).abs().sum(1)
-    col = (p.sum(1) - torch.exp(lb - eps_over_tau * big_g)).abs().sum(1)
-    err = torch.maximum(row, col)
-    return torch.nan_to_num(err.double().cpu(), nan=float("inf"), posinf=float("inf"))
 
 
 def pad_costs(
