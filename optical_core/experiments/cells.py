@@ -71,12 +71,13 @@ def gold_sets(grid, data_dir, note: Callable[[str], None]) -> dict[str, list]:
     """The gold sets of ``grid``'s languages (its ``gold_limit`` first sentences), by name;
     none when ``grid.gold`` is off. A set that is not on disk is skipped with a ``note``."""
     from optical_core import data
+    from optical_core.gold import load_gold
 
     out = {}
     for lang, name in GOLD_FOR_LANG.items():
         if grid.gold and lang in grid.langs:
             try:
-                gold = data.load_gold(name, data_dir)
+                gold = load_gold(name, data_dir)
             except data.DataNotFoundError as exc:
                 note(f"alignment not scored: {exc}")
                 continue
