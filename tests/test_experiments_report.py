@@ -199,6 +199,17 @@ def test_report_says_which_noise_draw_the_cells_use(tmp_path):
     assert "independent draw" not in clean
 
 
+def test_report_names_the_split_the_lr_was_chosen_on(tmp_path):
+    """The tuning section names the grid's ``tune_split`` (val for grids written before
+    it existed)."""
+    folder = make_results(tmp_path)
+    assert "chosen on the val split (✓)" in write_report(folder).read_text()
+    data = json.loads((folder / "results.json").read_text())
+    data["config"]["tune_split"] = "test_2017_flickr"
+    (folder / "results.json").write_text(json.dumps(data))
+    assert "chosen on the test_2017_flickr split (✓)" in write_report(folder).read_text()
+
+
 def test_bundle_zip_holds_the_report_and_tables_only(folder):
     write_report(folder)
     (folder / "secret.txt").write_text("not for the zip")

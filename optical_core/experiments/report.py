@@ -522,9 +522,10 @@ def _alignment_tuning_notes(results: Results) -> list[str]:
         lines += ["_No alignment rows (the grid had no gold alignments)._", ""]
     lines += ["## Learning-rate tuning", ""]
     if len(results.lr_tuning):
-        lines += [("Each trained method's lr and schedule chosen on the val split (✓), then "
-                   "used for the "
-                   "test cells."), "", md_table(lr_tuning_table(results)), ""]
+        split = results.config.get("tune_split") or "val"  # grids before tune_split: val
+        lines += [(f"Each trained method's lr and schedule chosen on the {split} split (✓), "
+                   "then used for the test cells, which the grid never chooses on."), "",
+                  md_table(lr_tuning_table(results)), ""]
     else:
         lines += ["_No lr tuning rows._", ""]
     lines += ["## Notes", ""]
