@@ -25,6 +25,7 @@ from optical_core.retrieval.scorers import SCORERS, Ranking, ScorerConfig, searc
 from optical_core.retrieval.shifts import kendall_tau_at_k, rank_change_labels
 from ui.common import DATA_HINT, LANG_NAMES, data_sources, page_setup
 from ui.errors import show_error
+from ui.glossary import help_for
 from ui.links import NOISE_OPTIONS, RETRIEVAL_EPS, retrieval_view
 from ui.models import SENTENCE_ONLY_NOTE, get_encoder, model_label
 from ui.ranking_summary import (
@@ -104,17 +105,14 @@ def setting_controls(model_id: str, encoder: Encoder) -> Setting:
     scorer = c3.radio(
         "Scorer", SCORERS, key="ret_scorer", horizontal=True,
         format_func=lambda s: {"dense": "dense", "maxsim": "MaxSim", "ot": "OT rerank"}[s],
-        help="dense: cosine of the pooled sentence vectors. MaxSim: for each query token its "
-        "best cosine with a caption token, averaged (ColBERT). OT rerank: the dense top k "
-        "re-scored by −⟨P*, C⟩, the cost of transporting the query's tokens onto the caption's.",
+        help=" ".join(f"{name}: {help_for(name)}" for name in ("dense", "MaxSim", "OT rerank")),
     )
     with c3.expander("OT settings", expanded=False):
         k = st.slider("Rerank depth k", 10, 50, step=5, key="ret_k",
                       help="How many dense candidates the OT score re-ranks.")
         eps = st.select_slider(
             "ε — entropic blur", RETRIEVAL_EPS, key="ret_eps",
-            help="Small ε: nearly one-to-one token matches; large ε: blurred plans whose cost "
-            "tells captions apart less well. In cosine-cost units (costs lie in [0, 2]).",
+            help=help_for("ε") + " In cosine-cost units (costs lie in [0, 2]).",
         )
     keep_state(DEFAULTS)
     if scorer != "dense" and is_anchor_model(model_id):  # it has no token vectors
@@ -154,9 +152,8 @@ def query_controls(s: Setting) -> tuple[Query | None, str, int]:
     q2.caption(NOISE_HELP.get(kind, ""))
     cer_pct = q2.slider(
         "Noise level (target character error rate, %)", 0, MAX_CER_PCT, step=1, key="ret_cer",
-        help="Noise that grows: one draw per query and seed, and a higher level keeps the "
-        "edits of a lower one and adds more. The batch tab and the grids draw each level "
-        "afresh.")
+        help=f"{help_for('CER')} {help_for('nested noise')} The batch tab and the grids draw "
+        "each level afresh.")
     seed = int(q2.number_input("Seed", 0, 2**31 - 1, step=1, key="ret_seed"))
     keep_state(DEFAULTS)
     if not clean:
@@ -201,8 +198,7 @@ def rankings_panel(s: Setting, q: Query, encoder: Encoder) -> tuple[Ranking, Ran
         m2.metric("Relevant caption, noisy", f"rank {rn}", delta=rc - rn,
                   help="Positive: it moved up.")
         m3.metric(f"Kendall τ@{DEPTH}", f"{kendall_tau_at_k(c_order, n_order, DEPTH):.2f}",
-                  help=f"Agreement of the two rankings on the union of their top {DEPTH}: "
-                  "1 = same order, negative = what was on top of one sits low in the other.")
+                  help=help_for(f"Kendall τ@{DEPTH}"))
     docs = s.corpus.doc_texts
     left, right = st.columns(2)
     left.markdown(f"**Clean query** — {q.clean}")
@@ -226,7 +222,8 @@ def rankings_panel(s: Setting, q: Query, encoder: Encoder) -> tuple[Ranking, Ran
 def explanation_panel(s: Setting, q: Query, encoder: Encoder, clean_rk: Ranking,
                       noisy_rk: Ranking) -> None:
     """The clean and noisy query's plans with one caption, and which tokens lost their match."""
-    st.subheader("Why did it move?")
+    st.subheader("Why did it move?", help=" ".join(
+        f"{term}: {help_for(term)}" for term in ("best cosine", "lost", "weaker", "kept")))
     if isinstance(encoder, SentenceOnlyEncoder):
         st.info(f"{model_label(s.model)} gives sentence embeddings only, so there are no "
                 "token plans to show; pick a token-level model (e.g. the default) for them.",
@@ -260,12 +257,15 @@ def explanation_panel(s: Setting, q: Query, encoder: Encoder, clean_rk: Ranking,
                               f"Noisy query (−⟨P, C⟩ = {ex.score_noisy:.3f})"])
     for col, fig, key in zip(st.columns(2), figs, ("ret_plan_clean", "ret_plan_noisy")):
         col.plotly_chart(fig, key=key, config={"displayModeBar": False})
+    st.caption(f"−⟨P, C⟩: {help_for('−⟨P, C⟩')}")
     st.markdown(explanation_text(ex, eps))
     note = plan_docs_note(s.docs, ex)
     if note:
         st.caption(note)
     with st.expander("Best match of every caption token, before and after"):
         st.table(hide_index=True, data=pd.DataFrame(match_rows(ex.rows)))
+        st.caption(" ".join(f"**{t}**: {help_for(t)}" for t in
+                            ("lost", "weaker", "gained", "kept", "weak", "punctuation")))
 
 
 model_id = page_setup("Retrieval", icon=":material/search:")

@@ -9,6 +9,9 @@ new word on a page comes with its explanation.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
 #: term as the page shows it → one line a newcomer can read. Grouped by where it first
 #: appears; the pages share the whole table.
 GLOSSARY: dict[str, str] = {
@@ -30,8 +33,8 @@ GLOSSARY: dict[str, str] = {
            "turn the clean text into the noisy one, divided by its length in characters.",
     # Retrieval scorers and documents
     "dense": "Scorer: the cosine of one pooled sentence vector per text.",
-    "MaxSim": "Scorer (ColBERT-style late interaction): each query token's best cosine "
-              "with a caption token, averaged over the query's tokens.",
+    "MaxSim": "Scorer, ColBERT-style late interaction over token vectors: each query "
+              "token's best cosine with a caption token, averaged over the query's tokens.",
     "OT rerank": "Scorer: the dense top k re-ranked by −⟨P*, C⟩, the cost of transporting "
                  "the query's tokens onto the caption's (P* the optimal plan).",
     "−⟨P*, C⟩": "The OT rerank score: minus the cost of the optimal plan P* between the "
@@ -112,3 +115,21 @@ GLOSSARY: dict[str, str] = {
 def help_for(term: str) -> str:
     """The one-line explanation of ``term`` (exactly as the page shows it)."""
     return GLOSSARY[term]
+
+
+def method_terms(names: Iterable[str]) -> list[str]:
+    """The glossary terms inside spelled-out method names, each once, in order:
+    ``"OT-KD + co-occurrence + noise, 3 epochs"`` → ``OT-KD``, ``co-occurrence``, ``noise``,
+    ``epochs``; ``"OT-KD + unbalanced OT (τ = 0.1)"`` → ``OT-KD``, ``unbalanced OT (τ)``."""
+    out: list[str] = []
+    for name in names:
+        for part in re.split(r" \+ |, ", str(name)):
+            part = re.sub(r"^\d+ ", "", re.sub(r" \(τ = [\d.]+\)$", " (τ)", part))
+            if part in GLOSSARY and part not in out:
+                out.append(part)
+    return out
+
+
+def explain(terms: Iterable[str]) -> str:
+    """``"term: its line. term: its line."`` for each term (one tooltip for several)."""
+    return " ".join(f"{t}: {GLOSSARY[t]}" for t in terms)

