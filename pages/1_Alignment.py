@@ -34,12 +34,14 @@ from ui.alignment import (
     sharpness_note,
 )
 from ui.alignment_controls import LinkChoice, link_controls, transport_controls
+from ui.alignment_steps import step_through
 from ui.common import page_setup
 from ui.errors import show_error
 from ui.links import alignment_view
 from ui.live_chart import live_plotly_chart
 from ui.models import model_label, model_picker, start_model
 from ui.pair_summary import Links, PairInput, Transport, cells_text, link_rows, solver_lines
+from ui.quick import land_lesson
 from ui.share import publish_view, restore_view, share_box
 from ui.state import init_state, keep_state, stop
 
@@ -50,13 +52,14 @@ DEFAULTS = {
     "al_solver": "sinkhorn", "al_eps": 0.05, "al_tau": 1.0, "al_mass": 0.8,
     "al_weighting": "uniform", "al_level": "subword", "al_link": "ot", "al_threshold": 0.5,
     "al_other": "argmax", "al_gold": True, "al_compare": False, "al_before": False,
+    "al_steps": False,
 }
 #: Widgets without a fixed default whose value is also remembered across page switches.
 PAIR_KEYS = ["al_demo", "al_m_split", "al_m_lang", "al_m_line", "al_g_pair", "al_g_line"]
 #: Widgets drawn below the point where bad input stops the page (see ui.state.stop).
 LATE_KEYS = ["al_link", "al_threshold", "al_other", "al_gold", "al_compare",
              "_w_optical_model_id__compare_choice", "_w_optical_model_id__compare_text",
-             "al_before"]
+             "al_before", "al_steps", "al_step"]
 
 
 def plan_panel(fig: go.Figure, pair: PairAlignment, before: go.Figure | None = None) -> None:
@@ -143,6 +146,23 @@ def compare_panel(model_id: str, pin: PairInput, pair: PairAlignment, diff: Diff
     )
 
 
+def plans(model_id: str, pin: PairInput, has_gold: bool, pair: PairAlignment,
+          transport: Transport, choice: LinkChoice, figure) -> go.Figure:
+    """The plan (and, for a distilled run with *Before distillation* on, the plan of the
+    model it started from beside it, with what changed); the plan's figure. ``figure``
+    draws a pair's plan with the page's overlays and a title."""
+    start = before_toggle(model_id)
+    pair0 = None if start is None else align_with(start, pin, transport, choice)
+    fig = figure(pair, transport.title(("" if pair0 is None else "after: ")
+                                       + model_label(model_id)))
+    plan_panel(fig, pair, None if pair0 is None else figure(
+        pair0, transport.title(f"before: {model_label(start)}")))
+    if pair0 is not None:
+        compare_metrics(pair0, diffuseness(pair0), pair, compare_plans(pair0, pair),
+                        pin if has_gold else None, names=("before", "after"))
+    return fig
+
+
 @st.fragment
 def solver_view(model_id: str, pin: PairInput | None, embedded: tuple | None) -> None:
     """The transport controls and all they change: plan, links, notes, the second model,
@@ -195,16 +215,9 @@ def solver_view(model_id: str, pin: PairInput | None, embedded: tuple | None) ->
             gold_sure=sure if choice.show_gold else None,
             gold_possible=poss if choice.show_gold else None, title=title)
 
-    start = before_toggle(model_id)
-    pair0 = None if start is None else align_with(start, pin, transport, choice)
-    fig = figure(pair, transport.title(("" if pair0 is None else "after: ")
-                                       + model_label(model_id)))
-    plan_panel(fig, pair, None if pair0 is None else figure(
-        pair0, transport.title(f"before: {model_label(start)}")))
-    if pair0 is not None:
-        cmp0 = compare_plans(pair0, pair)
-        compare_metrics(pair0, diffuseness(pair0), pair, cmp0, pin if has_gold else None,
-                        names=("before", "after"))
+    fig = plans(model_id, pin, has_gold, pair, transport, choice, figure)
+    step_through(pair, config, PLOT_CONFIG)
+    keep_state(["al_steps", "al_step"])
     c_diag, c_links = st.columns(2)
     with c_diag:
         st.markdown("##### What the solver did")
@@ -229,6 +242,8 @@ def solver_view(model_id: str, pin: PairInput | None, embedded: tuple | None) ->
 model_id = page_setup("Alignment", icon=":material/grid_on:")
 init_state(DEFAULTS)
 init_state(dict.fromkeys(PAIR_KEYS))  # None: restore only what the user chose before
+init_state({"al_step": None})
+land_lesson(model_id, demo_ids())  # a quick student that just finished: its lesson pair
 VIEW = alignment_view(DEFAULTS, demo_ids())
 
 st.title("Token alignment as transport")

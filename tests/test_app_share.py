@@ -155,7 +155,10 @@ def test_a_model_path_outside_the_allowed_folders_is_refused(tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     at = open_page(ALIGNMENT, model=str(outside), eps="0.1")
-    assert "not a run in the runs folder" in texts(at, "error")
+    # One style for every link value a page cannot use: a note, as for a bad ε.
+    note = texts(at, "warning")
+    assert "not a run in the runs folder" in note and not texts(at, "error")
+    assert note.startswith("The link's model = “") and "; the sidebar keeps its model." in note
     assert at.session_state["optical_model_id"] == "all-MiniLM-L6-v2"
     assert at.select_slider(key="al_eps").value == 0.1  # the rest of the link still applies
 

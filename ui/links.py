@@ -232,9 +232,9 @@ def parse_params(params: Mapping[str, str], spec: Sequence[Param],
         try:
             value, note = param.parse(raw)
         except LinkValueError as exc:
-            fallback = ("; ignored" if param.default is None
-                        else f"; using the default {quote(param.format(param.default))}")
-            out.notes.append(f"The link's {param.label} = {quote(raw)} {exc}{fallback}.")
+            fallback = ("ignored" if param.default is None
+                        else f"using the default {quote(param.format(param.default))}")
+            out.notes.append(link_note(param.label, raw, str(exc), fallback))
             if param.default is not None:
                 out.values[param.key] = param.default
             continue
@@ -249,7 +249,15 @@ def parse_params(params: Mapping[str, str], spec: Sequence[Param],
     return out
 
 
-def view_params(state: Mapping[str, Any], spec: Sequence[Param]) -> tuple[dict[str, str], list[str]]:
+def link_note(label: str, raw: object, why: str, fallback: str = "ignored") -> str:
+    """The one note for a link's value a page cannot use, whatever part of the page reads
+    it (:func:`parse_params`, the model picker): ``The link's ε = “abc” is not a number;
+    ignored.`` — ``why`` says what is wrong, ``fallback`` what the page does instead."""
+    return f"The link's {label} = {quote(raw)} {why.strip().rstrip('.')}; {fallback}."
+
+
+def view_params(state: Mapping[str, Any],
+                spec: Sequence[Param]) -> tuple[dict[str, str], list[str]]:
     """The query parameters of the view that ``state`` (widget key → value) shows, and a
     note for each value a link cannot carry (a text over its ``max_len``)."""
     params: dict[str, str] = {}
@@ -312,6 +320,9 @@ def alignment_view(defaults: Mapping[str, Any], demo_ids: Sequence[str]) -> list
         Param("link", "al_link", "link method", default=d("al_link"), options=al.LINK_METHODS),
         Param("threshold", "al_threshold", "OT threshold", "number", d("al_threshold"),
               low=0.05, high=1.0, step=0.05),
+        # Only while on: a distilled run's before/after view (the toggle is drawn for runs).
+        Param("before", "al_before", "before-distillation toggle", "flag",
+              when=("al_before", True)),
     ]
 
 

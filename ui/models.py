@@ -195,7 +195,10 @@ def _apply_model_link(persist: str, choice_key: str, options: list[str]) -> None
     try:
         model_id = model_from_link(asked)
     except ValueError as exc:
-        show_error(exc, "The link's model")
+        from ui.links import link_note  # here: ui.links imports torch, the home page must not
+
+        st.warning(link_note("model", asked, f"cannot be used: {exc}",
+                             "the sidebar keeps its model"), icon=":material/link_off:")
         return
     st.session_state[persist] = model_id
     st.session_state[choice_key] = _DEFAULT if is_default_model(model_id) else (

@@ -70,11 +70,20 @@ class Transport:
                                 threshold=threshold)
 
     def title(self, model: str) -> str:
-        """The plan figure's title: model, solver and the parameters that apply."""
-        return (f"Plan · {model} · {SOLVER_NAMES[self.solver]}"
-                + (f", ε = {self.eps:g}" if self.entropic else "")
-                + (f", τ = {self.tau:g}" if self.solver == "unbalanced" else "")
-                + (f", mass = {self.mass:g}" if self.solver == "partial" else ""))
+        """The plan figure's title: the model on the first line (its name cut at
+        :data:`TITLE_MODEL_CHARS`), the solver and the parameters that apply on a second,
+        smaller one, so that it fits a plan drawn in half the page's width."""
+        if len(model) > TITLE_MODEL_CHARS:
+            model = model[: TITLE_MODEL_CHARS - 1] + "…"
+        params = ([f"ε = {self.eps:g}"] if self.entropic else []) + (
+            [f"τ = {self.tau:g}"] if self.solver == "unbalanced" else []) + (
+            [f"mass = {self.mass:g}"] if self.solver == "partial" else [])
+        return (f"Plan · {model}<br><sup>{SOLVER_NAMES[self.solver]}"
+                + "".join(f", {p}" for p in params) + "</sup>")
+
+
+#: Longest model name a plan's title shows (a half-width plan at 1,000 px has room for it).
+TITLE_MODEL_CHARS = 36
 
 
 @dataclass

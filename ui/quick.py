@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -169,6 +171,36 @@ def _finished_note(info: dict[str, Any]) -> None:
         page_link("Alignment", "Before and after on the Alignment page", ":material/grid_on:")
     with c2:
         page_link("Retrieval", "Retrieval with the student", ":material/search:")
+
+
+#: Session-state key: the job whose lesson the Alignment page has opened (once per student).
+LESSON = "quick_lesson_for"
+
+
+def lesson_pair(lang: str, demo_ids: Sequence[str]) -> int:
+    """Index in ``demo_ids`` of the first demo pair in ``lang`` (``de`` → ``de-01``): the
+    pair on which the before/after toggle shows what distillation changed; 0 when the
+    demo set has none in that language."""
+    return next((k for k, i in enumerate(demo_ids) if i.startswith(f"{lang}-")), 0)
+
+
+def land_lesson(model_id: str, demo_ids: Sequence[str]) -> bool:
+    """The first time the Alignment page draws this tab's finished quick student: set its
+    widgets to the lesson, a demo pair in the student's language with *Before
+    distillation* on (the English paraphrase pair a page may still show says nothing
+    about a German student). Call it before the page's widgets; a link's view, restored
+    after it, still wins. Whether it set them."""
+    info = st.session_state.get(STATE)
+    if not info or st.session_state.get(LESSON) == info["job"]:
+        return False
+    # Not resolve(): a run's model/ may be a link to the model it was saved from.
+    run, model = (Path(os.path.abspath(p)) for p in (info["run"], model_id))
+    if run not in (model, model.parent):
+        return False
+    st.session_state[LESSON] = info["job"]
+    st.session_state.update(al_source="demo", al_demo=lesson_pair(info["lang"], demo_ids),
+                            al_before=True)
+    return True
 
 
 def sidebar_tracker() -> None:

@@ -102,7 +102,7 @@ def plan_figure(
             a cross no square the two methods disagree.
         gold_sure, gold_possible: gold cells on the displayed grid (see :func:`gold_cells`),
             drawn as green dots / open circles.
-        title: figure title.
+        title: figure title; a ``<br>`` starts a second line (the margin grows for it).
         marginals: add bars of the target marginal (top) and source marginal (right), with
             the mass actually transported filled and the marginal as an outline.
 
@@ -111,15 +111,47 @@ def plan_figure(
     ``meta = {"kind": "plan", "n": n, "m": m}`` so tests and the browser can find it.
     """
     P = np.asarray(pair.plan, dtype=np.float64)
-    C = np.asarray(pair.cost, dtype=np.float64)
+    n, m = P.shape
+    src, tgt = list(pair.src_tokens), list(pair.tgt_tokens)
+    cell = max(6, min(22, int(560 / max(n, m, 1))))
+    data = [
+        plan_heatmap(P, np.asarray(pair.cost, dtype=np.float64), src, tgt),
+        *plan_overlays(cell, links, links_name, other_links, other_name, gold_sure,
+                       gold_possible),
+    ]
+    lines = 1 + (title or "").count("<br>")
+    layout = dict(
+        title=_title(title), height=_height(n, (80 if marginals else 0) + 18 * (lines - 1)),
+        margin=dict(l=10, r=10, t=(22 + 20 * lines) if title else 20, b=10),
+        plot_bgcolor="white", meta=dict(kind="plan", n=n, m=m),
+    )
+    if marginals:
+        bars, axes = marginal_bars(P, np.asarray(pair.a), np.asarray(pair.b), src, tgt)
+        data += bars
+        layout.update(axes)
+    else:
+        layout.update(
+            xaxis=_token_axis(tgt, tickangle=-45, range=[-0.5, m - 0.5]),
+            yaxis=_token_axis(src, autorange="reversed"),
+        )
+    # Legend at the very bottom of the figure, below the token labels (the top right is
+    # where plotly's toolbar appears on hover).
+    layout["legend"] = dict(orientation="h", yref="container", y=0.0, yanchor="bottom",
+                            x=0.0, xanchor="left", font=dict(size=11))
+    return go.Figure(data=data, layout=layout)
+
+
+def plan_heatmap(P: np.ndarray, C: np.ndarray, src: Sequence[str],
+                 tgt: Sequence[str]) -> dict:
+    """The heatmap trace of an ``(n, m)`` plan ``P`` whose hover names both tokens, the
+    mass (absolute and in % of ``ΣP``) and the cost ``C[i, j]``."""
     n, m = P.shape
     total = float(P.sum()) or 1.0
-    src, tgt = list(pair.src_tokens), list(pair.tgt_tokens)
     # The scale tops out at a confident one-to-one link's mass (1/max(n, m) for uniform
     # weights), not at the plan's own maximum: a blurred plan then looks pale, as it is,
     # instead of as dark as a sharp one.
     zmax = max(float(P.max()) if P.size else 0.0, one_to_one_mass(n, m))
-    heat = dict(
+    return dict(
         type="heatmap", z=P, x=np.arange(m), y=np.arange(n), name="plan",
         text=_pair_text(src, tgt), customdata=np.dstack([C, P / total * 100.0]),
         colorscale=PLAN_COLORSCALE, zmin=0.0, zmax=zmax,
@@ -130,8 +162,21 @@ def plan_figure(
             "cost %{customdata[0]:.3f}<extra></extra>"
         ),
     )
-    cell = max(6, min(22, int(560 / max(n, m, 1))))
-    overlays = []  # drawn in this order: the small gold dots end up on top
+
+
+def plan_overlays(
+    cell: float,
+    links: Iterable[tuple[int, int]] | None = None,
+    links_name: str = "links",
+    other_links: Iterable[tuple[int, int]] | None = None,
+    other_name: str = "other method",
+    gold_sure: Iterable[tuple[int, int]] | None = None,
+    gold_possible: Iterable[tuple[int, int]] | None = None,
+) -> list[dict]:
+    """Marker traces over a plan whose cells are ``cell`` pixels wide: links as orange
+    squares, a second method's as red crosses, gold links as green dots (sure) and open
+    circles (possible). Drawn in this order, so the small gold dots end up on top."""
+    overlays = []
     if links is not None:
         overlays.append(_marker_trace(links, links_name, "square-open", LINK_COLOR, cell * 0.95))
     if other_links is not None:
@@ -144,54 +189,45 @@ def plan_figure(
     if gold_sure:
         overlays.append(_marker_trace(gold_sure, "gold sure", "circle", GOLD_COLOR, cell * 0.4,
                                       width=1.0))
-    layout = dict(
-        title=_title(title), height=_height(n, 80 if marginals else 0),
-        margin=dict(l=10, r=10, t=40 if title else 20, b=10), plot_bgcolor="white",
-        meta=dict(kind="plan", n=n, m=m),
+    return overlays
+
+
+def marginal_bars(P: np.ndarray, a: np.ndarray, b: np.ndarray, src: Sequence[str],
+                  tgt: Sequence[str]) -> tuple[list[dict], dict]:
+    """Bars of the token weights ``a`` (right) and ``b`` (top) as outlines, with the mass
+    each token actually sends (``P𝟙``) or receives (``Pᵀ𝟙``) filled; and the layout's
+    axes that place them beside an ``(n, m)`` plan heatmap."""
+    n, m = P.shape
+    split = 0.86  # heatmap share of width and height; the bars take the rest
+    outline = dict(color="rgba(0,0,0,0)", line=dict(color="#555", width=1))
+    filled = dict(color="#6baed6")
+    bars = [
+        dict(type="bar", x=np.arange(m), y=b, name="target weight b", showlegend=False,
+             marker=outline, customdata=tgt, xaxis="x", yaxis="y2",
+             hovertemplate="%{customdata}: weight %{y:.3f}<extra></extra>"),
+        dict(type="bar", x=np.arange(m), y=P.sum(0), name="received", showlegend=False,
+             marker=filled, customdata=tgt, xaxis="x", yaxis="y2",
+             hovertemplate="%{customdata}: received %{y:.3f}<extra></extra>"),
+        dict(type="bar", y=np.arange(n), x=a, orientation="h", name="source weight a",
+             showlegend=False, marker=outline, customdata=src, xaxis="x2", yaxis="y",
+             hovertemplate="%{customdata}: weight %{x:.3f}<extra></extra>"),
+        dict(type="bar", y=np.arange(n), x=P.sum(1), orientation="h", name="sent",
+             showlegend=False, marker=filled, customdata=src, xaxis="x2", yaxis="y",
+             hovertemplate="%{customdata}: sent %{x:.3f}<extra></extra>"),
+    ]
+    axes = dict(
+        xaxis=_token_axis(tgt, tickangle=-45, range=[-0.5, m - 0.5], domain=[0.0, split],
+                          anchor="y"),
+        yaxis=_token_axis(src, autorange="reversed", domain=[0.0, split], anchor="x"),
+        xaxis2=dict(domain=[split + 0.012, 1.0], anchor="y", showticklabels=False,
+                    showgrid=False, zeroline=False,
+                    title=dict(text="source<br>weight", font=dict(size=10))),
+        yaxis2=dict(domain=[split + 0.012, 1.0], anchor="x", showticklabels=False,
+                    showgrid=False, zeroline=False,
+                    title=dict(text="target<br>weight", font=dict(size=10))),
+        barmode="overlay", bargap=0.15,
     )
-    data = [heat, *overlays]
-    if marginals:
-        split = 0.86  # heatmap share of width and height; the bars take the rest
-        x_tok = _token_axis(tgt, tickangle=-45, range=[-0.5, m - 0.5], domain=[0.0, split],
-                            anchor="y")
-        y_tok = _token_axis(src, autorange="reversed", domain=[0.0, split], anchor="x")
-        outline = dict(color="rgba(0,0,0,0)", line=dict(color="#555", width=1))
-        filled = dict(color="#6baed6")
-        data += [
-            dict(type="bar", x=np.arange(m), y=np.asarray(pair.b), name="target weight b",
-                 showlegend=False, marker=outline, customdata=tgt, xaxis="x", yaxis="y2",
-                 hovertemplate="%{customdata}: weight %{y:.3f}<extra></extra>"),
-            dict(type="bar", x=np.arange(m), y=P.sum(0), name="received", showlegend=False,
-                 marker=filled, customdata=tgt, xaxis="x", yaxis="y2",
-                 hovertemplate="%{customdata}: received %{y:.3f}<extra></extra>"),
-            dict(type="bar", y=np.arange(n), x=np.asarray(pair.a), orientation="h",
-                 name="source weight a", showlegend=False, marker=outline, customdata=src,
-                 xaxis="x2", yaxis="y",
-                 hovertemplate="%{customdata}: weight %{x:.3f}<extra></extra>"),
-            dict(type="bar", y=np.arange(n), x=P.sum(1), orientation="h", name="sent",
-                 showlegend=False, marker=filled, customdata=src, xaxis="x2", yaxis="y",
-                 hovertemplate="%{customdata}: sent %{x:.3f}<extra></extra>"),
-        ]
-        layout.update(
-            xaxis=x_tok, yaxis=y_tok,
-            xaxis2=dict(domain=[split + 0.012, 1.0], anchor="y", showticklabels=False,
-                        showgrid=False, zeroline=False,
-                        title=dict(text="source<br>weight", font=dict(size=10))),
-            yaxis2=dict(domain=[split + 0.012, 1.0], anchor="x", showticklabels=False,
-                        showgrid=False, zeroline=False,
-                        title=dict(text="target<br>weight", font=dict(size=10))),
-            barmode="overlay", bargap=0.15,
-        )
-    else:
-        layout.update(
-            xaxis=_token_axis(tgt, tickangle=-45, range=[-0.5, m - 0.5]),
-            yaxis=_token_axis(src, autorange="reversed"),
-        )
-    # Legend at the very bottom of the figure, below the token labels (the top right is
-    # where plotly's toolbar appears on hover).
-    layout["legend"] = dict(orientation="h", yref="container", y=0.0, yanchor="bottom",
-                            x=0.0, xanchor="left", font=dict(size=11))
-    return go.Figure(data=data, layout=layout)
+    return bars, axes
 
 
 def cost_figure(pair: PairAlignment, title: str = "Cost matrix C") -> go.Figure:
@@ -226,7 +262,8 @@ def diff_figure(
     # Enough decimals that the colour bar's ticks (about lim / 2 apart) read differently.
     decimals = max(2, 1 - math.floor(math.log10(lim / 2)))
     heat = dict(
-        type="heatmap", z=D, x=np.arange(m), y=np.arange(n), text=_pair_text(src_labels, tgt_labels),
+        type="heatmap", z=D, x=np.arange(m), y=np.arange(n),
+        text=_pair_text(src_labels, tgt_labels),
         customdata=np.dstack([p1, p2]), colorscale=DIFF_COLORSCALE, reversescale=True,
         zmid=0.0, zmin=-lim, zmax=lim,
         colorbar=dict(title=dict(text="Δ mass", side="right"), thickness=12,
@@ -266,7 +303,8 @@ def transport_diagram(
             fig.add_trace(go.Scatter(
                 x=[xs[i], xt[j]], y=[1, 0], mode="lines", hoverinfo="text",
                 text=f"{src_tokens[i]} → {tgt_tokens[j]}: mass {P[i, j]:.3f}",
-                line=dict(width=0.5 + 9 * share, color=f"rgba(33,113,181,{0.15 + 0.75 * share:.2f})"),
+                line=dict(width=0.5 + 9 * share,
+                          color=f"rgba(33,113,181,{0.15 + 0.75 * share:.2f})"),
                 showlegend=False,
             ))
     fig.add_trace(go.Scatter(

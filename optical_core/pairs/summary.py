@@ -260,15 +260,18 @@ def plan_csv(
     labelled ``i:source``. Indices keep repeated tokens apart; cells are the mass moved."""
     p = np.asarray(plan, dtype=np.float64)
     if p.shape != (len(src_tokens), len(tgt_tokens)):
-        raise ValueError(f"plan shape {p.shape} does not match {len(src_tokens)}×{len(tgt_tokens)} tokens")
-    lines = [",".join(["source\\target"] + [_csv_cell(f"{j}:{t}") for j, t in enumerate(tgt_tokens)])]
+        raise ValueError(f"plan shape {p.shape} does not match "
+                         f"{len(src_tokens)}×{len(tgt_tokens)} tokens")
+    header = [_csv_cell(f"{j}:{t}") for j, t in enumerate(tgt_tokens)]
+    lines = [",".join(["source\\target", *header])]
     for i, s in enumerate(src_tokens):
         lines.append(",".join([_csv_cell(f"{i}:{s}")] + [f"{v:.{digits}g}" for v in p[i]]))
     return "\n".join(lines) + "\n"
 
 
 def gold_cells(
-    pair: PairAlignment, sure: Iterable[tuple[int, int]], possible: Iterable[tuple[int, int]] | None,
+    pair: PairAlignment, sure: Iterable[tuple[int, int]],
+    possible: Iterable[tuple[int, int]] | None,
 ) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
     """Word-level gold links as cells of the displayed grid: ``(sure, possible-only)``.
 
@@ -302,7 +305,8 @@ def describe(pair: PairAlignment, config: OTConfig) -> list[str]:
     if r.iterations:
         out.append(
             f"The {r.solver} solver ran {r.iterations} iterations"
-            + (" and converged." if r.converged else f" and stopped before the tolerance {config.tol:g}.")
+            + (" and converged." if r.converged
+               else f" and stopped before the tolerance {config.tol:g}.")
         )
     elif config.solver in ("exact", "partial"):
         out.append(f"The {r.solver} solver is exact (a linear program): no iterations, no blur.")
@@ -317,7 +321,8 @@ def describe(pair: PairAlignment, config: OTConfig) -> list[str]:
         out.append(
             f"Marginal error {r.marginal_error:.1e}: the plan's row and column sums miss the "
             "token weights by this much mass in total"
-            + (" (negligible)." if r.marginal_error < 1e-3 else " (visible: raise ε or the iterations).")
+            + (" (negligible)." if r.marginal_error < 1e-3
+               else " (visible: raise ε or the iterations).")
         )
     mass = r.transported_mass
     if mass < 0.999:
