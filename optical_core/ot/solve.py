@@ -1,9 +1,14 @@
 """One transport problem through POT: exact, Sinkhorn, unbalanced and partial solvers.
 
-:func:`solve` checks its inputs (:func:`check_cost`), runs the solver of an
-:class:`OTConfig` and returns an :class:`OTResult` that says what happened: iterations,
-marginal error, convergence, the solver actually used (Sinkhorn falls back to the
-log-domain version on numerical trouble), transported mass and plain-language notes.
+:class:`OTConfig` is the one description of an OT problem's solver in the package: the
+alignment pages, the retrieval scorers (:class:`~optical_core.retrieval.scorers.ScorerConfig`
+holds one), the distillation loss and :class:`~optical_core.distill.config.DistillConfig`
+all carry an :class:`OTConfig`. :func:`solve` checks its inputs (:func:`check_cost`), runs
+the solver of an :class:`OTConfig` and returns an :class:`OTResult` that says what
+happened: iterations, marginal error, convergence, the solver actually used (Sinkhorn
+falls back to the log-domain version on numerical trouble), transported mass and
+plain-language notes. :func:`optical_core.ot.plans.batch_plans` solves a padded batch with
+the same config.
 """
 
 from __future__ import annotations
@@ -62,6 +67,8 @@ class OTConfig:
             raise OTInputError("the transported mass must lie in (0, 1]")
         if self.max_iter < 1:
             raise OTInputError("max_iter must be at least 1")
+        if not (math.isfinite(self.tol) and self.tol >= 0):
+            raise OTInputError("tol must be a finite number >= 0")
 
 
 @dataclass
@@ -188,6 +195,27 @@ def _pot_sinkhorn(a, b, c, cfg: OTConfig, method: str):
 def solve(cost, a=None, b=None, config: OTConfig | None = None) -> OTResult:
     """Solve one transport problem with POT.
 
+    With cost ``C`` (``n × m``), marginals ``a`` (``n``) and ``b`` (``m``), each summing
+    to 1, and the entropy ``H(P) = −Σ_ij P_ij (log P_ij − 1)``, the solvers compute::
+
+        exact:       min_P ⟨P, C⟩                   s.t.  P𝟙 = a,  Pᵀ𝟙 = b,  P ≥ 0
+        sinkhorn:    min_P ⟨P, C⟩ − ε H(P)          s.t.  P𝟙 = a,  Pᵀ𝟙 = b
+        unbalanced:  min_P ⟨P, C⟩ − ε H(P) + τ KL(P𝟙 ‖ a) + τ KL(Pᵀ𝟙 ‖ b)
+        partial:     min_P ⟨P, C⟩                   s.t.  P𝟙 ≤ a,  Pᵀ𝟙 ≤ b,  𝟙ᵀP𝟙 = mass
+
+    Sinkhorn alternates ``u ← a / (K v)``, ``v ← b / (Kᵀ u)`` with ``K = exp(−C/ε)`` and
+    returns ``P = diag(u) K diag(v)``; the unbalanced version raises both updates to the
+    power ``τ / (τ + ε)``, so a large τ approaches the balanced plan.
+
+    References:
+        - Cuturi, "Sinkhorn Distances: Lightspeed Computation of Optimal Transport",
+          NeurIPS 2013 (entropic OT, the Sinkhorn iterations).
+        - Chizat, Peyré, Schmitzer, Vialard, "Scaling Algorithms for Unbalanced Optimal
+          Transport Problems", Mathematics of Computation 2018 (the KL-relaxed marginals).
+        - Flamary et al., "POT: Python Optimal Transport", JMLR 2021 (the solvers run here:
+          ``ot.emd``, ``ot.sinkhorn``, ``ot.unbalanced.sinkhorn_unbalanced``,
+          ``ot.partial.partial_wasserstein``).
+
     Args:
         cost: ``(n, m)`` cost matrix (finite).
         a: ``(n,)`` source marginal, default uniform.
@@ -217,14 +245,7 @@ def solve(cost, a=None, b=None, config: OTConfig | None = None) -> OTResult:
     if cfg.solver in ("exact", "partial"):
         plan = _solve_linear(a, b, c, cfg)
     elif cfg.solver == "sinkhorn":
-        plan, iterations, trouble = _pot_sinkhorn(a, b, c, cfg, "sinkhorn")
-        if trouble or plan.sum() <= 0:
-            plan, iterations, _ = _pot_sinkhorn(a, b, c, cfg, "sinkhorn_log")
-            used = "sinkhorn_log"
-            messages.append(
-                f"ε = {cfg.epsilon:g} is small for these costs: the scaling Sinkhorn under- or "
-                "overflowed, so the log-domain Sinkhorn was used instead."
-            )
+        plan, iterations, used = _solve_sinkhorn(a, b, c, cfg, messages)
     else:  # unbalanced
         plan, iterations, used, converged = _solve_unbalanced(a, b, c, cfg, messages)
     plan = np.clip(np.nan_to_num(plan, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
@@ -249,6 +270,19 @@ def solve(cost, a=None, b=None, config: OTConfig | None = None) -> OTResult:
         unaligned_target=np.clip(b - plan.sum(0), 0.0, None),
         messages=messages,
     )
+
+
+def _solve_sinkhorn(a, b, c, cfg: OTConfig, messages: list[str]):
+    """The scaling Sinkhorn, or the log-domain one when it under- or overflows (noted)."""
+    plan, iterations, trouble = _pot_sinkhorn(a, b, c, cfg, "sinkhorn")
+    if not (trouble or plan.sum() <= 0):
+        return plan, iterations, "sinkhorn"
+    plan, iterations, _ = _pot_sinkhorn(a, b, c, cfg, "sinkhorn_log")
+    messages.append(
+        f"ε = {cfg.epsilon:g} is small for these costs: the scaling Sinkhorn under- or "
+        "overflowed, so the log-domain Sinkhorn was used instead."
+    )
+    return plan, iterations, "sinkhorn_log"
 
 
 def _solve_linear(a, b, c, cfg: OTConfig) -> np.ndarray:
