@@ -12,6 +12,7 @@ from optical_core.pairs.figures import transport_diagram
 from ui import home_example
 from ui.common import DATA_HINT, data_sources, page_setup
 from ui.distill import manager, session_id
+from ui.glossary import explain
 from ui.models import model_label
 from ui.nav import app_pages
 from ui.quick import quick_box
@@ -37,7 +38,7 @@ st.markdown(
     "multilingual student by making the student's foreign tokens cheap to transport onto "
     "the teacher's English tokens, which is how a model that never saw Czech learns to "
     "retrieve English captions for Czech queries.",
-    unsafe_allow_html=True,
+    unsafe_allow_html=True, help=explain(["transport plan", "ε", "OT-KD"]),
 )
 
 src, tgt, plan = home_example.load()
@@ -48,13 +49,13 @@ st.plotly_chart(
 st.caption(
     f"The plan between “{home_example.SRC}” and “{home_example.TGT}” (default English "
     "MiniLM, Sinkhorn ε = 0.05, words): line width is the mass moved. dog → puppy, "
-    "runs → running and beach → sand carry most of it."
+    "runs → running and beach → sand carry most of it.", help=explain(["Sinkhorn", "ε"]),
 )
 
 st.subheader("Teach it a language")
 quick_box(manager(), session_id(), where="home")
 
-st.subheader("Pages")
+st.subheader("Pages", help=explain(["MRR@10", "AER", "CER"]))
 descriptions = {
     "Alignment": "the plan of one sentence pair as a heatmap: solvers, ε, links, gold "
     "alignments and AER, two models side by side, export.",

@@ -84,3 +84,10 @@ def test_retrieval_page_explains_its_jargon(tmp_path, monkeypatch):
     data_sources.clear()
     found = check_page(at, JARGON + STATUSES)
     assert {"Kendall τ@10", "ε", "−⟨P, C⟩", "MaxSim", "kept"} <= found
+
+
+def test_home_page_explains_its_jargon(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPTICAL_RUNS_DIR", str(tmp_path / "runs"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    found = check_page(at, (*JARGON, "transport plan", "Sinkhorn"))
+    assert {"ε", "Sinkhorn"} <= found

@@ -18,6 +18,10 @@ GLOSSARY: dict[str, str] = {
     # Optimal transport
     "ε": "Entropic regularisation of Sinkhorn: small ε gives a sharp plan close to the exact "
          "one, large ε spreads each token's mass over many tokens.",
+    "transport plan": "P: how much of each source token's mass goes to each target token; "
+                      "its rows sum to the source weights, its columns to the target's.",
+    "Sinkhorn": "The iterative algorithm that finds the entropic plan: it rescales the rows "
+                "and columns of exp(−C/ε) in turn until both marginals fit.",
     "−⟨P, C⟩": "Minus the transport cost: the Frobenius inner product of the plan P and the "
                "cost C (Σᵢⱼ Pᵢⱼ Cᵢⱼ), negated so that higher means a better match.",
     # Retrieval metrics
