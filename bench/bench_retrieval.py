@@ -35,6 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from optical_core.encoders.registry import load_encoder  # noqa: E402
+from optical_core.ot.solve import OTConfig  # noqa: E402
 from optical_core.retrieval.corpus import DEFAULT_SPLIT, load_corpus, load_corpus_or_demo
 from optical_core.retrieval.index import build_index, encode_queries
 from optical_core.retrieval.metrics import per_query_metrics
@@ -64,7 +65,7 @@ def latency(args) -> None:
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     rows = []
     for scorer in ("dense", "maxsim", "ot"):
-        cfg = ScorerConfig(scorer=scorer, rerank_depth=args.k, epsilon=args.epsilon)
+        cfg = ScorerConfig(scorer=scorer, rerank_depth=args.k, ot=OTConfig(epsilon=args.epsilon))
 
         def one(i: int) -> tuple[float, float, float]:
             # the steps of R.search, timed one by one (same single-thread context)

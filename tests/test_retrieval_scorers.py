@@ -14,7 +14,7 @@ from optical_core.retrieval.scorers import ScorerConfig, maxsim_scores, rank, se
 
 def test_ot_rerank_matches_pot_per_pair(encoder, demo, demo_index):
     qset = demo.query_set("de")
-    cfg = ScorerConfig("ot", rerank_depth=8, epsilon=0.05, tol=1e-9, max_iter=5000)
+    cfg = ScorerConfig("ot", rerank_depth=8, ot=OTConfig(epsilon=0.05, tol=1e-9, max_iter=5000))
     q = encode_queries(encoder, qset.texts[:3], tokens=True)
     ot_rank = rank(q, demo_index, cfg, query_ids=qset.ids[:3])
     dense = rank(q, demo_index, ScorerConfig("dense"), query_ids=qset.ids[:3])
@@ -59,8 +59,10 @@ def test_dense_english_queries_find_themselves(encoder, demo, demo_index):
 def test_scorer_config_validation():
     with pytest.raises(ValueError, match="unknown scorer"):
         ScorerConfig("bm25")
-    with pytest.raises(ValueError, match="epsilon"):
-        ScorerConfig("ot", epsilon=0)
+    with pytest.raises(ValueError, match="ε must be a finite number > 0"):
+        ScorerConfig("ot", ot=OTConfig(epsilon=0))
+    with pytest.raises(ValueError, match="balanced Sinkhorn"):
+        ScorerConfig("ot", ot=OTConfig("exact"))
     assert ScorerConfig("ot").needs_tokens and ScorerConfig("ot").needs_sentence
     assert not ScorerConfig("maxsim").needs_sentence
 

@@ -17,6 +17,7 @@ from streamlit.delta_generator import DeltaGenerator
 from optical_core.data import LANG_NAMES
 from optical_core.encoders.anchor import SentenceOnlyError
 from optical_core.encoders.base import ModelLoadError, confine_model_path
+from optical_core.ot.solve import OTConfig
 from optical_core.retrieval.corpus import Corpus, demo_corpus, load_corpus
 from optical_core.retrieval.evaluate import (
     noise_curve,
@@ -141,7 +142,7 @@ def noise_curves(model: str, doc_model: str, split: str, task2: bool, demo: bool
     enc = load_model(model)
     doc_enc = enc if doc_model == model else load_model(doc_model)
     corpus = get_corpus(split, task2, demo)
-    cfg = ScorerConfig(scorer=scorer, rerank_depth=k, epsilon=eps)
+    cfg = ScorerConfig(scorer=scorer, rerank_depth=k, ot=OTConfig(epsilon=eps))
     index = get_index(doc_model, corpus, split, task2, demo)
     return noise_curve(enc, corpus, lang, kind, BATCH_LEVELS, cfg, seed, limit, index,
                        n_boot=500, doc_encoder=doc_enc)
@@ -162,7 +163,7 @@ def run_batch(s: Setting, models: list[str], kind: str, seed: int,
                 name = model_label(m) + (" (teacher's captions)" if docs == "teacher" else "")
                 curves[name] = noise_curves(
                     m, doc_model, s.split, s.task2, s.demo, s.lang, kind, s.cfg.scorer,
-                    s.cfg.rerank_depth, s.cfg.epsilon, seed, n_queries)
+                    s.cfg.rerank_depth, s.cfg.ot.epsilon, seed, n_queries)
             except SentenceOnlyError:
                 st.info(SENTENCE_ONLY_NOTE.format(model=model_label(m)) + " Pick the dense "
                         "scorer to compare it.", icon=":material/info:")

@@ -5,9 +5,9 @@
   ``n`` query tokens and the document's tokens (subwords, special tokens removed).
 * ``ot``: the top ``rerank_depth`` documents of ``dense`` are re-scored by
   ``-<P*, C>`` with ``C = 1 - cos`` between query and document tokens, uniform marginals
-  and ``P*`` the entropic plan (one :func:`optical_core.ot.batch.sinkhorn_batch` call per query
-  over all candidates). Documents below the rerank depth keep their dense order under the
-  re-ranked ones; their reported score is ``-3 - (1 - cos)`` (below any OT score, which
+  and ``P*`` the entropic plan of the config's :class:`~optical_core.ot.solve.OTConfig` (one
+  :func:`optical_core.ot.plans.batch_plans` call per query over all candidates). Documents
+  below the rerank depth keep their dense order under the re-ranked ones; their reported score is ``-3 - (1 - cos)`` (below any OT score, which
   lies in ``[-2, 0]``), so sorting a run file by score gives back the ranking.
 
 Rankings are full (every document of the corpus is ranked, ties broken by document
@@ -17,7 +17,6 @@ is MAP@1000 (exact for corpora of at most 1000 documents).
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,14 +25,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from optical_core.ot.batch import pad_costs, sinkhorn_batch
+from optical_core.ot.batch import pad_costs
+from optical_core.ot.plans import batch_plans
+from optical_core.ot.solve import OTConfig
 from optical_core.retrieval.cache import model_fingerprint
 from optical_core.retrieval.index import (
     DocumentIndex,
     EncodedQueries,
-    _unit,
     check_comparable,
     encode_queries,
+    unit_rows,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -60,27 +61,22 @@ class ScorerConfig:
     Attributes:
         scorer: ``dense``, ``maxsim`` or ``ot``.
         rerank_depth: candidates of the dense ranking re-scored by ``ot``.
-        epsilon: entropic regularisation of the OT plan, in cost units (cosine costs lie in
-            [0, 2]).
-        max_iter: Sinkhorn iteration budget.
-        tol: Sinkhorn stopping level (marginal error).
+        ot: the plan of the ``ot`` scorer: a Sinkhorn :class:`~optical_core.ot.solve.OTConfig`
+            (its ε in cost units: cosine costs lie in [0, 2]; its iteration budget and
+            stopping level).
     """
 
     scorer: str = "dense"
     rerank_depth: int = 20
-    epsilon: float = 0.05
-    max_iter: int = 1000
-    tol: float = 1e-6
+    ot: OTConfig = field(default_factory=OTConfig)
 
     def __post_init__(self) -> None:
         if self.scorer not in SCORERS:
             raise ValueError(f"unknown scorer {self.scorer!r}; choose one of {SCORERS}")
         if self.rerank_depth < 1:
             raise ValueError("rerank_depth must be at least 1")
-        if not (math.isfinite(self.epsilon) and self.epsilon > 0):
-            raise ValueError("epsilon must be a finite number > 0")
-        if self.max_iter < 1 or not (self.tol > 0):
-            raise ValueError("max_iter must be >= 1 and tol > 0")
+        if self.ot.solver != "sinkhorn":
+            raise ValueError(f"the OT rerank solves balanced Sinkhorn plans, not {self.ot.solver!r}")
 
     @property
     def needs_tokens(self) -> bool:
@@ -157,27 +153,25 @@ def maxsim_scores(
 def ot_scores(
     query_tokens: np.ndarray,
     doc_tokens: Sequence[np.ndarray],
-    epsilon: float = 0.05,
-    max_iter: int = 1000,
-    tol: float = 1e-6,
+    config: OTConfig | None = None,
 ):
     """``-<P*, C>`` of one query against candidate documents, in one batched Sinkhorn call.
 
     Args:
         query_tokens: ``(n, d)`` query token vectors.
         doc_tokens: ``(m_k, d)`` token vectors of each candidate.
-        epsilon, max_iter, tol: :func:`optical_core.ot.batch.sinkhorn_batch` settings.
+        config: the plan's ε, iteration budget and tolerance (default :class:`OTConfig()`).
 
     Returns:
         ``(scores (K,), result)`` with the :class:`~optical_core.ot.batch.BatchOTResult` (plans
         padded to the longest candidate). ``C = 1 - cos`` clipped to [0, 2], as
         :func:`optical_core.ot.costs.cost_matrix` computes it.
     """
-    q = _unit(query_tokens).astype(np.float64)
-    costs = [np.clip(1.0 - q @ _unit(d).astype(np.float64).T, 0.0, 2.0) for d in doc_tokens]
+    q = unit_rows(query_tokens).astype(np.float64)
+    costs = [np.clip(1.0 - q @ unit_rows(d).astype(np.float64).T, 0.0, 2.0) for d in doc_tokens]
     with _single_thread():
         cost, a, b = pad_costs(costs, dtype=torch.float64)
-        res = sinkhorn_batch(cost, a, b, epsilon=epsilon, max_iter=max_iter, tol=tol)
+        res = batch_plans(cost, a, b, config or OTConfig())
         scores = -(res.plan.double() * cost).sum(dim=(1, 2))
     return scores.numpy(), res
 
@@ -248,7 +242,7 @@ def rank(
         cand = order[qi, :k]
         s, res = ot_scores(
             queries.tokens[qi], [index.doc_tokens(int(j))[0] for j in cand],
-            cfg.epsilon, cfg.max_iter, cfg.tol,
+            cfg.ot,
         )
         not_converged += int((~res.converged).sum())
         new = np.argsort(-s, kind="stable")
@@ -256,7 +250,7 @@ def rank(
         final_scores[qi, :k] = s[new]
     if not_converged:
         notes.append(
-            f"Sinkhorn did not reach tol {cfg.tol:g} within {cfg.max_iter} iterations for "
+            f"Sinkhorn did not reach tol {cfg.ot.tol:g} within {cfg.ot.max_iter} iterations for "
             f"{not_converged} of {nq * k} query–document pairs; raise ε or the budget."
         )
     return Ranking("ot", ids, final_order, final_scores, notes)
