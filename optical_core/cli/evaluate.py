@@ -20,6 +20,7 @@ anything else the TREC run format. Without Multi30k, ``--demo`` uses the package
 from __future__ import annotations
 
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -81,20 +82,66 @@ def _clean_path(path: Path) -> Path:
     return path.with_name(f"{path.stem}.clean{path.suffix}")
 
 
+#: Bootstrap resamples past this take minutes per metric and add no precision worth it.
+MAX_BOOTSTRAP = 100_000
+
+
+def check_evaluate_options(args) -> None:
+    """The numeric options, checked before anything loads; a bad one is a ``CLIError``
+    naming it and its allowed range."""
+    from optical_core.cli.common import CLIError
+
+    if not 0.0 <= args.cer <= 1.0:
+        raise CLIError(f"--cer must lie in [0, 1], got {args.cer}")
+    if args.limit is not None and args.limit < 1:
+        raise CLIError(f"--limit must be at least 1, got {args.limit}")
+    if not 10 <= args.bootstrap <= MAX_BOOTSTRAP:
+        raise CLIError(f"--bootstrap must lie in [10, {MAX_BOOTSTRAP:,}] resamples, "
+                       f"got {args.bootstrap}")
+    if args.k < 1:
+        raise CLIError(f"--k (the OT rerank depth) must be at least 1, got {args.k}")
+    if not (math.isfinite(args.epsilon) and args.epsilon > 0):
+        raise CLIError(f"--epsilon must be a finite number > 0 (e.g. 0.05), got {args.epsilon}")
+    if not 0 <= args.seed < 2**32:
+        raise CLIError(f"--seed must lie in [0, 2**32 - 1], got {args.seed}")
+
+
+def write_runs(ev, corpus, run_file: Path, tag: str, cer: float) -> list[Path]:
+    """Write the noisy run to ``run_file`` and the clean run beside it (``.clean``), or the
+    clean run alone when there is no noise; a failure names the user's path."""
+    from optical_core.cli.common import CLIError
+    from optical_core.retrieval.evaluate import write_run
+
+    if ev.noisy_ranking is not None:
+        todo = [(ev.noisy_ranking, run_file, f"{tag}-{ev.kind}{cer:g}"),
+                (ev.clean_ranking, _clean_path(run_file), f"{tag}-clean")]
+    else:
+        todo = [(ev.clean_ranking, run_file, f"{tag}-clean")]
+    for ranking, path, name in todo:
+        try:
+            write_run(ranking, corpus, path, name=name)
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise CLIError(f"cannot write --run-file {path}: {why}; choose another "
+                           "path") from None
+    return [path for _, path, _ in todo]
+
+
 def run_evaluate(args) -> int:
     from optical_core.cli.common import CLIError
     from optical_core.encoders.base import ModelLoadError, TruncationWarning, is_anchor_model
     from optical_core.encoders.registry import load_encoder
+    from optical_core.ot.solve import OTConfig
     from optical_core.retrieval.corpus import demo_corpus, load_corpus
     from optical_core.retrieval.evaluate import (
         evaluate_noise,
         format_table,
         resolve_doc_encoder,
-        write_run,
     )
     from optical_core.retrieval.index import build_index, check_comparable
     from optical_core.retrieval.scorers import ScorerConfig
     from optical_core.runs import resolve_model_dir
+    from optical_core.safe_write import check_output_file
 
     quiet = getattr(args, "quiet", False)
 
@@ -102,16 +149,13 @@ def run_evaluate(args) -> int:
         if not quiet:
             print(f"… {msg}", file=sys.stderr, flush=True)
 
-    if not 0.0 <= args.cer <= 1.0:
-        raise CLIError(f"--cer must lie in [0, 1], got {args.cer}")
-    if args.limit is not None and args.limit < 1:
-        raise CLIError("--limit must be at least 1")
-    if args.bootstrap < 10:
-        raise CLIError("--bootstrap needs at least 10 resamples")
+    check_evaluate_options(args)
     run_file = Path(args.run_file).expanduser() if args.run_file else None
-    if run_file is not None and not run_file.parent.is_dir():
-        raise CLIError(f"the folder of --run-file does not exist: {run_file.parent}")
-    cfg = ScorerConfig(scorer=args.scorer, rerank_depth=args.k, epsilon=args.epsilon)
+    if run_file is not None:
+        for path in (run_file, _clean_path(run_file)):
+            check_output_file(path, "--run-file")
+    cfg = ScorerConfig(scorer=args.scorer, rerank_depth=args.k,
+                       ot=OTConfig(epsilon=args.epsilon))
     # what embeds the documents is settled from the run record, before loading anything
     doc_label, doc_model = resolve_doc_encoder(args.model, args.doc_encoder)
     for m in (args.model, doc_model):
@@ -154,13 +198,7 @@ def run_evaluate(args) -> int:
         print(format_table(ev))
     if run_file is not None:
         tag = f"{Path(args.model).name or 'model'}-{args.scorer}"
-        if ev.noisy_ranking is not None:
-            write_run(ev.noisy_ranking, corpus, run_file, name=f"{tag}-{ev.kind}{args.cer:g}")
-            write_run(ev.clean_ranking, corpus, _clean_path(run_file), name=f"{tag}-clean")
-            written = [run_file, _clean_path(run_file)]
-        else:
-            write_run(ev.clean_ranking, corpus, run_file, name=f"{tag}-clean")
-            written = [run_file]
+        written = write_runs(ev, corpus, run_file, tag, args.cer)
         print("runs written: " + ", ".join(map(str, written)),
               file=sys.stderr if args.json else sys.stdout)
     return 0
