@@ -63,6 +63,9 @@ descriptions = {
     "loss, watch the probe pair's plan sharpen, save a checkpoint.",
     "Retrieval": "a foreign query against English captions; perturb it with typos and see "
     "the ranking move and which tokens still match.",
+    "Corpus": "a checkpoint check: per-sentence AER (or plan entropy) of two models on a "
+    "gold set or your own file, sorted by how much they differ, each pair one click from "
+    "the Alignment page.",
     "Results": "the research grid: MRR against noise per method and language, with "
     "intervals, significance and a link from each result to its checkpoint.",
 }
