@@ -33,13 +33,14 @@ from optical_core.retrieval.index import (
     encode_queries,
 )
 from optical_core.retrieval.metrics import (
-    _DEFAULT_RUN_DEPTH,
+    DEFAULT_RUN_DEPTH,
     METRIC_LABELS,
     METRICS,
     MetricSummary,
     bootstrap_ci,
     compare_runs,
     evaluate_ranking,
+    format_percent,
 )
 from optical_core.retrieval.noise import BATCH_LEVELS, perturb_queries, resolve_noise
 from optical_core.retrieval.scorers import Ranking, ScorerConfig, rank
@@ -260,15 +261,7 @@ def evaluate_noise(
     check_comparable(encoder, doc_encoder)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    if index is None:
-        say("embedding the documents (cached after the first run)")
-        index = build_index(doc_encoder, corpus, tokens=cfg.needs_tokens)
-    else:
-        if index.model_key != model_fingerprint(doc_encoder):
-            raise ValueError(f"the index was built by {index.model_name}, not by the document "
-                             f"encoder {doc_encoder.name}")
-        if cfg.needs_tokens:
-            index.ensure_tokens(doc_encoder)
+    index = _document_index(doc_encoder, corpus, cfg, index, say)
     timings["index"] = time.perf_counter() - t0
     qset = corpus.query_set(lang, limit)
     t0 = time.perf_counter()
@@ -281,37 +274,71 @@ def evaluate_noise(
     t0 = time.perf_counter()
     clean = evaluate_ranking(clean_ranking, qset, corpus, metrics, n_boot, seed)
     timings["metrics"] = time.perf_counter() - t0
+    noisy = NoisyRun() if cer == 0 else _noisy_run(
+        encoder, index, corpus, qset, cfg, clean_ranking, clean, kind_r, cer, seed, metrics,
+        n_boot, stat_test, say, timings)
     notes = list(clean_ranking.notes)
-    noisy = noisy_ranking = shifts = None
-    delta_ci: dict[str, tuple[float, float]] = {}
-    p_values: dict[str, float] = {}
-    perts: list[Perturbation] = []
-    measured = 0.0
-    if cer > 0:
-        t0 = time.perf_counter()
-        perts = perturb_queries(qset, kind_r, cer, seed)
-        measured = float(np.mean([p.measured_cer for p in perts]))
-        say(f"ranking {len(qset)} noisy queries ({kind_r}, CER {cer:g})")
-        noisy_ranking = _encode_and_rank(encoder, index, [p.text for p in perts], qset.ids, cfg)
-        timings["noisy"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        noisy = evaluate_ranking(noisy_ranking, qset, corpus, metrics, n_boot, seed)
-        delta_ci = {m: bootstrap_ci(noisy.per_query[m] - clean.per_query[m], n_boot, seed=seed)
-                    for m in metrics}
-        say(f"significance ({stat_test})")
-        p_values = compare_runs(clean_ranking, noisy_ranking, qset, corpus, metrics,
-                                stat_test=stat_test, seed=seed)
-        shifts = rank_shifts(clean_ranking, noisy_ranking, qset)
-        timings["stats"] = time.perf_counter() - t0
-        notes += [n for n in noisy_ranking.notes if n not in notes]
+    if noisy.ranking is not None:
+        notes += [n for n in noisy.ranking.notes if n not in notes]
     return NoiseEvaluation(
         corpus_name=corpus.name, lang=lang, scorer=cfg.scorer, kind=kind_r, cer=cer, seed=seed,
-        n_queries=len(qset), n_docs=corpus.n_docs, clean=clean, noisy=noisy,
-        delta_ci=delta_ci, p_values=p_values, stat_test=stat_test, shifts=shifts,
-        measured_cer=measured, clean_ranking=clean_ranking, noisy_ranking=noisy_ranking,
-        qset=qset, perturbations=perts, timings=timings, notes=notes,
-        query_model=encoder.name, doc_model=index.model_name,
+        n_queries=len(qset), n_docs=corpus.n_docs, clean=clean, noisy=noisy.summary,
+        delta_ci=noisy.delta_ci, p_values=noisy.p_values, stat_test=stat_test,
+        shifts=noisy.shifts, measured_cer=noisy.measured_cer, clean_ranking=clean_ranking,
+        noisy_ranking=noisy.ranking, qset=qset, perturbations=noisy.perturbations,
+        timings=timings, notes=notes, query_model=encoder.name, doc_model=index.model_name,
     )
+
+
+def _document_index(doc_encoder: Encoder, corpus: Corpus, cfg: ScorerConfig,
+                    index: DocumentIndex | None, say: Callable[[str], None]) -> DocumentIndex:
+    """``index`` checked to be ``doc_encoder``'s (with token vectors when ``cfg`` needs
+    them), or a new one built with the disk cache."""
+    if index is None:
+        say("embedding the documents (cached after the first run)")
+        return build_index(doc_encoder, corpus, tokens=cfg.needs_tokens)
+    if index.model_key != model_fingerprint(doc_encoder):
+        raise ValueError(f"the index was built by {index.model_name}, not by the document "
+                         f"encoder {doc_encoder.name}")
+    if cfg.needs_tokens:
+        index.ensure_tokens(doc_encoder)
+    return index
+
+
+@dataclass
+class NoisyRun:
+    """The noisy half of a :class:`NoiseEvaluation` (empty without noise)."""
+
+    summary: MetricSummary | None = None
+    ranking: Ranking | None = None
+    delta_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    p_values: dict[str, float] = field(default_factory=dict)
+    shifts: RankShifts | None = None
+    perturbations: list[Perturbation] = field(default_factory=list)
+    measured_cer: float = 0.0
+
+
+def _noisy_run(encoder, index, corpus, qset, cfg, clean_ranking, clean, kind, cer, seed,
+               metrics, n_boot, stat_test, say, timings) -> NoisyRun:
+    """Perturb the queries of ``qset`` (``kind`` at ``cer``), rank them, and compare with
+    the clean ranking: metrics, paired bootstrap intervals of noisy − clean, the ranx test's
+    p-values and the rank shifts; adds its stages' seconds to ``timings``."""
+    t0 = time.perf_counter()
+    perts = perturb_queries(qset, kind, cer, seed)
+    say(f"ranking {len(qset)} noisy queries ({kind}, CER {cer:g})")
+    ranking = _encode_and_rank(encoder, index, [p.text for p in perts], qset.ids, cfg)
+    timings["noisy"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    noisy = evaluate_ranking(ranking, qset, corpus, metrics, n_boot, seed)
+    delta_ci = {m: bootstrap_ci(noisy.per_query[m] - clean.per_query[m], n_boot, seed=seed)
+                for m in metrics}
+    say(f"significance ({stat_test})")
+    p_values = compare_runs(clean_ranking, ranking, qset, corpus, metrics,
+                            stat_test=stat_test, seed=seed)
+    shifts = rank_shifts(clean_ranking, ranking, qset)
+    timings["stats"] = time.perf_counter() - t0
+    return NoisyRun(noisy, ranking, delta_ci, p_values, shifts, perts,
+                    float(np.mean([p.measured_cer for p in perts])))
 
 
 def noise_curve(
@@ -365,10 +392,6 @@ def noise_curve(
 # --------------------------------------------------------------------------- output
 
 
-def _pct(x: float) -> str:
-    return "  n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:5.1f}"
-
-
 def format_table(ev: NoiseEvaluation) -> str:
     """The metric table of ``optical evaluate`` (values in %, 95 % bootstrap intervals)."""
     head = (
@@ -391,8 +414,8 @@ def format_table(ev: NoiseEvaluation) -> str:
             nlo, nhi = r["noisy_ci"]
             dlo, dhi = r["delta_ci"]
             lines.append(
-                f"{r['metric']:<8} {_pct(r['clean'])} [{_pct(lo)},{_pct(hi)}]   "
-                f"{_pct(r['noisy'])} [{_pct(nlo)},{_pct(nhi)}]   "
+                f"{r['metric']:<8} {format_percent(r['clean'])} [{format_percent(lo)},{format_percent(hi)}]   "
+                f"{format_percent(r['noisy'])} [{format_percent(nlo)},{format_percent(nhi)}]   "
                 f"{100 * r['delta']:+6.1f} [{100 * dlo:+6.1f},{100 * dhi:+6.1f}]  "
                 f"{r['p']:7.1e}"
             )
@@ -408,7 +431,7 @@ def format_table(ev: NoiseEvaluation) -> str:
         lines.append(f"{'metric':<8} {'clean':>5} {'95% CI':>13}")
         for r in ev.rows():
             lo, hi = r["clean_ci"]
-            lines.append(f"{r['metric']:<8} {_pct(r['clean'])} [{_pct(lo)},{_pct(hi)}]")
+            lines.append(f"{r['metric']:<8} {format_percent(r['clean'])} [{format_percent(lo)},{format_percent(hi)}]")
     lines.append("values in %; 95% CI: percentile bootstrap over queries")
     lines += ev.notes
     return "\n".join(lines)
@@ -418,7 +441,7 @@ def write_run(
     ranking: Ranking,
     corpus: Corpus,
     path: str | os.PathLike[str],
-    depth: int | None = _DEFAULT_RUN_DEPTH,
+    depth: int | None = DEFAULT_RUN_DEPTH,
     kind: str | None = None,
     name: str = "optical",
 ) -> Path:

@@ -22,10 +22,11 @@ import numpy as np
 from optical_core import data as _data
 from optical_core.encoders.clip import MultimodalError, check_caption_model, is_clip_model
 from optical_core.retrieval.corpus import DEFAULT_SPLIT, Corpus, QuerySet
-from optical_core.retrieval.evaluate import _pct
+from optical_core.retrieval.index import unit_rows
 from optical_core.retrieval.metrics import (
     METRIC_LABELS,
     MetricSummary,
+    format_percent,
     per_query_metrics,
     summarize,
 )
@@ -257,8 +258,8 @@ def rank_images(
         lang: caption language (a label only).
         n_boot, seed: bootstrap resamples and their seed.
     """
-    q = _unit(np.asarray(caption_vectors, dtype=np.float32))
-    d = _unit(np.asarray(image_vectors, dtype=np.float32))
+    q = unit_rows(np.asarray(caption_vectors, dtype=np.float32))
+    d = unit_rows(np.asarray(image_vectors, dtype=np.float32))
     rel = [int(r) for r in relevance]
     if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
         raise MultimodalError(
@@ -283,10 +284,6 @@ def rank_images(
     per_query = per_query_metrics(ranking, qset, corpus, IMAGE_METRICS)
     return ImageRetrieval(summarize(per_query, n_boot=n_boot, seed=seed), ranking,
                           len(rel), d.shape[0])
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def caption_to_image(
@@ -338,7 +335,7 @@ def format_image_table(result: ImageRetrieval, head: str) -> str:
              f"{'metric':<8} {'value':>5} {'95% CI':>13}"]
     for m in IMAGE_METRICS:
         lo, hi = result.summary.ci[m]
-        lines.append(f"{METRIC_LABELS[m]:<8} {_pct(result.summary.mean[m])} "
-                     f"[{_pct(lo)},{_pct(hi)}]")
+        lines.append(f"{METRIC_LABELS[m]:<8} {format_percent(result.summary.mean[m])} "
+                     f"[{format_percent(lo)},{format_percent(hi)}]")
     lines.append("values in %; 95% CI: percentile bootstrap over captions")
     return "\n".join(lines + result.notes)

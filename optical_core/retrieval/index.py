@@ -105,7 +105,9 @@ class DocumentIndex:
         }
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """``x`` (``(..., d)``) as float32 with every row scaled to unit L2 norm (a zero row
+    stays zero)."""
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
@@ -117,7 +119,7 @@ def _encode_doc_tokens(encoder: Encoder, texts: Sequence[str], batch_size: int) 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TruncationWarning)
         embs = encoder.token_embeddings(list(texts), batch_size=batch_size)
-    vectors = np.concatenate([_unit(e.embeddings) for e in embs], axis=0).astype(np.float32)
+    vectors = np.concatenate([unit_rows(e.embeddings) for e in embs], axis=0).astype(np.float32)
     offsets = np.zeros(len(embs) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(e) for e in embs])
     strings = np.array([t for e in embs for t in e.tokens], dtype=str)
@@ -183,7 +185,7 @@ def build_index(
         discard_entry(path / "sentence")
     loaded = arrays is not None
     if arrays is None:
-        sent = _unit(encoder.document_embeddings(list(corpus.doc_texts), batch_size=batch_size))
+        sent = unit_rows(encoder.document_embeddings(list(corpus.doc_texts), batch_size=batch_size))
         arrays = {"sentence": sent}
         if path is not None:
             save_part(path, "sentence", arrays, {
@@ -240,7 +242,7 @@ def encode_queries(
         if not isinstance(t, str) or not t.strip():
             raise ValueError(f"query {k} is empty; type at least one word")
     if sentence:
-        sent = _unit(encoder.sentence_embeddings(texts, batch_size=batch_size))
+        sent = unit_rows(encoder.sentence_embeddings(texts, batch_size=batch_size))
     else:
         sent = np.zeros((len(texts), 0), dtype=np.float32)
     out = EncodedQueries(texts=texts, sentence=sent)
@@ -248,6 +250,6 @@ def encode_queries(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", TruncationWarning)
             embs = encoder.token_embeddings(texts, batch_size=batch_size)
-        out.tokens = [_unit(e.embeddings) for e in embs]
+        out.tokens = [unit_rows(e.embeddings) for e in embs]
         out.token_strings = [list(e.tokens) for e in embs]
     return out

@@ -32,7 +32,14 @@ METRIC_LABELS: dict[str, str] = {
 }
 STAT_TESTS: tuple[str, ...] = ("student", "fisher")
 
-_DEFAULT_RUN_DEPTH = 1000
+#: How many documents of each query a ranx run keeps by default.
+DEFAULT_RUN_DEPTH = 1000
+
+
+def format_percent(x: float | None) -> str:
+    """A metric in [0, 1] as a 5-wide percentage for the text tables (``"  n/a"`` for a
+    missing or NaN value): ``0.4213`` → ``" 42.1"``."""
+    return "  n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:5.1f}"
 
 # --------------------------------------------------------------------------- metrics
 
@@ -47,7 +54,7 @@ def to_ranx_qrels(qset: QuerySet, corpus: Corpus):
 
 
 def to_ranx_run(
-    ranking: Ranking, corpus: Corpus, name: str = "run", depth: int | None = _DEFAULT_RUN_DEPTH
+    ranking: Ranking, corpus: Corpus, name: str = "run", depth: int | None = DEFAULT_RUN_DEPTH
 ):
     """ranx ``Run`` of the top ``depth`` documents of each query.
 
@@ -86,7 +93,7 @@ def per_query_metrics(
     qset: QuerySet,
     corpus: Corpus,
     metrics: Sequence[str] = METRICS,
-    depth: int | None = _DEFAULT_RUN_DEPTH,
+    depth: int | None = DEFAULT_RUN_DEPTH,
 ) -> dict[str, np.ndarray]:
     """Per-query metric values from ranx, as arrays aligned with ``qset.ids``."""
     from ranx import evaluate
