@@ -381,6 +381,12 @@ def test_nested_levels_keep_the_lower_levels_edits(text, kind, seed):
     assert {(e.kind, e.position, e.before, e.after) for e in lo.edits} <= {
         (e.kind, e.position, e.before, e.after) for e in mid.edits}
     assert len(lo.edits) <= len(mid.edits) <= len(hi.edits)
+    for p in (lo, mid, hi):  # each level's edits are the ones that made its text
+        out, pos = [], 0
+        for e in p.edits:
+            out += [p.original[pos:e.position], e.after]
+            pos = e.position + len(e.before)
+        assert unicodedata.normalize("NFC", "".join(out) + p.original[pos:]) == p.text
     assert hi.text == perturb(text, kind, 0.2, seed, "de").text
     assert [p.target_cer for p in (lo, mid, hi)] == [0.05, 0.1, 0.2]
     again = perturb_levels(text, kind, [0.1], seed, "de")[0]  # its own top: the plain draw

@@ -33,8 +33,8 @@ from optical_core.perturb.words import _word_kind
 
 def _draw(text: str, kind: str, cer: float, seed: int, lang: str | None
           ) -> tuple[list[tuple[int, int, str]], list[Edit]]:
-    """The ops ``(start, end, replacement)`` on ``text`` and their edits, in the order the
-    draw took them (one edit per op, except ``word_drop``'s merged spans)."""
+    """The ops ``(start, end, replacement)`` on ``text`` and one edit per op, aligned, in
+    the order the draw took them (``word_drop``: its merged spans in text order)."""
     if not text.strip() or cer == 0.0:
         return [], []
     rng = random.Random(seed)
@@ -48,10 +48,8 @@ def _draw(text: str, kind: str, cer: float, seed: int, lang: str | None
 def _result(text: str, ops: list[tuple[int, int, str]], edits: list[Edit], kind: str,
             cer: float, seed: int, lang: str | None) -> Perturbation:
     noisy = unicodedata.normalize("NFC", _apply_ops(text, ops))
-    if kind in CHAR_KINDS:  # character edits are listed by position, word edits as drawn
-        edits = sorted(edits, key=lambda e: e.position)
-    return Perturbation(noisy, text, edits, character_error_rate(text, noisy), kind, cer,
-                        seed, lang)
+    return Perturbation(noisy, text, sorted(edits, key=lambda e: e.position),
+                        character_error_rate(text, noisy), kind, cer, seed, lang)
 
 
 def _perturb_nfc(text: str, kind: str, cer: float, seed: int, lang: str | None) -> Perturbation:
@@ -144,7 +142,9 @@ def perturb_levels(
     cost (Levenshtein distance of each edit) is at most ``round(c · len(text))``. So the
     measured CER grows with the level, unlike independent draws per level (what
     :func:`perturb` and the experiment grids do), where each level has its own edits and a
-    query can look better at a higher level. Arguments and errors as :func:`perturb`.
+    query can look better at a higher level. (``word_drop`` keeps its dropped spans in text
+    order, so its lower levels drop the leftmost of the top level's words.) Arguments and
+    errors as :func:`perturb`.
     """
     kind = _check_kind(kind)
     levels = [_check_cer(c) for c in cers]
@@ -153,8 +153,6 @@ def perturb_levels(
     text = _check_text(text)
     top = max(levels, default=0.0)
     ops, edits = _draw(text, kind, top, seed, lg)
-    if len(edits) != len(ops):  # merged spans (word_drop): one edit per op instead
-        edits = [Edit(kind, s, text[s:e], new) for s, e, new in ops]
     spent = list(itertools.accumulate(levenshtein(text[s:e], new) for s, e, new in ops))
     out = []
     for c in levels:

@@ -79,121 +79,135 @@ def _select(
         accept(best[1])
 
 
-def _word_kind(doc: _Doc, kind: str, cer: float, rng: random.Random):
-    text = doc.text
-    off = doc.offsets
-    spans = [(off[a], off[b]) for a, b in _words(doc)]
-    target = cer * len(text)
-    ops: list[tuple[int, int, str]] = []
-    edits: list[Edit] = []
+Ops = list[tuple[int, int, str]]
 
-    if kind in ("lowercase", "uppercase"):
-        conv = str.lower if kind == "lowercase" else str.upper
 
-        def cost_case(k):
-            if k in done:
-                return None
-            s, e = spans[k]
-            w = text[s:e]
-            return levenshtein(w, conv(w))
+def _case_ops(text: str, spans: list[tuple[int, int]], kind: str, target: float,
+              rng: random.Random) -> Ops:
+    """``lowercase`` / ``uppercase``: whole words converted."""
+    conv = str.lower if kind == "lowercase" else str.upper
+    done: set[int] = set()
+    ops: Ops = []
 
-        def acc_case(k):
-            done.add(k)
-            s, e = spans[k]
-            w = text[s:e]
-            ops.append((s, e, conv(w)))
-            edits.append(Edit(kind, s, w, conv(w)))
+    def cost(k):
+        s, e = spans[k]
+        return None if k in done else levenshtein(text[s:e], conv(text[s:e]))
 
-        done: set[int] = set()
-        _select(rng, target, list(range(len(spans))), cost_case, acc_case)
+    def accept(k):
+        done.add(k)
+        s, e = spans[k]
+        ops.append((s, e, conv(text[s:e])))
 
-    elif kind == "word_repeat":
-        done = set()
+    _select(rng, target, list(range(len(spans))), cost, accept)
+    return ops
 
-        def cost_rep(k):
-            if k in done:
-                return None
-            s, e = spans[k]
-            return e - s + 1
 
-        def acc_rep(k):
-            done.add(k)
-            s, e = spans[k]
-            ins = " " + text[s:e]
-            ops.append((e, e, ins))
-            edits.append(Edit(kind, e, "", ins))
+def _repeat_ops(text: str, spans: list[tuple[int, int]], target: float,
+                rng: random.Random) -> Ops:
+    """``word_repeat``: a word written twice (a space and the word inserted after it)."""
+    done: set[int] = set()
+    ops: Ops = []
 
-        _select(rng, target, list(range(len(spans))), cost_rep, acc_rep)
+    def cost(k):
+        s, e = spans[k]
+        return None if k in done else e - s + 1
 
-    elif kind == "word_shuffle":
-        used: set[int] = set()
+    def accept(k):
+        done.add(k)
+        s, e = spans[k]
+        ops.append((e, e, " " + text[s:e]))
 
-        def swapped(k):
-            (s1, e1), (s2, e2) = spans[k], spans[k + 1]
-            return text[s2:e2] + text[e1:s2] + text[s1:e1]
+    _select(rng, target, list(range(len(spans))), cost, accept)
+    return ops
 
-        def cost_sh(k):
-            if k in used or k + 1 in used:
-                return None
-            s1, e2 = spans[k][0], spans[k + 1][1]
-            return levenshtein(text[s1:e2], swapped(k))
 
-        def acc_sh(k):
-            used.update((k, k + 1))
-            s1, e2 = spans[k][0], spans[k + 1][1]
-            new = swapped(k)
-            ops.append((s1, e2, new))
-            edits.append(Edit(kind, s1, text[s1:e2], new))
+def _shuffle_ops(text: str, spans: list[tuple[int, int]], target: float,
+                 rng: random.Random) -> Ops:
+    """``word_shuffle``: two neighbouring words swapped (each word in one swap at most)."""
+    used: set[int] = set()
+    ops: Ops = []
 
-        _select(rng, target, list(range(len(spans) - 1)), cost_sh, acc_sh)
+    def swapped(k):
+        (s1, e1), (s2, e2) = spans[k], spans[k + 1]
+        return text[s2:e2] + text[e1:s2] + text[s1:e1]
 
-    elif kind == "word_drop":
-        removed = [False] * len(text)
-        dropped: set[int] = set()
+    def cost(k):
+        if k in used or k + 1 in used:
+            return None
+        return levenshtein(text[spans[k][0]:spans[k + 1][1]], swapped(k))
 
-        def drop_set(k) -> list[int]:
-            s, e = spans[k]
-            idx = list(range(s, e))
-            # The whitespace right after the word, else the whitespace before
-            # it, as seen in the text with earlier drops already applied.
-            ws = []
-            j = e
-            while j < len(text) and (removed[j] or text[j].isspace()):
+    def accept(k):
+        used.update((k, k + 1))
+        ops.append((spans[k][0], spans[k + 1][1], swapped(k)))
+
+    _select(rng, target, list(range(len(spans) - 1)), cost, accept)
+    return ops
+
+
+def _drop_ops(text: str, spans: list[tuple[int, int]], target: float,
+              rng: random.Random) -> Ops:
+    """``word_drop``: words removed with their whitespace, never all of them; one op per
+    contiguous removed span (adjacent drops merge), in text order."""
+    removed = [False] * len(text)
+    dropped: set[int] = set()
+
+    def drop_set(k) -> list[int]:
+        s, e = spans[k]
+        # The whitespace right after the word, else the whitespace before it, as seen in
+        # the text with earlier drops already applied.
+        ws = []
+        j = e
+        while j < len(text) and (removed[j] or text[j].isspace()):
+            if not removed[j]:
+                ws.append(j)
+            j += 1
+        if not ws:
+            j = s - 1
+            while j >= 0 and (removed[j] or text[j].isspace()):
                 if not removed[j]:
                     ws.append(j)
-                j += 1
-            if not ws:
-                j = s - 1
-                while j >= 0 and (removed[j] or text[j].isspace()):
-                    if not removed[j]:
-                        ws.append(j)
-                    j -= 1
-            return idx + ws
+                j -= 1
+        return list(range(s, e)) + ws
 
-        def cost_drop(k):
-            if k in dropped or len(dropped) >= len(spans) - 1:
-                return None
-            return len(drop_set(k))
+    def cost(k):
+        if k in dropped or len(dropped) >= len(spans) - 1:
+            return None
+        return len(drop_set(k))
 
-        def acc_drop(k):
-            dropped.add(k)
-            for x in drop_set(k):
-                removed[x] = True
+    def accept(k):
+        dropped.add(k)
+        for x in drop_set(k):
+            removed[x] = True
 
-        _select(rng, target, list(range(len(spans))), cost_drop, acc_drop)
-        x = 0
-        while x < len(text):
-            if removed[x]:
-                y = x
-                while y < len(text) and removed[y]:
-                    y += 1
-                ops.append((x, y, ""))
-                # one edit per contiguous removed span (adjacent drops merge)
-                edits.append(Edit(kind, x, text[x:y], ""))
-                x = y
-            else:
-                x += 1
+    _select(rng, target, list(range(len(spans))), cost, accept)
+    ops: Ops = []
+    x = 0
+    while x < len(text):
+        if removed[x]:
+            y = x
+            while y < len(text) and removed[y]:
+                y += 1
+            ops.append((x, y, ""))
+            x = y
+        else:
+            x += 1
+    return ops
+
+
+def _word_kind(doc: _Doc, kind: str, cer: float, rng: random.Random) -> tuple[Ops, list[Edit]]:
+    """The ops of a word kind in the order they were drawn (``word_drop``: text order), and
+    one :class:`Edit` per op, aligned with them."""
+    text = doc.text
+    spans = [(doc.offsets[a], doc.offsets[b]) for a, b in _words(doc)]
+    target = cer * len(text)
+    if kind in ("lowercase", "uppercase"):
+        ops = _case_ops(text, spans, kind, target, rng)
+    elif kind == "word_repeat":
+        ops = _repeat_ops(text, spans, target, rng)
+    elif kind == "word_shuffle":
+        ops = _shuffle_ops(text, spans, target, rng)
+    elif kind == "word_drop":
+        ops = _drop_ops(text, spans, target, rng)
     else:  # pragma: no cover
         raise AssertionError(kind)
-    edits.sort(key=lambda e: e.position)
-    return ops, edits
+    return ops, [Edit(kind, s, text[s:e], new) for s, e, new in ops]
