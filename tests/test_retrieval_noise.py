@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from _helpers import needs_m30k
 
+from optical_core.perturb.resolve import resolve_noise
 from optical_core.retrieval.corpus import demo_corpus, load_corpus
-from optical_core.retrieval.noise import perturb_queries, perturb_query, resolve_noise
+from optical_core.retrieval.noise import perturb_queries, perturb_query
 
 
 def test_noise_alias_and_seeds():

@@ -23,8 +23,8 @@ from optical_core.ot.costs import METRICS
 from optical_core.ot.solve import SOLVERS
 from optical_core.pairs.align import LEVELS, WEIGHTINGS
 from optical_core.perturb.kinds import NOISE_KINDS
+from optical_core.perturb.resolve import NOISE_ALIASES
 from optical_core.retrieval.corpus import RETRIEVAL_SPLITS
-from optical_core.retrieval.noise import NOISE_ALIASES
 from optical_core.retrieval.scorers import SCORERS
 from ui.pair_summary import EPS_OPTIONS, TAU_OPTIONS
 

@@ -28,9 +28,9 @@ from pathlib import Path
 
 def add_evaluate(sub) -> None:
     from optical_core.perturb.kinds import NOISE_KINDS
+    from optical_core.perturb.resolve import NOISE_ALIASES
     from optical_core.retrieval.corpus import DEFAULT_SPLIT, QUERY_LANGS, RETRIEVAL_SPLITS
     from optical_core.retrieval.metrics import STAT_TESTS
-    from optical_core.retrieval.noise import NOISE_ALIASES
     from optical_core.retrieval.scorers import SCORERS
 
     p = sub.add_parser(

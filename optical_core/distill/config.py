@@ -203,7 +203,7 @@ class DistillConfig:
         Raises:
             DistillError: an unknown kind.
         """
-        from optical_core.retrieval.noise import resolve_noise
+        from optical_core.perturb.resolve import resolve_noise
 
         kinds = [k.strip() for k in str(self.noise_kind).split(",") if k.strip()]
         if not kinds:

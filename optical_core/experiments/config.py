@@ -219,8 +219,8 @@ class GridConfig:
     def _check_queries(self) -> None:
         """What the cells measure: noise, statistics, document encoders and scorers."""
         from optical_core.perturb.kinds import NOISE_KINDS
+        from optical_core.perturb.resolve import NOISE_ALIASES
         from optical_core.retrieval.metrics import STAT_TESTS
-        from optical_core.retrieval.noise import NOISE_ALIASES
 
         for k in self.noise_kinds:
             if NOISE_ALIASES.get(k, k) not in NOISE_KINDS:

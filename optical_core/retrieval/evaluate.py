@@ -24,6 +24,7 @@ import numpy as np
 
 from optical_core import runs
 from optical_core.perturb.kinds import Perturbation
+from optical_core.perturb.resolve import resolve_noise
 from optical_core.retrieval.cache import model_fingerprint
 from optical_core.retrieval.corpus import Corpus, QuerySet
 from optical_core.retrieval.index import (
@@ -42,7 +43,7 @@ from optical_core.retrieval.metrics import (
     evaluate_ranking,
     format_percent,
 )
-from optical_core.retrieval.noise import BATCH_LEVELS, perturb_queries, resolve_noise
+from optical_core.retrieval.noise import BATCH_LEVELS, perturb_queries
 from optical_core.retrieval.scorers import Ranking, ScorerConfig, rank
 from optical_core.retrieval.shifts import RankShifts, rank_shifts
 

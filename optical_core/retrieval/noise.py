@@ -3,33 +3,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from optical_core.perturb.kinds import LANGS as NOISE_LANGS
-from optical_core.perturb.kinds import NOISE_KINDS, Perturbation
+from optical_core.perturb.kinds import Perturbation
 from optical_core.perturb.noise import perturb, perturb_levels
+from optical_core.perturb.resolve import resolve_noise
 from optical_core.perturb.text import derive_seed
 from optical_core.retrieval.corpus import QuerySet
 
-if TYPE_CHECKING:  # pragma: no cover
-    pass
-
-
-#: ``typo`` is the fat-finger keyboard noise of :mod:`optical_core.perturb`.
-NOISE_ALIASES: dict[str, str] = {"typo": "keyboard"}
-#: Noise levels (target CER) of the batch view and :func:`noise_curve`.
+#: Noise levels (target CER) of the batch view and :func:`optical_core.retrieval.evaluate.noise_curve`.
 BATCH_LEVELS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
-
-# --------------------------------------------------------------------------- noise
-
-
-def resolve_noise(kind: str) -> str:
-    """A noise kind of :data:`optical_core.perturb.kinds.NOISE_KINDS`, or an alias (``typo``)."""
-    k = NOISE_ALIASES.get(kind, kind)
-    if k not in NOISE_KINDS:
-        valid = ", ".join([*NOISE_ALIASES, *NOISE_KINDS])
-        raise ValueError(f"unknown noise kind {kind!r}; valid: {valid}")
-    return k
 
 
 def _noise_lang(lang: str | None) -> str | None:
