@@ -9,13 +9,13 @@ import unicodedata
 from typing import Callable, Iterable
 
 from optical_core.perturb.cer import levenshtein
-from optical_core.perturb.kinds import _NEIGHBOURS, _OCR_BY_FIRST, Edit
+from optical_core.perturb.kinds import NEIGHBOURS, OCR_BY_FIRST, Edit
 from optical_core.perturb.text import (
-    _Doc,
-    _own_script_alphabet,
-    _stochastic_round,
-    _strip_unit,
+    Doc,
     guess_lang,
+    own_script_alphabet,
+    stochastic_round,
+    strip_unit,
 )
 
 # --------------------------------------------------------------------------
@@ -24,7 +24,7 @@ from optical_core.perturb.text import (
 
 
 class _CharState:
-    def __init__(self, doc: _Doc):
+    def __init__(self, doc: Doc):
         self.doc = doc
         self.used_units: set[int] = set()
         self.used_gaps: set[int] = set()
@@ -147,7 +147,7 @@ def _prop_keyboard(st: _CharState, rng, i, lang: str):
     if not (d.is_letter[i] and st.unit_free(i)):
         return None
     u = d.units[i]
-    nbs = _NEIGHBOURS[lang].get(u.lower())
+    nbs = NEIGHBOURS[lang].get(u.lower())
     if not nbs:
         return None
     order = list(nbs)
@@ -184,7 +184,7 @@ def _prop_strip(st: _CharState, rng, i):
     if not (d.is_letter[i] and st.unit_free(i)):
         return None
     u = d.units[i]
-    s = _strip_unit(u)
+    s = strip_unit(u)
     if not s or s == u:
         return None
     return levenshtein(u, s), lambda: st.replace("strip_diacritics", i, i + 1, s)
@@ -227,18 +227,18 @@ def _pool(rng: random.Random, items: Iterable, propose: Callable) -> Callable[[]
     return nxt
 
 
-def _char_kind(
-    doc: _Doc, kind: str, cer: float, rng: random.Random, lang: str | None
+def char_kind(
+    doc: Doc, kind: str, cer: float, rng: random.Random, lang: str | None
 ) -> _CharState:
     st = _CharState(doc)
-    budget = _stochastic_round(cer * len(doc.text), rng)
+    budget = stochastic_round(cer * len(doc.text), rng)
     if budget <= 0:
         return st
     units = range(doc.n_units)
     gaps = range(doc.n_units + 1)
     layout_lang = lang if lang is not None else guess_lang(doc.text)
     if kind in ("insert", "substitute", "random_char"):
-        alphabet = _own_script_alphabet(doc, lang)
+        alphabet = own_script_alphabet(doc, lang)
 
     if kind == "delete":
         nxt = _pool(rng, units, lambda i: _prop_delete(st, rng, i))
@@ -257,7 +257,7 @@ def _char_kind(
     elif kind == "ocr":
         cands = []
         for i, u in enumerate(doc.units):
-            for src, dst in _OCR_BY_FIRST.get(u, ()):
+            for src, dst in OCR_BY_FIRST.get(u, ()):
                 m = len(src)
                 if i + m <= doc.n_units and "".join(doc.units[i : i + m]) == src:
                     cands.append((i, src, dst))
@@ -279,7 +279,7 @@ def _char_kind(
                 live.remove(op)
             return None
 
-    else:  # pragma: no cover - guarded by _check_kind
+    else:  # pragma: no cover - guarded by check_kind
         raise AssertionError(kind)
     _run_budget(budget, rng, nxt)
     return st

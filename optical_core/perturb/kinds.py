@@ -186,15 +186,15 @@ def _build_neighbours(lang: str) -> dict[str, tuple[str, ...]]:
     return out
 
 
-_NEIGHBOURS: dict[str, dict[str, tuple[str, ...]]] = {lg: _build_neighbours(lg) for lg in LANGS}
+NEIGHBOURS: dict[str, dict[str, tuple[str, ...]]] = {lg: _build_neighbours(lg) for lg in LANGS}
 
 
 def keyboard_neighbours(char: str, lang: str = "en") -> tuple[str, ...]:
     """Letters on physically adjacent keys of ``char`` (case-insensitive) on
     the layout for ``lang`` (en QWERTY, de/cs QWERTZ, fr AZERTY).  Lower-case
     results; empty if the letter has no key of its own on that layout."""
-    lang = _check_lang(lang)
-    return _NEIGHBOURS[lang].get(char.lower(), ())
+    lang = check_lang(lang)
+    return NEIGHBOURS[lang].get(char.lower(), ())
 
 
 # (source, replacement) pairs; case-sensitive.  Multi-letter sources must be
@@ -216,18 +216,18 @@ OCR_CONFUSIONS: tuple[tuple[str, str], ...] = (
     ("\u00e4", "a"), ("\u010d", "c"), ("\u0159", "r"), ("\u016f", "u"), ("\u017e", "z"),
     ("\u0161", "s"), ("\u00ed", "i"), ("\u00fd", "y"), ("\u011b", "e"),
 )
-_OCR_BY_FIRST: dict[str, list[tuple[str, str]]] = {}
+OCR_BY_FIRST: dict[str, list[tuple[str, str]]] = {}
 for _src, _dst in OCR_CONFUSIONS:
-    _OCR_BY_FIRST.setdefault(_src[0], []).append((_src, _dst))
+    OCR_BY_FIRST.setdefault(_src[0], []).append((_src, _dst))
 
-_STROKES = {
+STROKES = {
     "\u0142": "l", "\u0141": "L",  # ł Ł
     "\u00f8": "o", "\u00d8": "O",  # ø Ø
     "\u0111": "d", "\u0110": "D",  # đ Đ
     "\u0127": "h", "\u0126": "H",  # ħ Ħ
 }
 
-_LANG_MARKERS = {
+LANG_MARKERS = {
     "cs": set("\u011b\u0161\u010d\u0159\u017e\u016f\u0165\u010f\u0148"  # ěščřžůťďň
               "\u011a\u0160\u010c\u0158\u017d\u016e\u0164\u010e\u0147"),
     "de": set("\u00e4\u00f6\u00fc\u00df\u00c4\u00d6\u00dc"),
@@ -285,7 +285,7 @@ class Perturbation:
     def to_dict(self) -> dict:
         return asdict(self)
 
-def _check_lang(lang: str | None) -> str:
+def check_lang(lang: str | None) -> str:
     if not isinstance(lang, str):
         raise ValueError(f"lang must be one of {', '.join(LANGS)} (got {lang!r})")
     lg = lang.strip().lower().replace("_", "-").split("-")[0]

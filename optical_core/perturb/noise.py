@@ -12,19 +12,19 @@ import unicodedata
 from typing import Iterable, Sequence
 
 from optical_core.perturb.cer import character_error_rate, levenshtein
-from optical_core.perturb.chars import _char_kind
-from optical_core.perturb.kinds import CHAR_KINDS, Edit, Perturbation, _check_lang
+from optical_core.perturb.chars import char_kind
+from optical_core.perturb.kinds import CHAR_KINDS, Edit, Perturbation, check_lang
 from optical_core.perturb.text import (
-    _apply_ops,
-    _check_cer,
-    _check_kind,
-    _check_seed,
-    _check_text,
-    _Doc,
+    Doc,
+    apply_ops,
+    check_cer,
+    check_kind,
+    check_seed,
+    check_text,
     derive_seed,
     guess_lang,
 )
-from optical_core.perturb.words import _word_kind
+from optical_core.perturb.words import word_kind
 
 # --------------------------------------------------------------------------
 # Public API
@@ -38,16 +38,16 @@ def _draw(text: str, kind: str, cer: float, seed: int, lang: str | None
     if not text.strip() or cer == 0.0:
         return [], []
     rng = random.Random(seed)
-    doc = _Doc(text)
+    doc = Doc(text)
     if kind in CHAR_KINDS:
-        st = _char_kind(doc, kind, cer, rng, lang)
+        st = char_kind(doc, kind, cer, rng, lang)
         return st.ops, st.edits
-    return _word_kind(doc, kind, cer, rng)
+    return word_kind(doc, kind, cer, rng)
 
 
 def _result(text: str, ops: list[tuple[int, int, str]], edits: list[Edit], kind: str,
             cer: float, seed: int, lang: str | None) -> Perturbation:
-    noisy = unicodedata.normalize("NFC", _apply_ops(text, ops))
+    noisy = unicodedata.normalize("NFC", apply_ops(text, ops))
     return Perturbation(noisy, text, sorted(edits, key=lambda e: e.position),
                         character_error_rate(text, noisy), kind, cer, seed, lang)
 
@@ -69,11 +69,11 @@ def perturb(
     text unchanged with no edits.  Raises ``ValueError`` for an unknown kind,
     a ``cer`` outside [0, 1] or an unsupported ``lang``.
     """
-    kind = _check_kind(kind)
-    cer = _check_cer(cer)
-    seed = _check_seed(seed)
-    lg = None if lang is None else _check_lang(lang)
-    return _perturb_nfc(_check_text(text), kind, cer, seed, lg)
+    kind = check_kind(kind)
+    cer = check_cer(cer)
+    seed = check_seed(seed)
+    lg = None if lang is None else check_lang(lang)
+    return _perturb_nfc(check_text(text), kind, cer, seed, lg)
 
 
 def compose(
@@ -95,11 +95,11 @@ def compose(
             k, c = step
         except (TypeError, ValueError):
             raise ValueError(f"each step must be a (kind, cer) pair (got {step!r})") from None
-        checked.append((_check_kind(k), _check_cer(c)))
-    seed = _check_seed(seed)
-    original = _check_text(text)
+        checked.append((check_kind(k), check_cer(c)))
+    seed = check_seed(seed)
+    original = check_text(text)
     if lang is not None:
-        lg: str | None = _check_lang(lang)
+        lg: str | None = check_lang(lang)
     else:
         lg = guess_lang(original) if original.strip() else None
     cur = original
@@ -121,12 +121,12 @@ def perturb_many(
     """Perturb each text independently; item ``i`` uses seed
     ``derive_seed(seed, i)``, so its result depends only on (text, kind,
     cer, seed, i) and not on the other texts or on the order of computation."""
-    kind = _check_kind(kind)
-    cer = _check_cer(cer)
-    seed = _check_seed(seed)
-    lg = None if lang is None else _check_lang(lang)
+    kind = check_kind(kind)
+    cer = check_cer(cer)
+    seed = check_seed(seed)
+    lg = None if lang is None else check_lang(lang)
     return [
-        _perturb_nfc(_check_text(t), kind, cer, derive_seed(seed, i), lg)
+        _perturb_nfc(check_text(t), kind, cer, derive_seed(seed, i), lg)
         for i, t in enumerate(texts)
     ]
 
@@ -146,11 +146,11 @@ def perturb_levels(
     order, so its lower levels drop the leftmost of the top level's words.) Arguments and
     errors as :func:`perturb`.
     """
-    kind = _check_kind(kind)
-    levels = [_check_cer(c) for c in cers]
-    seed = _check_seed(seed)
-    lg = None if lang is None else _check_lang(lang)
-    text = _check_text(text)
+    kind = check_kind(kind)
+    levels = [check_cer(c) for c in cers]
+    seed = check_seed(seed)
+    lg = None if lang is None else check_lang(lang)
+    text = check_text(text)
     top = max(levels, default=0.0)
     ops, edits = _draw(text, kind, top, seed, lg)
     spent = list(itertools.accumulate(levenshtein(text[s:e], new) for s, e, new in ops))

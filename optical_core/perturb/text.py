@@ -12,7 +12,7 @@ import operator
 import random
 import unicodedata
 
-from optical_core.perturb.kinds import _LANG_MARKERS, _STROKES, ALPHABETS, NOISE_KINDS
+from optical_core.perturb.kinds import ALPHABETS, LANG_MARKERS, NOISE_KINDS, STROKES
 
 # --------------------------------------------------------------------------
 # Helpers
@@ -29,9 +29,9 @@ def derive_seed(seed: int, index: int) -> int:
 def guess_lang(text: str) -> str:
     """Crude guess among ``en/de/fr/cs`` from language-specific letters
     (ěščřžůťďň → cs, äöüß → de, éèêàçœ… → fr, otherwise en)."""
-    counts = {lg: 0 for lg in _LANG_MARKERS}
+    counts = {lg: 0 for lg in LANG_MARKERS}
     for ch in text:
-        for lg, marks in _LANG_MARKERS.items():
+        for lg, marks in LANG_MARKERS.items():
             if ch in marks:
                 counts[lg] += 1
     if counts["cs"]:
@@ -41,9 +41,9 @@ def guess_lang(text: str) -> str:
     return "en"
 
 
-def _strip_unit(u: str) -> str:
+def strip_unit(u: str) -> str:
     d = unicodedata.normalize("NFD", u)
-    base = "".join(_STROKES.get(c, c) for c in d if not unicodedata.category(c).startswith("M"))
+    base = "".join(STROKES.get(c, c) for c in d if not unicodedata.category(c).startswith("M"))
     return unicodedata.normalize("NFC", base)
 
 
@@ -53,19 +53,19 @@ def strip_diacritics(text: str) -> str:
     text = unicodedata.normalize("NFC", text)
     units = _segment(text)
     return unicodedata.normalize(
-        "NFC", "".join(_strip_unit(u) if u[:1].isalpha() else u for u in units)
+        "NFC", "".join(strip_unit(u) if u[:1].isalpha() else u for u in units)
     )
 
 
 
 
-def _check_kind(kind: object) -> str:
+def check_kind(kind: object) -> str:
     if not isinstance(kind, str) or kind not in NOISE_KINDS:
         raise ValueError(f"unknown noise kind {kind!r}; valid kinds: {', '.join(NOISE_KINDS)}")
     return kind
 
 
-def _check_cer(cer: object) -> float:
+def check_cer(cer: object) -> float:
     try:
         c = float(cer)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -75,14 +75,14 @@ def _check_cer(cer: object) -> float:
     return c
 
 
-def _check_seed(seed: object) -> int:
+def check_seed(seed: object) -> int:
     try:
         return operator.index(seed)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"seed must be an int (got {type(seed).__name__})") from None
 
 
-def _check_text(text: object) -> str:
+def check_text(text: object) -> str:
     if not isinstance(text, str):
         raise TypeError(f"text must be str (got {type(text).__name__})")
     if any(0xD800 <= ord(c) <= 0xDFFF for c in text):
@@ -132,7 +132,7 @@ def _segment(text: str) -> list[str]:
     return units
 
 
-class _Doc:
+class Doc:
     """NFC text split into units with per-unit metadata."""
 
     def __init__(self, text: str):
@@ -166,7 +166,7 @@ class _Doc:
                 self.token_size[t] += 1
 
 
-def _apply_ops(text: str, ops: list[tuple[int, int, str]]) -> str:
+def apply_ops(text: str, ops: list[tuple[int, int, str]]) -> str:
     """Apply non-overlapping (start, end, replacement) code-point spans."""
     out = []
     pos = 0
@@ -178,12 +178,12 @@ def _apply_ops(text: str, ops: list[tuple[int, int, str]]) -> str:
     return "".join(out)
 
 
-def _stochastic_round(x: float, rng: random.Random) -> int:
+def stochastic_round(x: float, rng: random.Random) -> int:
     f = math.floor(x)
     return int(f) + (1 if rng.random() < x - f else 0)
 
 
-def _own_script_alphabet(doc: _Doc, lang: str | None) -> str:
+def own_script_alphabet(doc: Doc, lang: str | None) -> str:
     """Alphabet for insert/substitute.  Explicit ``lang`` wins; otherwise a
     mostly non-Latin text draws from its own distinct letters, a Latin text
     from the guessed language's alphabet."""

@@ -9,7 +9,7 @@ from typing import Callable
 
 from optical_core.perturb.cer import levenshtein
 from optical_core.perturb.kinds import Edit
-from optical_core.perturb.text import _Doc
+from optical_core.perturb.text import Doc
 
 # --------------------------------------------------------------------------
 # Word kinds
@@ -18,7 +18,7 @@ from optical_core.perturb.text import _Doc
 _JOINERS = set("'\u2019-\u2010")
 
 
-def _words(doc: _Doc) -> list[tuple[int, int]]:
+def _words(doc: Doc) -> list[tuple[int, int]]:
     """Word spans as (first_unit, end_unit): runs of letter/digit units, with
     single internal apostrophes/hyphens (l'homme, Ost-West) kept inside."""
     spans = []
@@ -194,7 +194,7 @@ def _drop_ops(text: str, spans: list[tuple[int, int]], target: float,
     return ops
 
 
-def _word_kind(doc: _Doc, kind: str, cer: float, rng: random.Random) -> tuple[Ops, list[Edit]]:
+def word_kind(doc: Doc, kind: str, cer: float, rng: random.Random) -> tuple[Ops, list[Edit]]:
     """The ops of a word kind in the order they were drawn (``word_drop``: text order), and
     one :class:`Edit` per op, aligned with them."""
     text = doc.text
