@@ -97,7 +97,9 @@ def word_spans(text: str, words: list[str] | None = None) -> list[tuple[int, int
     return spans
 
 
-def _allow_download() -> bool:
+def allow_download() -> bool:
+    """Whether a hub id may be downloaded: ``$OPTICAL_ALLOW_DOWNLOAD`` is 1, true or yes
+    (off by default, so nothing is fetched unless the user asks)."""
     return os.environ.get("OPTICAL_ALLOW_DOWNLOAD", "").lower() in {"1", "true", "yes"}
 
 
@@ -124,7 +126,7 @@ def resolve_model(model_id: str | None) -> str:
     return str(model_id).strip()
 
 
-def _looks_like_path(target: str) -> bool:
+def names_local_path(target: str) -> bool:
     """A model id that names a local folder rather than a hub id."""
     path = Path(target).expanduser()
     return path.is_absolute() or target.startswith((".", "~")) or path.exists()
@@ -159,7 +161,7 @@ def confine_model_path(model_id: str | None, roots: list[Path] | None = None) ->
     if is_default_model(model_id) or is_anchor_model(model_id):
         return model_id
     text = str(model_id).strip()
-    if not _looks_like_path(text):
+    if not names_local_path(text):
         return model_id
     if roots is None:
         roots = allowed_model_roots()

@@ -22,8 +22,8 @@ from optical_core.encoders.base import (
     ModelLoadError,
     TokenEmbeddings,
     TruncationWarning,
-    _allow_download,
-    _looks_like_path,
+    allow_download,
+    names_local_path,
     word_spans,
 )
 
@@ -185,7 +185,7 @@ def load_sentence_transformer(target: str, device: str):
     from optical_core.runs import resolve_model_dir
 
     path = Path(target).expanduser()
-    looks_like_path = _looks_like_path(target)
+    looks_like_path = names_local_path(target)
     if looks_like_path:
         path = resolve_model_dir(path)  # a Distillation run folder holds its model in model/
         if path.is_file():
@@ -203,7 +203,7 @@ def load_sentence_transformer(target: str, device: str):
                 "loaded (pickle-based .bin files can run arbitrary code)"
             )
         target = str(path.resolve())
-    offline = not _allow_download()
+    offline = not allow_download()
     from transformers.utils import logging as hf_logging
 
     # Weight-loading progress bars and long-input notices would bury our own messages.
