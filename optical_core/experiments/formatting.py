@@ -1,6 +1,6 @@
 """How the results tables and the report spell things: intervals, p-values, noise
-levels, Markdown tables, plot file names, and the atomic write of a report file. Pure
-helpers shared by :mod:`~optical_core.experiments.report` and its Markdown sections.
+levels, the order of rows, Markdown tables, plot file names, and the atomic write of a
+report file. Pure helpers of :mod:`~optical_core.experiments.report`.
 """
 
 from __future__ import annotations
@@ -9,12 +9,13 @@ import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from optical_core.experiments.tables import MISSING
+from optical_core.experiments.tables import DOC_ENCODERS, LANGS, MISSING, method_order
 
 
 def level_label(cer: float) -> str:
@@ -100,3 +101,32 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def sort_rows(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """Languages and methods in the paper's order, then ``extra`` columns."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    keys = pd.DataFrame(index=df.index)
+    cols = []
+    for col, order in (("lang", LANGS), ("doc_encoder", DOC_ENCODERS)):
+        if col in df.columns:
+            keys[f"_{col}"] = df[col].map(lambda v, o=order: (o.index(v) if v in o else len(o), v))
+            cols.append(f"_{col}")
+        if col == "lang" and "method" in df.columns:
+            keys["_method"] = df["method"].map(method_order)
+            cols.append("_method")
+    for col in extra:
+        keys[f"_{col}"] = df[col]
+        cols.append(f"_{col}")
+    order = keys.sort_values(cols, kind="stable").index
+    return df.loc[order].reset_index(drop=True)
+
+
+def is_number(x: str) -> bool:
+    """Whether ``x`` parses as a float."""
+    try:
+        float(x)
+    except ValueError:
+        return False
+    return True

@@ -30,6 +30,7 @@ import pandas as pd
 
 from optical_core.experiments.formatting import (
     format_interval,
+    is_number,
     level_label,
     md_table,
     p_text,
@@ -37,6 +38,7 @@ from optical_core.experiments.formatting import (
     pct,
     plot_name,
     significance_marker,
+    sort_rows,
     write_atomic,
 )
 from optical_core.experiments.results import ReportError, Results, load_results
@@ -61,26 +63,6 @@ from optical_core.experiments.tables import (
 )
 
 # ------------------------------------------------------------------------ tables
-
-
-def _sort(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
-    """Languages and methods in the paper's order, then ``extra`` columns."""
-    if df.empty:
-        return df.reset_index(drop=True)
-    keys = pd.DataFrame(index=df.index)
-    cols = []
-    for col, order in (("lang", LANGS), ("doc_encoder", DOC_ENCODERS)):
-        if col in df.columns:
-            keys[f"_{col}"] = df[col].map(lambda v, o=order: (o.index(v) if v in o else len(o), v))
-            cols.append(f"_{col}")
-        if col == "lang" and "method" in df.columns:
-            keys["_method"] = df["method"].map(method_order)
-            cols.append("_method")
-    for col in extra:
-        keys[f"_{col}"] = df[col]
-        cols.append(f"_{col}")
-    order = keys.sort_values(cols, kind="stable").index
-    return df.loc[order].reset_index(drop=True)
 
 
 def default_split(results: Results) -> str | None:
@@ -133,7 +115,7 @@ def curves(results: Results, metric: str = "mrr@10", split: str | None = None,
         n_queries=("n_queries", "max"),
     ).reset_index()
     out = _pooled_bounds(out, results.pooled, metric, split, kind, scorer)
-    return _sort(out, ("pairs", "lr", "cer"))[list(CURVE_COLUMNS)]
+    return sort_rows(out, ("pairs", "lr", "cer"))[list(CURVE_COLUMNS)]
 
 
 def _pooled_bounds(out: pd.DataFrame, pooled: pd.DataFrame, metric: str, split: str,
@@ -208,17 +190,9 @@ def robustness_table(results: Results, split: str | None = None,
                                      grp["slope"].std(), n, scale=10.0, signed=True),
             cols[6]: format_interval(m["auc"], m["auc_low"], m["auc_high"], grp["auc"].std(), n),
             cols[7]: ", ".join(f"{100 * float(x):g}" for x in str(grp["levels"].iloc[0]).split(";")
-                                if _is_number(x)),
+                                if is_number(x)),
         })
-    return _sort(pd.DataFrame(rows, columns=cols))
-
-
-def _is_number(x: str) -> bool:
-    try:
-        float(x)
-    except ValueError:
-        return False
-    return True
+    return sort_rows(pd.DataFrame(rows, columns=cols))
 
 
 def significance_table(results: Results, metric: str = "mrr@10", split: str | None = None,
@@ -263,7 +237,7 @@ def significance_table(results: Results, metric: str = "mrr@10", split: str | No
         order = {}
     s = s.drop_duplicates(["lang", "pairs", "seed", "cer", "doc_encoder", "method_a", "method_b"])
     s["_cmp"] = [order.get((a, b), len(order)) for a, b in zip(s["method_a"], s["method_b"])]
-    s = _sort(s, ("pairs", "seed", "cer", "_cmp"))
+    s = sort_rows(s, ("pairs", "seed", "cer", "_cmp"))
     out = pd.DataFrame({
         "lang": s["lang"], "pairs": s["pairs"].map(pairs_text), "seed": s["seed"],
         "level": s["cer"].map(level_label), "docs": s["doc_encoder"],
@@ -278,7 +252,7 @@ def significance_table(results: Results, metric: str = "mrr@10", split: str | No
 
 def alignment_table(results: Results) -> pd.DataFrame:
     """Word alignment against gold: AER, precision, recall, F1 in % per run."""
-    a = _sort(results.alignment, ("pairs", "seed", "gold"))
+    a = sort_rows(results.alignment, ("pairs", "seed", "gold"))
     return pd.DataFrame({
         "lang": a["lang"], "method": a["method"], "pairs": a["pairs"].map(pairs_text),
         "seed": a["seed"], "gold": a["gold"], "AER (%)": a["aer"].map(pct),
@@ -290,7 +264,7 @@ def alignment_table(results: Results) -> pd.DataFrame:
 def lr_tuning_table(results: Results) -> pd.DataFrame:
     """Validation MRR@10 of each (learning rate, schedule) tried; ``chosen`` marks the one
     used."""
-    t = _sort(results.lr_tuning, ("pairs", "lr", "schedule"))
+    t = sort_rows(results.lr_tuning, ("pairs", "lr", "schedule"))
     return pd.DataFrame({
         "lang": t["lang"], "method": t["method"], "pairs": t["pairs"].map(pairs_text),
         "lr": t["lr"].map(format_lr), "schedule": t["schedule"].replace("", MISSING),
@@ -337,7 +311,7 @@ def checkpoints(results: Results, runs_root: str | os.PathLike[str] | None = Non
     cols = ["lang", "method", "pairs", "seed", "lr", "link", "label", "available"]
     out = pd.DataFrame(rows, columns=cols)
     out = out[(out["method"] != "none") | ~out.duplicated("link")]  # one default, not one per lang
-    return _sort(out, ("pairs", "seed"))
+    return sort_rows(out, ("pairs", "seed"))
 
 
 # ------------------------------------------------------------------------ report
