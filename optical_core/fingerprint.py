@@ -64,12 +64,14 @@ def corpus_fingerprint(texts: Sequence[str]) -> str:
     return h.hexdigest()
 
 
-def _as_bytes(arr: np.ndarray | torch.Tensor) -> tuple[str, tuple[int, ...], bytes]:
+def _as_bytes(arr: np.ndarray | torch.Tensor) -> tuple[str, tuple[int, ...], np.ndarray]:
+    """dtype, shape and a flat uint8 view of the data (no copy of a contiguous array: a
+    teacher cache holds hundreds of MB)."""
     if isinstance(arr, torch.Tensor):
         t = arr.detach().cpu().contiguous()
-        return str(t.dtype), tuple(t.shape), t.reshape(-1).view(torch.uint8).numpy().tobytes()
+        return str(t.dtype), tuple(t.shape), t.reshape(-1).view(torch.uint8).numpy()
     a = np.ascontiguousarray(arr)
-    return str(a.dtype), a.shape, a.tobytes()
+    return str(a.dtype), a.shape, a.reshape(-1).view(np.uint8)
 
 
 def content_checksum(arrays: Mapping[str, np.ndarray | torch.Tensor]) -> str:
