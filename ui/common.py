@@ -15,13 +15,13 @@ from optical_core import data
 from optical_core.data import LANG_NAMES
 from optical_core.encoders.base import DEFAULT_MODEL, is_default_model
 from ui.errors import error_message
-from ui.models import MODEL_KEY, _load, list_runs, model_picker
+from ui.models import MODEL_KEY, cached_encoder, list_runs, model_picker
 from ui.nav import navigation
 from ui.quick import sidebar_tracker
 from ui.state import note_page
 
 __all__ = [
-    "APP_NAME", "DATA_HINT", "DEFAULT_MODEL", "LANG_NAMES", "MODEL_KEY", "_load",
+    "APP_NAME", "DATA_HINT", "DEFAULT_MODEL", "LANG_NAMES", "MODEL_KEY", "cached_encoder",
     "data_sources", "error_message", "is_default_model", "list_runs", "page_setup",
 ]
 

@@ -247,7 +247,7 @@ def load_teacher(model_id: str) -> Encoder | None:
     load: then only its id is known, which is what the run started from unless it is a
     CLIP teacher."""
     try:
-        return _load(confine_model_path(model_id))
+        return cached_encoder(confine_model_path(model_id))
     except ModelLoadError:
         return None
 
@@ -296,8 +296,8 @@ def model_picker(
     found = list_runs()
     anchor = [ANCHOR_MODEL] if anchor_available() else []
     options = [_DEFAULT] + anchor + [r.path for r in found] + [_OTHER]
-    labels = {_DEFAULT: f"{DEFAULT_MODEL} (default, English only)", _OTHER: "Other model id or folder…",
-              ANCHOR_MODEL: ANCHOR_LABEL}
+    labels = {_DEFAULT: f"{DEFAULT_MODEL} (default, English only)",
+              _OTHER: "Other model id or folder…", ANCHOR_MODEL: ANCHOR_LABEL}
     labels.update({r.path: r.label for r in found})
     if key == "model":
         _apply_model_link(persist, choice_key, options)
@@ -313,7 +313,8 @@ def model_picker(
             st.session_state[choice_key] = _OTHER
             st.session_state[text_key] = current
     if text_key not in st.session_state:
-        st.session_state[text_key] = "" if is_default_model(current) or current in options else current
+        st.session_state[text_key] = ("" if is_default_model(current) or current in options
+                                      else current)
     # Streamlit binds a widget's value to the page that drew it: on another page the same
     # key starts from the widget's default unless the value is set again before the widget.
     st.session_state[choice_key] = st.session_state[choice_key]
@@ -324,7 +325,8 @@ def model_picker(
     if choice == _OTHER:
         typed = box.text_input(
             "Model id or folder", key=text_key,
-            placeholder="e.g. sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2 or ./runs/cs-ot",
+            placeholder="e.g. sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2 "
+                        "or ./runs/cs-ot",
             help=(
                 "A Hugging Face model id already in the local cache (downloads need "
                 "OPTICAL_ALLOW_DOWNLOAD=1), or the path of a folder holding a "
@@ -358,7 +360,14 @@ def model_label(model_id: str) -> str:
 
 
 @st.cache_resource(show_spinner="Loading the model (only the first time)…", max_entries=6)
-def _load(model_id: str) -> Encoder:
+def cached_encoder(model_id: str) -> Encoder:
+    """The encoder of ``model_id`` (a model id, or a folder already confined by
+    :func:`optical_core.encoders.base.confine_model_path`), loaded once per server: pages
+    share it. ``cached_encoder.clear()`` empties the cache.
+
+    Raises:
+        ModelLoadError: the model cannot be loaded.
+    """
     from optical_core.encoders.registry import load_encoder
 
     return load_encoder(model_id)
@@ -375,7 +384,7 @@ def get_encoder(model_id: str, show: bool = True) -> Encoder | None:
         show: draw the error box (``False`` to handle ``None`` yourself).
     """
     try:
-        return _load(confine_model_path(model_id))
+        return cached_encoder(confine_model_path(model_id))
     except ModelLoadError as exc:
         if show:
             show_error(exc)
@@ -384,7 +393,7 @@ def get_encoder(model_id: str, show: bool = True) -> Encoder | None:
 
 @st.cache_resource(show_spinner=False, max_entries=512)
 def _embed(model_id: str, text: str, words: tuple[str, ...] | None) -> TokenEmbeddings:
-    enc = _load(model_id)
+    enc = cached_encoder(model_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TruncationWarning)
         return enc.embed(text, None if words is None else list(words))

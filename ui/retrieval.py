@@ -34,7 +34,7 @@ from ui.errors import show_error
 from ui.links import Param
 from ui.models import (
     SENTENCE_ONLY_NOTE,
-    _load,
+    cached_encoder,
     get_encoder,
     load_teacher,
     model_label,
@@ -65,7 +65,7 @@ DOC_PARAMS = [
 
 def load_model(model: str):
     """The loaded model (cached per server); :class:`ModelLoadError` when it cannot load."""
-    return _load(confine_model_path(model))
+    return cached_encoder(confine_model_path(model))
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
