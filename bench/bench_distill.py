@@ -163,7 +163,8 @@ def main() -> int:
     for loss, precision, tp, tj in rows:
         ratio = tp / tj
         print(f"| {loss} | {precision} | {len(pairs) / tp:.1f} | {len(pairs) / tj:.1f} | "
-              f"**{ratio:.2f}×** | ≥ {goals[loss]}× {'met' if ratio >= goals[loss] else 'not met'} |")
+              f"**{ratio:.2f}×** | ≥ {goals[loss]}× "
+              f"{'met' if ratio >= goals[loss] else 'not met'} |")
     return 0
 
 

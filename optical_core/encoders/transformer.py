@@ -102,7 +102,8 @@ class Encoder:
         results: list[TokenEmbeddings] = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start:start + batch_size]
-            lengths = [len(ids) for ids in self.tokenizer(chunk, add_special_tokens=False)["input_ids"]]
+            ids_of = self.tokenizer(chunk, add_special_tokens=False)["input_ids"]
+            lengths = [len(ids) for ids in ids_of]
             for k, n_tokens in enumerate(lengths):
                 if n_tokens == 0:
                     raise ValueError(

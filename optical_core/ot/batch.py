@@ -244,7 +244,8 @@ def _sinkhorn_core(batch: BatchInputs, epsilon, max_iter, tol, check_every, omeg
                 ws.keep_only(keep, n_len, m_len)
             w, w_before = w[keep], w_before[keep]
             prev, checks, live = prev[keep], checks[keep], live[keep]
-    log_p = log_a.unsqueeze(2) + log_b.unsqueeze(1) + (f.unsqueeze(2) + g.unsqueeze(1) - cost) / epsilon
+    log_p = (log_a.unsqueeze(2) + log_b.unsqueeze(1)
+             + (f.unsqueeze(2) + g.unsqueeze(1) - cost) / epsilon)
     plan = torch.nn.functional.pad(torch.exp(log_p), (0, m - m0, 0, n - n0))
     converged = iterations < max_iter
     if done >= max_iter:  # a pair that met tol on the very last check converged too
@@ -442,7 +443,8 @@ def _log_chunk(c, la, lb, f, g, w, eps, steps):
         g_new = -eps * torch.logsumexp(la.unsqueeze(2) + (f.unsqueeze(2) - c) / eps, dim=1)
         g = g + w * (g_new - g)
     with torch.no_grad():
-        p = torch.exp(la.unsqueeze(2) + lb.unsqueeze(1) + (f.unsqueeze(2) + g.unsqueeze(1) - c) / eps)
+        p = torch.exp(la.unsqueeze(2) + lb.unsqueeze(1)
+                      + (f.unsqueeze(2) + g.unsqueeze(1) - c) / eps)
         err = marginal_error(p, la.exp(), lb.exp())
     return f, g, err
 

@@ -393,6 +393,11 @@ def noise_curve(
 # --------------------------------------------------------------------------- output
 
 
+def _with_ci(value: float, lo: float, hi: float) -> str:
+    """``" 42.1 [ 40.0, 44.2]"``: a metric and its interval, in %."""
+    return f"{format_percent(value)} [{format_percent(lo)},{format_percent(hi)}]"
+
+
 def format_table(ev: NoiseEvaluation) -> str:
     """The metric table of ``optical evaluate`` (values in %, 95 % bootstrap intervals)."""
     head = (
@@ -415,8 +420,8 @@ def format_table(ev: NoiseEvaluation) -> str:
             nlo, nhi = r["noisy_ci"]
             dlo, dhi = r["delta_ci"]
             lines.append(
-                f"{r['metric']:<8} {format_percent(r['clean'])} [{format_percent(lo)},{format_percent(hi)}]   "
-                f"{format_percent(r['noisy'])} [{format_percent(nlo)},{format_percent(nhi)}]   "
+                f"{r['metric']:<8} {_with_ci(r['clean'], lo, hi)}   "
+                f"{_with_ci(r['noisy'], nlo, nhi)}   "
                 f"{100 * r['delta']:+6.1f} [{100 * dlo:+6.1f},{100 * dhi:+6.1f}]  "
                 f"{r['p']:7.1e}"
             )
@@ -432,7 +437,7 @@ def format_table(ev: NoiseEvaluation) -> str:
         lines.append(f"{'metric':<8} {'clean':>5} {'95% CI':>13}")
         for r in ev.rows():
             lo, hi = r["clean_ci"]
-            lines.append(f"{r['metric']:<8} {format_percent(r['clean'])} [{format_percent(lo)},{format_percent(hi)}]")
+            lines.append(f"{r['metric']:<8} {_with_ci(r['clean'], lo, hi)}")
     lines.append("values in %; 95% CI: percentile bootstrap over queries")
     lines += ev.notes
     return "\n".join(lines)

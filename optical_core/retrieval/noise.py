@@ -10,7 +10,8 @@ from optical_core.perturb.resolve import resolve_noise
 from optical_core.perturb.text import derive_seed
 from optical_core.retrieval.corpus import QuerySet
 
-#: Noise levels (target CER) of the batch view and :func:`optical_core.retrieval.evaluate.noise_curve`.
+#: Noise levels (target CER) of the batch view and
+#: :func:`optical_core.retrieval.evaluate.noise_curve`.
 BATCH_LEVELS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
 
 
