@@ -37,6 +37,7 @@ from ui.alignment_controls import LinkChoice, link_controls, transport_controls
 from ui.alignment_steps import step_through
 from ui.common import page_setup
 from ui.errors import show_error
+from ui.glossary import help_for
 from ui.links import alignment_view
 from ui.live_chart import live_plotly_chart
 from ui.models import model_label, model_picker, start_model
@@ -103,8 +104,11 @@ def before_toggle(model_id: str) -> str | None:
 def links_panel(pair: PairAlignment, links: dict[str, Links], choice: LinkChoice,
                 gold: PairInput | None, level: str) -> None:
     st.markdown("##### Links and agreement")
+    jaccard = f"Jaccard vs {LINK_METHOD_NAMES[choice.method]}"
     st.dataframe(link_rows(pair, links, choice.method, level, gold), hide_index=True,
-                 key="al_agree_table")
+                 key="al_agree_table", column_config={
+                     jaccard: st.column_config.NumberColumn(help=help_for("Jaccard")),
+                     "AER": st.column_config.NumberColumn(help=help_for("AER"))})
     if choice.other != "none":
         mine, theirs = links[choice.method], links[choice.other]
         st.markdown(

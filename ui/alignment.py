@@ -28,6 +28,7 @@ from optical_core.pharaoh import to_pharaoh
 from ui.alignment_controls import LinkChoice
 from ui.common import DATA_HINT, LANG_NAMES, data_sources
 from ui.errors import show_error
+from ui.glossary import help_for
 from ui.models import SENTENCE_ONLY_NOTE, embed, get_encoder, model_label
 from ui.nav import page_link
 from ui.pair_summary import PairInput, Transport, first_full_sentence
@@ -60,7 +61,8 @@ def _multi30k_splits() -> list[str]:
     out = []
     for split in D.SPLITS:
         try:
-            if D.multi30k_available(splits=(split,), langs=D.SPLIT_LANGS[split], image_splits=False):
+            if D.multi30k_available(splits=(split,), langs=D.SPLIT_LANGS[split],
+                                    image_splits=False):
                 out.append(split)
         except (OSError, ValueError):
             pass
@@ -164,7 +166,8 @@ def _gold_pair(gold_pairs: list[str]) -> PairInput | None:
     if st.session_state.get("al_g_pair") not in gold_pairs:
         st.session_state["al_g_pair"] = gold_pairs[0]
     gp = c1.selectbox("Gold set", gold_pairs, key="al_g_pair",
-                      format_func=lambda p: f"{p} ({'–'.join(LANG_NAMES[x] for x in D.GOLD_LANGS[p])})",
+                      format_func=lambda p: f"{p} ("
+                      f"{'–'.join(LANG_NAMES[x] for x in D.GOLD_LANGS[p])})",
                       help="Human word alignments (sure and possible links) from the WPT shared "
                       "tasks: Hansards English–French and Romanian–English.")
     try:
@@ -278,8 +281,7 @@ def _english_only_warning(diff: Diffuseness, model_id: str, langs: tuple[str | N
 def gold_metrics(sc: AlignmentScores) -> None:
     """AER, precision, recall and F1 against the gold links, side by side."""
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("AER", f"{sc.aer:.3f}", help="Alignment error rate: 0 is perfect. "
-              "1 − (|A∩S| + |A∩P|) / (|A| + |S|) with sure S and possible P links.")
+    m1.metric("AER", f"{sc.aer:.3f}", help=help_for("AER"))
     m2.metric("Precision", f"{sc.precision:.2f}", help="Share of predicted links that are "
               "possible (or sure) gold links.")
     m3.metric("Recall", f"{sc.recall:.2f}", help="Share of sure gold links that were found.")
@@ -294,19 +296,19 @@ def compare_metrics(pair: PairAlignment, diff: Diffuseness, pair2: PairAlignment
     lower is better for both). ``names`` name the two in the labels."""
     k1, k2, k3 = st.columns(3)
     k1.metric("Mass moved ½‖P₁ − P₂‖₁", f"{cmp.mass_moved:.3f}",
-              help=f"How much of the transported mass {names[1]} sends to other tokens than "
-              f"{names[0]}: 0 = the same plan, 1 = completely different partners.")
+              help=f"{help_for('½‖P₁ − P₂‖₁')} Here: {names[1]} against {names[0]}.")
     e1, e2 = diff.reference_entropy, diffuseness(pair2).reference_entropy
     k2.metric(f"Row entropy ({names[1]})", f"{e2:.2f}",
               delta=f"{e2 - e1:+.2f}" if abs(e2 - e1) >= 0.005 else None, delta_color="inverse",
-              help=f"At ε = 0.05; lower is sharper. {names[0].capitalize()}: {e1:.2f}.")
+              help=f"{help_for('row entropy')} At ε = 0.05; "
+              f"{names[0]}: {e1:.2f}.")
     if gold is not None:
         a1 = score_pair(pair, gold.sure, gold.possible).aer
         a2 = score_pair(pair2, gold.sure, gold.possible).aer
         k3.metric(f"AER ({names[1]})", f"{a2:.3f}",
                   delta=f"{a2 - a1:+.3f}" if abs(a2 - a1) >= 0.0005 else None,
                   delta_color="inverse",
-                  help=f"{names[0].capitalize()}: {a1:.3f}. Lower is better.")
+                  help=f"{help_for('AER')} {names[0].capitalize()}: {a1:.3f}.")
 
 
 def align_with(model_id: str, pin: PairInput, transport: Transport,
@@ -335,7 +337,7 @@ def export_panel(pair: PairAlignment, fig: go.Figure) -> None:
     e1.download_button(
         "Links (Pharaoh)", pharaoh + "\n", file_name="alignment.pharaoh", mime="text/plain",
         key="al_dl_pharaoh", on_click="ignore", icon=":material/download:",
-        help="Word links of the chosen method, one line, 0-indexed source-target pairs (i-j).",
+        help="Word links of the chosen method, one line. " + help_for("Pharaoh"),
     )
     e2.download_button(
         "Plan (CSV)", plan_csv(pair.plan, pair.src_tokens, pair.tgt_tokens),

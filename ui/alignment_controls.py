@@ -12,6 +12,7 @@ from optical_core.ot.costs import METRICS
 from optical_core.ot.solve import SOLVERS
 from optical_core.pairs.align import LEVELS, WEIGHTINGS
 from optical_core.pairs.summary import LINK_METHOD_NAMES
+from ui.glossary import help_for
 from ui.pair_summary import (
     EPS_OPTIONS,
     SOLVER_NAMES,
@@ -91,15 +92,14 @@ def link_controls(pin: PairInput) -> LinkChoice:
     lc1, lc2, lc3, lc4 = st.columns([1.2, 1.2, 1.2, 1])
     method = lc1.selectbox(
         "Link method", al.LINK_METHODS, key="al_link", format_func=LINK_METHOD_NAMES.get,
-        help="How hard word links are read off. OT threshold: a link wherever the plan moves "
-        "at least the threshold × a one-to-one share. argmax: a link where two tokens are each "
-        "other's most similar token (both directions agree). itermax: argmax, then a second "
-        "round for the tokens still unlinked (SimAlign).",
+        help="How hard word links are read off. "
+        + " ".join(f"{LINK_METHOD_NAMES[m]}: {help_for(LINK_METHOD_NAMES[m])}"
+                   for m in al.LINK_METHODS),
     )
     threshold = lc2.slider(
         "OT threshold", 0.05, 1.0, step=0.05, key="al_threshold", disabled=method != "ot",
-        help="Keep a link where P × max(n, m) reaches this. 1 = the token sends all its mass "
-        "there (one-to-one); 0.5 also keeps an even split between two partners.",
+        help=help_for("OT threshold") + " 1 = the token sends all its mass there "
+        "(one-to-one); 0.5 also keeps an even split between two partners.",
     )
     others = ["none"] + [m for m in al.LINK_METHODS if m != method]
     if st.session_state.get("al_other") not in others:
