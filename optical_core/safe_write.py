@@ -21,8 +21,9 @@ OUTPUT_MARKER = ".optical-explorer-output"
 """The file that marks a folder the project created and may write into again."""
 
 
-class OutputError(Exception):
-    """An output could not be written; the message names the user's path and what to do."""
+class OutputError(OSError):
+    """An output could not be written; the message names the user's path and what to do.
+    An ``OSError``, so callers that caught the write's own error still catch it."""
 
 
 def _tmp_prefix(path: Path) -> str:
@@ -141,15 +142,15 @@ def claim_output_folder(folder: str | os.PathLike[str], what: str = "") -> Path:
     label = f"{what} {folder}" if what else str(folder)
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{label} is a file, not a folder; give a new or empty folder")
+    if folder.is_dir():
+        if (folder / OUTPUT_MARKER).is_file():
+            return folder
+        if any(folder.iterdir()):
+            raise OutputError(
+                f"{label} already holds files that optical did not write; give a new "
+                "or empty folder"
+            )
     try:
-        if folder.is_dir():
-            if (folder / OUTPUT_MARKER).is_file():
-                return folder
-            if any(folder.iterdir()):
-                raise OutputError(
-                    f"{label} already holds files that optical did not write; give a new "
-                    "or empty folder"
-                )
         folder.mkdir(parents=True, exist_ok=True)
         (folder / OUTPUT_MARKER).write_text(
             "written by optical-explorer; it may write into this folder again\n",
