@@ -128,3 +128,54 @@ def test_first_visit_shows_the_shipped_grid(empty_server, browser):
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "Traceback" not in body and not errors, errors
     page.close()
+
+
+ANSWER_JS = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(
+    d => d.layout && d.layout.meta && d._fullData);
+  if (!plots.length) return null;
+  const first = plots[0];
+  const lines = first._fullData.filter(t => t.mode === 'lines+markers' && t.showlegend);
+  return {kind: first.layout.meta.kind, top: first.getBoundingClientRect().top + window.scrollY,
+          names: lines.map(t => t.name), colors: lines.map(t => t.line.color)};
+}"""
+
+
+def test_first_visit_opens_with_the_answer_and_lists_every_shipped_grid(empty_server, browser):
+    """No local results: the question, the answer generated from the shipped grid's tables
+    and its figure come first, above the tables; the picker lists every grid shipped in
+    grid-results/."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the app's ui package
+    from optical_core.experiments.answer import RESEARCH_QUESTION
+    from ui.results import shipped_grids
+
+    page = browser.new_page(viewport={"width": 1500, "height": 1400})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{empty_server}/Results", wait_until="domcontentloaded")
+    page.get_by_text("Answer of this grid").wait_for(timeout=400_000)
+    page.wait_for_function(f"({ANSWER_JS})() !== null", timeout=400_000)
+    page.get_by_text("MRR@10 per language and method").wait_for(timeout=60_000)
+    body = page.inner_text("body")
+    assert RESEARCH_QUESTION in body and "None" not in body.split("Download")[0]
+    answer = page.evaluate(ANSWER_JS)
+    tables_top = page.get_by_text("MRR@10 per language and method").bounding_box()["y"]
+    tables_top += page.evaluate("window.scrollY")
+    assert answer["kind"] == "results_curves" and answer["top"] < tables_top
+    assert 0 < len(answer["names"]) <= 6 and len(set(answer["colors"])) == len(answer["names"])
+    assert {"OT-KD", "MSE-KD"} <= set(answer["names"])
+    save_screenshot(page, "results_answer")
+
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Results folder").click()
+    options = page.locator('[role="option"]').all_inner_texts()
+    assert len(options) == len(shipped_grids()) >= 6
+    for grid in shipped_grids():
+        assert any(o.startswith(grid.name) for o in options), (grid.name, options)
+    assert any(o.startswith("robust29kseeds") for o in options)
+    page.keyboard.press("Escape")
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Traceback" not in body and not errors, errors
+    page.close()
