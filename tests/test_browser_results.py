@@ -71,6 +71,10 @@ def test_results_page_and_a_checkpoint_link(server, browser):
     # generous: on a loaded 2-core machine the first draw has taken minutes
     page.wait_for_function(f"({CURVES_JS})() === 12", timeout=400_000)  # 4 methods x 3 langs
     page.get_by_text("MRR@10 per language and method").wait_for(timeout=60_000)
+    # the answer's figure comes first now: wait for the tables below it too
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=\"stDataFrame\"]').length >= 4",
+        timeout=120_000)
     print(f"\nResults page drawn {time.perf_counter() - t0:.1f} s after opening it")
     assert page.locator('[data-testid="stDataFrame"]').count() >= 4
     shot = save_screenshot(page, "results")
