@@ -67,8 +67,8 @@ def plain_epoch(cfg, pairs, loss: str) -> float:
             b = b_mask.float() / b_mask.sum(1, keepdim=True)
             cost = cost_matrix(s_tok, t_out["token_embeddings"], "cosine")
             with torch.no_grad():
-                plan = sinkhorn_batch(cost.detach(), a, b, epsilon=cfg.epsilon,
-                                      max_iter=cfg.sinkhorn_iters, tol=cfg.sinkhorn_tol).plan
+                plan = sinkhorn_batch(cost.detach(), a, b, epsilon=cfg.ot.epsilon,
+                                      max_iter=cfg.ot.max_iter, tol=cfg.ot.tol).plan
             value = (plan * cost).sum(dim=(1, 2)).mean()
         else:
             target = t_out["sentence_embedding"]
@@ -138,7 +138,7 @@ def main() -> int:
     base = dict(lang=args.lang, pairs=args.pairs, batch_size=args.batch_size, lr=args.lr,
                 max_tokens=args.max_tokens, epsilon=args.epsilon, teacher=args.model,
                 evaluate=False, probe_every=0, save_steps=10**6, epochs=1.0)
-    cfg = DistillConfig(**base)
+    cfg = DistillConfig.from_options(**base)
     pairs = load_pairs(cfg, "train", args.pairs)
     load = os.getloadavg()
     print(f"{len(pairs)} {args.lang} pairs, batch {args.batch_size}, {args.max_tokens} tokens, "
@@ -149,11 +149,12 @@ def main() -> int:
           f"length-grouped {100 * grouped:.1f} %")
     rows = []
     for loss in args.loss:
-        cfg = DistillConfig(**base, loss=loss)
+        cfg = DistillConfig.from_options(**base, loss=loss)
         t_plain = plain_epoch(cfg, pairs, loss)
         print(f"{loss}: plain loop {t_plain:.1f} s", flush=True)
         for precision in args.precision:
-            t_proj, _ = project_epoch(DistillConfig(**base, loss=loss, precision=precision), pairs)
+            t_proj, _ = project_epoch(
+                DistillConfig.from_options(**base, loss=loss, precision=precision), pairs)
             rows.append((loss, precision, t_plain, t_proj))
             print(f"{loss}: project ({precision}) {t_proj:.1f} s", flush=True)
     print(f"load average at end {os.getloadavg()[0]:.2f}")

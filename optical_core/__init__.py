@@ -21,17 +21,19 @@ _EXPORTS: dict[str, str] = {
     "perturb": "optical_core.perturb.noise",
     "evaluate_noise": "optical_core.retrieval.evaluate",
     "OpticalLoss": "optical_core.distill.loss",
+    "OpticalLossConfig": "optical_core.distill.loss",
     "DistillConfig": "optical_core.distill.config",
     "run_distillation": "optical_core.distill.train",
 }
 __all__ = [
-    "DistillConfig", "OTConfig", "OpticalLoss", "align_embeddings", "align_texts", "cost_matrix",
-    "evaluate_noise", "load_encoder", "perturb", "run_distillation", "sinkhorn_batch", "solve",
+    "DistillConfig", "OTConfig", "OpticalLoss", "OpticalLossConfig", "align_embeddings",
+    "align_texts", "cost_matrix", "evaluate_noise", "load_encoder", "perturb", "run_distillation",
+    "sinkhorn_batch", "solve",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from optical_core.distill.config import DistillConfig
-    from optical_core.distill.loss import OpticalLoss
+    from optical_core.distill.loss import OpticalLoss, OpticalLossConfig
     from optical_core.distill.train import run_distillation
     from optical_core.encoders.registry import load_encoder
     from optical_core.ot.batch import sinkhorn_batch

@@ -314,3 +314,60 @@ def primary_mrr(metrics: dict[str, float]) -> float | None:
     """The MRR@10 value in a run's logged metrics (see :func:`primary_mrr_key`)."""
     key = primary_mrr_key(metrics)
     return None if key is None else metrics[key]
+
+
+#: What a run writes into its folder; :func:`clear_run` removes these and nothing else.
+RUN_ENTRIES = (RUN_FILE, PROBE_FILE, MODEL_DIR, CHECKPOINT_DIR)
+
+
+def startable(rec: dict[str, Any], run_dir: Path) -> bool:
+    """Whether a recorded run may be started again from scratch without ``--restart``: it
+    failed before any step finished (no step recorded, no checkpoint written), so nothing
+    of it is lost."""
+    checkpoints = run_dir / CHECKPOINT_DIR
+    no_checkpoint = not checkpoints.is_dir() or not any(checkpoints.iterdir())
+    return rec.get("status") == "failed" and not rec.get("step") and no_checkpoint
+
+
+def claim_run_folder(path: str | os.PathLike[str], resume: bool = False,
+                     restart: bool = False) -> dict[str, Any] | None:
+    """Check that a new run (or a resumed one) may use the folder ``path``; changes nothing.
+
+    A new run takes a folder that does not exist or is empty, or one whose run failed
+    before its first step (:func:`startable`), or, with ``restart``, any run of this tool.
+    A folder that holds other files and no ``run.json`` (the current folder, the user's
+    files) is never taken over.
+
+    Returns:
+        The folder's run record when there is one (``resume``, or a run to start again),
+        else ``None``.
+
+    Raises:
+        RunError: naming the folder and what to do instead.
+    """
+    p = Path(path)
+    if resume:
+        return read_record(p)
+    if p.exists() and not p.is_dir():
+        raise RunError(f"--out {p} is a file, not a folder; choose a new folder for the run")
+    if not p.is_dir() or not any(p.iterdir()):
+        return None
+    if not (p / RUN_FILE).is_file():
+        raise RunError(f"the folder {p} holds files but no {RUN_FILE} of a run; a run is "
+                       "never written into it: choose a new or empty folder")
+    rec = read_record(p)
+    if restart or startable(rec, p):
+        return rec
+    raise RunError(f"{p} already holds a run (status {rec.get('status', 'unknown')}); pass "
+                   "--resume to continue it, --restart to start it over, or choose another "
+                   "folder")
+
+
+def clear_run(path: str | os.PathLike[str]) -> None:
+    """Remove what a run wrote into ``path`` (:data:`RUN_ENTRIES`), leaving other files."""
+    for name in RUN_ENTRIES:
+        target = Path(path) / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()

@@ -21,9 +21,15 @@ import streamlit as st
 
 from optical_core import runs
 from optical_core.data import gold_available, multi30k_available
-from optical_core.distill.config import LOSSES, OT_SOLVERS, PROBES, DistillConfig, DistillError
+from optical_core.distill.config import (
+    LOSSES,
+    OT_SOLVERS,
+    PROBES,
+    DistillConfig,
+    DistillError,
+)
 from ui.common import LANG_NAMES, page_setup
-from ui.distill import form_defaults, schedule_options, session_id, show_job
+from ui.distill import form_defaults, label, schedule_options, session_id, show_job, tip
 from ui.distill import manager as job_queue
 from ui.distill_robust import config_problem, robustness_options
 from ui.errors import show_error
@@ -42,7 +48,8 @@ def advanced_options(base: DistillConfig, loss: str) -> dict[str, Any]:
     a1, a2, a3 = st.columns(3)
     solvers = list(OT_SOLVERS)
     solver = a1.selectbox(
-        "OT solver", solvers, index=solvers.index(base.ot_solver), disabled=loss == "mse",
+        label("ot_solver"), solvers, index=solvers.index(base.ot.solver),
+        disabled=loss == "mse",
         format_func={"sinkhorn": "balanced Sinkhorn",
                      "unbalanced": "unbalanced Sinkhorn (τ)", "exact": "exact (slow)"}.get,
         help="Balanced: every token's mass must go somewhere. Unbalanced: the marginals are "
@@ -50,13 +57,14 @@ def advanced_options(base: DistillConfig, loss: str) -> dict[str, Any]:
         "mass instead of being pulled onto a wrong word. Exact: POT's network simplex, pair "
         "by pair — slow, for checks.")
     tau = a2.number_input(
-        "τ (unbalanced)", 0.01, 100.0, min(max(float(base.ot_tau), 0.01), 100.0), step=0.1,
+        label("ot_tau"), 0.01, 100.0, min(max(float(base.ot.tau), 0.01), 100.0),
+        step=0.1,
         disabled=loss == "mse" or solver != "unbalanced",
         help="Marginal relaxation in cosine-cost units (costs span 0–2). Small τ leaves more "
         "mass untransported; large τ approaches balanced Sinkhorn and needs more "
         "iterations to converge.")
     track_aer = a3.checkbox(
-        "Track word-alignment AER (en–fr gold)", value=base.track_aer,
+        label("track_aer"), value=base.track_aer,
         help="At every evaluation, align the en–fr gold sentences (Hansards) with the "
         "student and record the alignment error rate (lower is better): it shows whether "
         "the loss keeps word alignment intact while retrieval improves. Each evaluation "
@@ -76,42 +84,46 @@ def configure(base: DistillConfig) -> tuple[dict[str, Any], str, bool]:
     with st.expander("Configure a job", expanded=True):
         c1, c2, c3 = st.columns(3)
         langs = list(PROBES)
-        lang = c1.selectbox("Language", langs, index=langs.index(base.lang),
+        lang = c1.selectbox(label("lang"), langs, index=langs.index(base.lang),
                             format_func=LANG_NAMES.get,
                             help="The foreign side of the Multi30k pairs (English is the other "
                             "side).")
-        pairs = c2.number_input("Training pairs", 1, 29000, int(base.pairs), step=500,
+        pairs = c2.number_input(label("pairs"), 1, 29000, int(base.pairs), step=500,
                                 help="How many Multi30k train pairs: small numbers simulate a "
                                 "low-resource language. ~1 minute per 1,000 pairs on 2 CPU "
                                 "cores.")
-        loss = c3.radio("Loss", LOSSES, index=LOSSES.index(base.loss), horizontal=True,
+        loss = c3.radio(label("loss"), LOSSES, index=LOSSES.index(base.loss), horizontal=True,
                         help="ot: token-level optimal transport (OPTICAL). mse: sentence "
                         "embeddings regress onto the teacher's (Reimers & Gurevych 2020). "
                         "ot+mse: both.")
         c4, c5, c6, c7 = st.columns(4)
-        epochs = c4.number_input("Epochs", 0.1, 20.0, float(base.epochs), step=0.5)
-        lr = c5.select_slider("Learning rate", LR_OPTIONS,
+        epochs = c4.number_input(label("epochs"), 0.1, 20.0, float(base.epochs), step=0.5,
+                                 help=tip("epochs"))
+        lr = c5.select_slider(label("lr"), LR_OPTIONS,
                               value=base.lr if base.lr in LR_OPTIONS else 5e-4,
                               format_func=lambda v: f"{v:g}",
                               help="It matters more than the method: 5e-4 worked best for "
                               "both on 5k pairs.")
-        batch = c6.number_input("Batch size", 1, 256, int(base.batch_size))
-        max_tokens = c7.number_input("Max tokens", 8, 512, int(base.max_tokens))
+        batch = c6.number_input(label("batch_size"), 1, 256, int(base.batch_size),
+                                help=tip("batch_size"))
+        max_tokens = c7.number_input(label("max_tokens"), 8, 512, int(base.max_tokens),
+                                     help=tip("max_tokens"))
         c8, c9, c10, c11 = st.columns(4)
-        eps = c8.select_slider("ε (training)", EPS_OPTIONS,
-                               value=base.epsilon if base.epsilon in EPS_OPTIONS else 0.01,
+        eps = c8.select_slider(label("epsilon"), EPS_OPTIONS,
+                               value=base.ot.epsilon if base.ot.epsilon in EPS_OPTIONS else 0.01,
                                disabled=loss == "mse",
                                help="Entropic regularisation of the plan, in cosine-cost units "
                                "(costs span 0–2). 0.01 keeps it nearly one-to-one; at 0.05 "
                                "the plan blurs and pulls each token toward a blend of English "
                                "tokens.")
-        iters = c9.number_input("Sinkhorn iterations", 10, 5000, int(base.sinkhorn_iters),
-                                disabled=loss == "mse", help="Iteration budget per pair and step.")
-        seed = c10.number_input("Seed", 0, 2**31 - 1, int(base.seed))
-        eval_limit = c11.number_input("Eval lines (0 = all)", 0, 1014, int(base.eval_limit),
+        iters = c9.number_input(label("sinkhorn_iters"), 10, 5000,
+                                int(base.ot.max_iter), disabled=loss == "mse",
+                                help=tip("sinkhorn_iters"))
+        seed = c10.number_input(label("seed"), 0, 2**31 - 1, int(base.seed), help=tip("seed"))
+        eval_limit = c11.number_input(label("eval_limit"), 0, 1014, int(base.eval_limit),
                                       help="Lines of the val split used for MRR@10 after "
                                       "each epoch.")
-        align_en = st.checkbox("Also align the student's English side", value=base.align_english,
+        align_en = st.checkbox(label("align_english"), value=base.align_english,
                                disabled=loss == "mse")
         advanced = advanced_options(base, loss)
         if (st.session_state.pop("distill_new_name", False)

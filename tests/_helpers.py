@@ -7,13 +7,28 @@ package it tests.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 
 from optical_core import data as D
 
+if TYPE_CHECKING:  # pragma: no cover
+    from streamlit.testing.v1 import AppTest
+
 REPO = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------- the app: test_app_*.py
+
+
+def ok(at: AppTest) -> AppTest:
+    """``at`` after a run of its script, failing the test on any exception the script raised
+    (AppTest records them instead of raising)."""
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
 
 # ------------------------------------------------- ot: test_ot_solve.py, test_ot_batch.py
 
@@ -75,4 +90,4 @@ def distill_cfg(teacher: str, **kw):
     base = dict(lang="de", pairs=48, loss="ot", batch_size=8, lr=1e-3, teacher=teacher,
                 data="demo", max_tokens=32, probe_every=2, save_steps=1000, warmup_ratio=0.0)
     base.update(kw)
-    return DistillConfig(**base)
+    return DistillConfig.from_options(**base)

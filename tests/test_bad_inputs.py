@@ -298,7 +298,8 @@ API_CASES = [
             lambda c, e: sinkhorn_batch(torch.tensor(_cost())[None], epsilon=0.0),
             OTInputError, "ε must be a finite number > 0"),
     ApiCase("epsilon-zero-distill", "ε = 0 (distillation)",
-            lambda c, e: DistillConfig(epsilon=0.0).validate(), DistillError, "ε must be > 0"),
+            lambda c, e: DistillConfig.from_options(epsilon=0.0).validate(), DistillError,
+            "ε must be > 0"),
     ApiCase("epsilon-1e6", "ε = 1e6", lambda c, e: solve(_cost(), config=OTConfig(epsilon=1e6)),
             check=lambda r: np.allclose(r.plan, 1 / 30, atol=1e-6)
             and "practically the uniform coupling" in r.messages[0],

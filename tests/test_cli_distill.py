@@ -11,7 +11,7 @@ import sys
 
 from _helpers import REPO
 
-from optical_core.cli.distill import given_robust_flags, recipe_help
+from optical_core.cli.distill import given_options, recipe_help
 from optical_core.cli.entry import build_parser, main
 from optical_core.distill.config import RECIPES, ROBUST_FIELDS, recipe_options, robust_recipe
 
@@ -68,7 +68,7 @@ def test_cli_unbalanced_solver_and_tau(tiny, tmp_path, capsys):
 def test_robust_flags_default_to_the_config_and_the_recipe_fills_the_rest():
     def robust_options(argv: list[str]) -> dict:  # what run_distill passes to DistillConfig
         args = build_parser().parse_args(["distill", "--out", "x", *argv])
-        return recipe_options(args.recipe, given_robust_flags(args))
+        return recipe_options(args.recipe, given_options(args))
 
     assert robust_options([]) == {}  # no flag, no recipe: the defaults (off)
     assert robust_options(["--recipe", "robust"]) == robust_recipe()
@@ -105,3 +105,29 @@ def test_cli_recipe_robust_trains_and_bad_robust_options_fail_on_one_line(tiny, 
         assert code != 0 and err.startswith("error:") and msg in err
         assert err.strip().count("\n") == 0
     assert not (tmp_path / "bad").exists()
+
+
+def test_every_config_option_has_its_flag_from_the_field():
+    """The flags are built from DistillConfig's fields (name, type, choices, help): each
+    option given on the command line reaches the config under its field's name."""
+    from optical_core.distill.config import DistillConfig, options
+
+    parser = build_parser()
+    sub = parser.parse_args(["distill", "--out", "x"])
+    for opt in options():
+        if not opt.cli:
+            continue
+        assert getattr(sub, opt.name) is None  # not given: the recipe or the default fills it
+        if opt.type is bool or opt.name == "data":
+            argv, want = [opt.flag], ("demo" if opt.name == "data" else not opt.default)
+        else:
+            want = opt.choices[-1] if opt.choices else {int: 3, float: 0.25, str: "x"}[opt.type]
+            argv = [opt.flag, str(want)]
+        args = parser.parse_args(["distill", "--out", "x", *argv])
+        assert given_options(args) == {opt.name: want}, opt.name
+    # the old flag names still work, and the OT ones land in DistillConfig.ot
+    args = parser.parse_args(["distill", "--out", "x", "--ot-solver", "unbalanced", "--tau",
+                              "0.5", "--sinkhorn-iters", "50", "--epsilon", "0.02"])
+    cfg = DistillConfig.from_options(**given_options(args))
+    assert (cfg.ot.solver, cfg.ot.tau, cfg.ot.max_iter, cfg.ot.epsilon) == \
+        ("unbalanced", 0.5, 50, 0.02)

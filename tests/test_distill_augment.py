@@ -78,7 +78,7 @@ def test_config_noise_kinds_and_validation():
                      (dict(cooc_weight=2.0), "cooc_weight"),
                      (dict(cooc_measure="pmi"), "co-occurrence measure")):
         with pytest.raises(DistillError, match=msg):
-            DistillConfig(**bad).validate()
+            DistillConfig.from_options(**bad).validate()
 
 
 # --------------------------------------------------------------------- WordPiece dropout
@@ -126,7 +126,7 @@ def _collator(tiny, **kw):
     student = _student(tiny)
     student.max_seq_length = 16
     base = SentenceTransformerDataCollator(preprocess_fn=student.preprocess)
-    cfg = DistillConfig(**{"seed": 7, **kw}).validate()
+    cfg = DistillConfig.from_options(**{"seed": 7, **kw}).validate()
     return AugmentingCollator(base, cfg, student), base
 
 

@@ -36,7 +36,7 @@ def test_old_runs_keep_their_names_and_reuse():
     old = {k: v for k, v in today.items() if k not in ROBUST_FIELDS}
     assert DistillConfig.from_dict(old) == DistillConfig.from_dict(today)
     assert same_config(old, today) and run_hash(old) == run_hash(today)
-    robust = DistillConfig(**{**today, **robust_recipe()}).validate().to_dict()
+    robust = DistillConfig.from_options(**{**today, **robust_recipe()}).validate().to_dict()
     assert not same_config(old, robust) and run_hash(old) != run_hash(robust)
 
 

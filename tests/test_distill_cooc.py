@@ -4,13 +4,16 @@ is the plain loss, and the probe shows the plan the loss uses."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from optical_core import demo_set
-from optical_core.distill.config import DistillConfig, DistillError
+from optical_core.distill.config import TRAINING_OT, DistillConfig, DistillError
 from optical_core.distill.cooc import bitext_cooc, content_ids
-from optical_core.distill.loss import OpticalLoss
+from optical_core.distill.loss import OpticalLoss, OpticalLossConfig
+from optical_core.distill.loss_terms import mask_of
 from optical_core.distill.teacher_cache import encode_teacher
 
 
@@ -51,26 +54,32 @@ def test_the_cooc_cost_changes_the_plan_and_zero_weight_is_plain(setting):
     student, teacher, pairs, cooc = setting
     en_texts, de_texts = [p[0] for p in pairs[:3]], [p[1] for p in pairs[:3]]
     en_f, x_f = _features(student, en_texts), _features(student, de_texts)
-    mixed = OpticalLoss(student, teacher, cooc=cooc, cooc_weight=0.5, epsilon=0.05)
-    plain = OpticalLoss(student, teacher, epsilon=0.05)
+    mixed = OpticalLoss(student, teacher,
+                        OpticalLossConfig(ot=replace(TRAINING_OT, epsilon=0.05), cooc_weight=0.5),
+                        cooc=cooc)
+    plain = OpticalLoss(student, teacher, OpticalLossConfig(ot=replace(TRAINING_OT, epsilon=0.05)))
     with torch.no_grad():
         xt = student(dict(x_f))["token_embeddings"]
         et = teacher(dict(en_f))["token_embeddings"]
-        xm = mixed._mask(x_f, mixed._student_special)
-        em = mixed._mask(en_f, mixed._teacher_special)
-        c = mixed._cooc_cost(x_f, en_f, None, et)
+        xm = mask_of(x_f, mixed.student_special)
+        em = mask_of(en_f, mixed.teacher_special)
+        c = mixed.cooc_cost(x_f, en_f, None, et)
         assert c.shape == (3, xt.shape[1], et.shape[1])
         assert float(c.min()) >= 0 and float(c.max()) <= 2
         cost_mixed, plan_mixed, emb_cost = mixed.ot_cost(xt, xm, et, em, c)
         _, plan_plain, _ = plain.ot_cost(xt, xm, et, em)
-        exact, _, _ = OpticalLoss(student, teacher, solver="exact").ot_cost(xt, xm, et, em)
+        exact_fn = OpticalLoss(student, teacher,
+                               OpticalLossConfig(ot=replace(TRAINING_OT, solver="exact")))
+        exact, _, _ = exact_fn.ot_cost(xt, xm, et, em)
     assert (plan_mixed - plan_plain).abs().sum(dim=(1, 2)).min() > 0.05  # the plans move
     # the loss stays the embedding cost transported by the (mixed) plan
     assert torch.allclose((plan_mixed * emb_cost).sum(dim=(1, 2)), cost_mixed)
     assert torch.all(cost_mixed >= exact - 1e-5)
     with torch.no_grad():
         value = mixed([en_f, x_f], None).item()
-        zero = OpticalLoss(student, teacher, cooc=cooc, cooc_weight=0.0, epsilon=0.05)
+        zero = OpticalLoss(student, teacher,
+                           OpticalLossConfig(ot=replace(TRAINING_OT, epsilon=0.05),
+                                             cooc_weight=0.0), cooc=cooc)
         assert zero.cooc is None
         assert zero([en_f, x_f], None).item() == plain([en_f, x_f], None).item()
     assert value == pytest.approx(mixed.last_components["ot"])
@@ -85,8 +94,9 @@ def test_cooc_with_the_teacher_cache_reads_the_cached_rows(setting):
     rows = torch.tensor([0, 1, 2])
     en_f = _features(student, [pairs[i][0] for i in rows.tolist()])
     x_f = _features(student, [pairs[i][1] for i in rows.tolist()])
-    fn = OpticalLoss(student, teacher, cooc=cooc, cooc_weight=0.5, teacher_embeddings=cached)
+    fn = OpticalLoss(student, teacher,
+                     OpticalLossConfig(cooc_weight=0.5), cooc=cooc, teacher_embeddings=cached)
     with torch.no_grad():
         assert torch.isfinite(fn([en_f, x_f], rows))
     with pytest.raises(DistillError, match="co-occurrence table"):
-        OpticalLoss(student, teacher, cooc_weight=0.5)
+        OpticalLoss(student, teacher, OpticalLossConfig(cooc_weight=0.5))

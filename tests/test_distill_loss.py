@@ -9,12 +9,16 @@ MiniLM.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from optical_core.distill.config import DistillConfig, DistillError
-from optical_core.distill.loss import OpticalLoss, self_teaching_kl
+from optical_core.distill.config import TRAINING_OT, DistillConfig, DistillError
+from optical_core.distill.loss import OpticalLoss, OpticalLossConfig
+from optical_core.distill.loss_terms import mask_of, self_teaching_kl
+from optical_core.ot.costs import OTInputError
 
 EN = ["A dog runs along the beach.", "Two children are playing football in the park.",
       "A woman is reading a book."]
@@ -56,14 +60,18 @@ def test_loss_is_zero_for_identical_inputs_with_exact_ot(tiny):
     student, teacher = _load(tiny), _load(tiny)
     student.eval()
     feats = _features(student, EN)
-    exact = OpticalLoss(student, teacher, solver="exact")
+    exact = OpticalLoss(student, teacher,
+                        OpticalLossConfig(ot=replace(TRAINING_OT, solver="exact")))
     with torch.no_grad():
         value = exact([feats, dict(feats)], None).item()
     assert abs(value) < 1e-6
-    sk = OpticalLoss(student, teacher, epsilon=1e-3, max_iter=3000)
+    sk = OpticalLoss(student, teacher,
+                     OpticalLossConfig(ot=replace(TRAINING_OT, epsilon=1e-3, max_iter=3000)))
     with torch.no_grad():
         approx = sk([feats, dict(feats)], None).item()
-        ref = OpticalLoss(student, teacher, epsilon=0.01)([feats, dict(feats)], None).item()
+        ref_fn = OpticalLoss(student, teacher,
+                             OpticalLossConfig(ot=replace(TRAINING_OT, epsilon=0.01)))
+        ref = ref_fn([feats, dict(feats)], None).item()
     assert 0 <= approx < 0.1 * ref + 1e-4  # shrinks with ε towards the exact optimum 0
 
 
@@ -74,8 +82,8 @@ def test_plan_masks_padding_and_special_tokens(tiny, tiny_other):
     with torch.no_grad():
         xt = student(dict(xf))["token_embeddings"]
         et = teacher(dict(ef))["token_embeddings"]
-        xm = loss_fn._mask(xf, loss_fn._student_special)
-        em = loss_fn._mask(ef, loss_fn._teacher_special)
+        xm = mask_of(xf, loss_fn.student_special)
+        em = mask_of(ef, loss_fn.teacher_special)
         per_pair, plan, _ = loss_fn.ot_cost(xt, xm, et, em)
     # [CLS]/[SEP] and padding are out: the first column/row ([CLS]) carries no mass
     assert torch.all(plan[:, 0, :] == 0) and torch.all(plan[:, :, 0] == 0)
@@ -83,7 +91,8 @@ def test_plan_masks_padding_and_special_tokens(tiny, tiny_other):
     assert torch.all(plan.transpose(1, 2)[~em] == 0)
     np.testing.assert_allclose(plan.sum((1, 2)).numpy(), 1.0, atol=1e-4)
     # the exact optimum is a lower bound of the entropic plan's transport cost
-    exact = OpticalLoss(student, teacher, solver="exact")
+    exact = OpticalLoss(student, teacher,
+                        OpticalLossConfig(ot=replace(TRAINING_OT, solver="exact")))
     with torch.no_grad():
         ex, _, _ = exact.ot_cost(xt, xm, et, em)
     assert torch.all(per_pair >= ex - 1e-5)
@@ -91,7 +100,7 @@ def test_plan_masks_padding_and_special_tokens(tiny, tiny_other):
 
 def test_combined_loss_reports_both_terms(tiny, tiny_other):
     student, teacher = _load(tiny_other), _load(tiny)
-    loss_fn = OpticalLoss(student, teacher, mse_weight=1.0, align_english=True)
+    loss_fn = OpticalLoss(student, teacher, OpticalLossConfig(mse_weight=1.0, align_english=True))
     total = loss_fn([_features(student, EN), _features(student, DE)], None)
     comps = loss_fn.last_components
     assert set(comps) == {"ot", "ot_en", "mse"}
@@ -101,12 +110,14 @@ def test_combined_loss_reports_both_terms(tiny, tiny_other):
 def test_unbalanced_loss_relaxes_the_marginals_and_trains_the_student_only(tiny, tiny_other):
     student, teacher = _load(tiny_other), _load(tiny)
     feats = [_features(student, EN), _features(student, DE)]
-    balanced = OpticalLoss(student, teacher, epsilon=0.05, max_iter=3000)
+    balanced = OpticalLoss(student, teacher,
+                           OpticalLossConfig(ot=replace(TRAINING_OT, epsilon=0.05, max_iter=3000)))
     with torch.no_grad():
         ref = balanced(feats, None).item()
     masses, values = [], []
     for tau in (0.05, 1.0, 20.0):
-        fn = OpticalLoss(student, teacher, solver="unbalanced", tau=tau, epsilon=0.05, max_iter=5000)
+        fn = OpticalLoss(student, teacher,
+                         OpticalLossConfig(ot=replace(TRAINING_OT, solver="unbalanced", tau=tau, epsilon=0.05, max_iter=5000)))
         with torch.no_grad():
             values.append(fn(feats, None).item())
         assert fn.last_ot_stats["converged"] == 1.0
@@ -116,7 +127,8 @@ def test_unbalanced_loss_relaxes_the_marginals_and_trains_the_student_only(tiny,
     assert masses[0] < 0.05 and masses[2] > 0.95
     assert values[2] == pytest.approx(ref, rel=0.05)
 
-    loss_fn = OpticalLoss(student, teacher, solver="unbalanced", tau=1.0)
+    loss_fn = OpticalLoss(student, teacher,
+                          OpticalLossConfig(ot=replace(TRAINING_OT, solver="unbalanced", tau=1.0)))
     assert not any(p is q for p in loss_fn.parameters() for q in teacher.parameters())
     loss = loss_fn(feats, None)
     assert torch.isfinite(loss) and loss.item() > 0
@@ -127,14 +139,17 @@ def test_unbalanced_loss_relaxes_the_marginals_and_trains_the_student_only(tiny,
 
 def test_bad_loss_options_are_refused(tiny):
     student, teacher = _load(tiny), _load(tiny)
-    with pytest.raises(DistillError, match="ε"):
-        OpticalLoss(student, teacher, epsilon=0)
-    with pytest.raises(DistillError, match="solver"):
-        OpticalLoss(student, teacher, solver="magic")
+    # the OT settings are an OTConfig: it refuses what no solver takes
+    with pytest.raises(OTInputError, match="ε"):
+        replace(TRAINING_OT, epsilon=0)
+    with pytest.raises(OTInputError, match="solver"):
+        replace(TRAINING_OT, solver="magic")
+    with pytest.raises(OTInputError, match="τ"):
+        replace(TRAINING_OT, solver="unbalanced", tau=0.0)
+    with pytest.raises(DistillError, match="solver"):  # a solver the loss does not offer
+        OpticalLoss(student, teacher, OpticalLossConfig(ot=replace(TRAINING_OT, solver="partial")))
     with pytest.raises(DistillError, match="τ"):
-        OpticalLoss(student, teacher, solver="unbalanced", tau=0.0)
-    with pytest.raises(DistillError, match="τ"):
-        DistillConfig(ot_solver="unbalanced", ot_tau=float("nan")).validate()
+        DistillConfig.from_options(ot_solver="unbalanced", ot_tau=float("nan")).validate()
     with pytest.raises(DistillError, match="loss"):
         DistillConfig(loss="kl").validate()
     with pytest.raises(DistillError, match="language"):
@@ -163,7 +178,7 @@ def _grads(student, loss_fn, feats, labels=None) -> torch.Tensor:
 
 def test_consistency_term_has_a_gradient_and_skips_unchanged_sentences(tiny, tiny_other):
     student, teacher, feats = _robust_inputs(tiny, tiny_other)
-    fn = OpticalLoss(student, teacher, consistency_weight=1.0)
+    fn = OpticalLoss(student, teacher, OpticalLossConfig(consistency_weight=1.0))
     total = fn(feats, None)
     comps = fn.last_components
     assert comps["noisy_share"] == pytest.approx(2 / 3)
@@ -171,7 +186,7 @@ def test_consistency_term_has_a_gradient_and_skips_unchanged_sentences(tiny, tin
     assert total.item() == pytest.approx(comps["ot"] + comps["consistency"], rel=1e-5)
     assert "consistency_iterations" in fn.last_ot_stats and "iterations" in fn.last_ot_stats
     # the term moves the student: the gradient with it differs from the one without
-    off = OpticalLoss(student, teacher, consistency_weight=0.0)
+    off = OpticalLoss(student, teacher, OpticalLossConfig(consistency_weight=0.0))
     assert not torch.allclose(_grads(student, fn, feats), _grads(student, off, feats))
     # two identical readings: nothing to be consistent about, no term
     with torch.no_grad():
@@ -185,11 +200,12 @@ def test_consistency_term_has_a_gradient_and_skips_unchanged_sentences(tiny, tin
 def test_kd_input_clean_trains_on_the_clean_sentence(tiny, tiny_other):
     student, teacher, feats = _robust_inputs(tiny, tiny_other)
     with torch.no_grad():
-        on_clean = OpticalLoss(student, teacher, kd_input="clean", consistency_weight=1.0)
+        on_clean = OpticalLoss(student, teacher,
+                               OpticalLossConfig(kd_input="clean", consistency_weight=1.0))
         on_clean(feats, None)
         plain = OpticalLoss(student, teacher)
         plain([feats[0], feats[2]], None)
-        on_noisy = OpticalLoss(student, teacher, consistency_weight=1.0)
+        on_noisy = OpticalLoss(student, teacher, OpticalLossConfig(consistency_weight=1.0))
         on_noisy(feats, None)
     assert on_clean.last_components["ot"] == pytest.approx(plain.last_components["ot"], rel=1e-5)
     assert on_noisy.last_components["ot"] != pytest.approx(plain.last_components["ot"], rel=1e-3)
@@ -197,7 +213,7 @@ def test_kd_input_clean_trains_on_the_clean_sentence(tiny, tiny_other):
     assert on_clean.last_components["consistency"] == pytest.approx(
         on_noisy.last_components["consistency"], rel=1e-4)
     with pytest.raises(DistillError, match="kd_input"):
-        OpticalLoss(student, teacher, kd_input="both")
+        OpticalLoss(student, teacher, OpticalLossConfig(kd_input="both"))
 
 
 def test_self_teaching_kl_matches_its_formula():
@@ -213,15 +229,16 @@ def test_self_teaching_kl_matches_its_formula():
 
 def test_self_teaching_term_has_a_gradient_alone_and_with_mse(tiny, tiny_other):
     student, teacher, feats = _robust_inputs(tiny, tiny_other)
-    fn = OpticalLoss(student, teacher, self_teach_weight=1.0)
+    fn = OpticalLoss(student, teacher, OpticalLossConfig(self_teach_weight=1.0))
     fn(feats, None)
     assert fn.last_components["self_teach"] > 0
     off = OpticalLoss(student, teacher)
     assert not torch.allclose(_grads(student, fn, feats), _grads(student, off, feats))
     # with MSE-KD: the dataset's labels are the teacher's sentence embeddings
     labels = torch.as_tensor(teacher.encode(EN, convert_to_numpy=True))
-    mse_st = OpticalLoss(student, teacher, ot_weight=0.0, mse_weight=1.0, self_teach_weight=1.0)
-    mse = OpticalLoss(student, teacher, ot_weight=0.0, mse_weight=1.0)
+    mse_st = OpticalLoss(student, teacher,
+                         OpticalLossConfig(ot_weight=0.0, mse_weight=1.0, self_teach_weight=1.0))
+    mse = OpticalLoss(student, teacher, OpticalLossConfig(ot_weight=0.0, mse_weight=1.0))
     assert not torch.allclose(_grads(student, mse_st, feats, labels),
                               _grads(student, mse, feats, labels))
     assert set(mse_st.last_components) == {"mse", "self_teach", "noisy_share"}
@@ -235,7 +252,8 @@ def test_mse_through_optical_loss_equals_sentence_transformers_mse(tiny, tiny_ot
     student, teacher, feats = _robust_inputs(tiny, tiny_other)
     labels = torch.as_tensor(teacher.encode(EN, convert_to_numpy=True))
     with torch.no_grad():
-        ours = OpticalLoss(student, teacher, ot_weight=0.0, mse_weight=1.0)(feats[:2], labels)
+        ours = OpticalLoss(student, teacher,
+                           OpticalLossConfig(ot_weight=0.0, mse_weight=1.0))(feats[:2], labels)
         ref = MSELoss(student)(feats[:2], labels)
     assert ours.item() == pytest.approx(ref.item(), rel=1e-6)
     with pytest.raises(DistillError, match="teacher's tokens"):
@@ -254,7 +272,8 @@ def test_real_minilm_probe_and_exact_zero():
     student, teacher = _load(default_model_path()), _load(default_model_path())
     student.eval()
     feats = _features(student, EN[:2])
-    loss_fn = OpticalLoss(student, teacher, solver="exact")
+    loss_fn = OpticalLoss(student, teacher,
+                          OpticalLossConfig(ot=replace(TRAINING_OT, solver="exact")))
     with torch.no_grad():
         assert abs(loss_fn([feats, dict(feats)], None).item()) < 1e-6
     snap = OpticalLoss(student, teacher).probe(DE[0], EN[0])
@@ -262,3 +281,13 @@ def test_real_minilm_probe_and_exact_zero():
     assert plan.shape == (len(snap["src_tokens"]), len(snap["en_tokens"]))
     assert "[CLS]" not in snap["src_tokens"] and plan.sum() == pytest.approx(1, abs=1e-3)
     assert snap["en_tokens"][:2] == ["a", "dog"]
+
+
+def test_the_loss_documents_itself_like_a_sentence_transformers_loss(tiny):
+    student, teacher = _load(tiny), _load(tiny)
+    loss_fn = OpticalLoss(student, teacher)
+    assert "Huang, Zhiqi and Yu, Puxuan and Allan, James" in loss_fn.citation
+    assert "2301.12566" in loss_fn.citation and "WSDM" in loss_fn.citation
+    for section in ("Args:", "References:", "Inputs:", "Example:"):
+        assert section in OpticalLoss.__doc__
+    assert loss_fn.config == OpticalLossConfig()  # the OT part is one config object

@@ -28,7 +28,7 @@ from optical_core.experiments.config import same_config
 ])
 def test_bad_recipe_values_are_refused(field, value, message):
     with pytest.raises(DistillError, match=message):
-        DistillConfig(**{field: value}).validate()
+        DistillConfig.from_options(**{field: value}).validate()
 
 
 def test_an_older_run_reads_as_what_it_was_trained_with():
@@ -39,7 +39,7 @@ def test_an_older_run_reads_as_what_it_was_trained_with():
     assert (cfg.lr_schedule, cfg.max_grad_norm, cfg.group_by_length) == ("linear", 1.0, False)
     # ...so the grid does not mistake it for a run of today's recipe
     assert not same_config(old, DistillConfig().to_dict())
-    assert same_config(old, DistillConfig(**LEGACY_DEFAULTS).to_dict())
+    assert same_config(old, DistillConfig.from_options(**LEGACY_DEFAULTS).to_dict())
     # a stored value always wins over the legacy one
     assert DistillConfig.from_dict({**old, "lr_schedule": "cosine"}).lr_schedule == "cosine"
 

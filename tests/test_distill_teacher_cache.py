@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
 from optical_core.distill import teacher_cache as tc
-from optical_core.distill.config import DistillError
-from optical_core.distill.loss import OpticalLoss
+from optical_core.distill.config import TRAINING_OT, DistillError
+from optical_core.distill.loss import OpticalLoss, OpticalLossConfig
 from optical_core.encoders.transformer import load_sentence_transformer
 
 TEXTS = [
@@ -146,9 +147,10 @@ def test_the_loss_is_the_same_from_the_cache(tiny, tiny_other, tmp_path, weights
     foreign = ["Ein Hund läuft am Strand entlang.", "Zwei Männer spielen Schach.",
                "Eine Frau fährt Rad.", "Kinder.", "Hallo"]
     emb = tc.teacher_cache(teacher, TEXTS, root=tmp_path)
-    kw = dict(ot_weight=weights[0], mse_weight=weights[1], epsilon=0.05)
-    with_cache = OpticalLoss(student, teacher, teacher_embeddings=emb, **kw)
-    without = OpticalLoss(student, teacher, **kw)
+    terms = OpticalLossConfig(ot=replace(TRAINING_OT, epsilon=0.05), ot_weight=weights[0],
+                              mse_weight=weights[1])
+    with_cache = OpticalLoss(student, teacher, terms, teacher_embeddings=emb)
+    without = OpticalLoss(student, teacher, terms)
     feats = [dict(student.preprocess(TEXTS)), dict(student.preprocess(foreign))]
     index = torch.arange(len(TEXTS))
     a = with_cache([dict(f) for f in feats], index)

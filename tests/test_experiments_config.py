@@ -124,7 +124,7 @@ def test_a_variant_trains_its_method_with_its_options_on_top_of_distill(tmp_path
     mse_aug = distill_config(g, "mse@aug", "cs", 100, 1, 1e-3)
     assert (plain.loss, aug.loss, cons.loss, mse_aug.loss) == ("ot", "ot", "ot", "mse")
     assert (plain.noise_p, aug.noise_p, mse_aug.noise_p) == (0.0, 0.5, 0.5)
-    assert aug.epsilon == 0.02 and aug.noise_max_cer == 0.1  # [distill] still holds
+    assert aug.ot.epsilon == 0.02 and aug.noise_max_cer == 0.1  # [distill] still holds
     assert (aug.consistency_weight, cons.consistency_weight) == (0.0, 0.5)
     # each variant is its own run (the options enter the hash), under the plain method's name
     names = {run_name(c) for c in (plain, aug, cons)}

@@ -16,7 +16,7 @@ from typing import Any
 
 import streamlit as st
 
-from optical_core.distill.config import LR_SCHEDULES, DistillConfig
+from optical_core.distill.config import LR_SCHEDULES, DistillConfig, DistillError, option_named
 from optical_core.distill.jobs import DEFAULT_ORPHAN_S, JobManager, JobState, orphan_grace_s
 from optical_core.runs import primary_mrr_key
 from ui.errors import show_error
@@ -45,6 +45,18 @@ def manager() -> JobManager:
     return job_manager(grace)
 
 
+def label(name: str) -> str:
+    """The widget label of the option ``name`` (its field's ``label``, see
+    :func:`optical_core.distill.config.option`)."""
+    return option_named(name).label
+
+
+def tip(name: str) -> str:
+    """The tooltip of the option ``name``: its field's ``help``, as ``optical distill
+    --help`` prints it."""
+    return option_named(name).help
+
+
 def session_id() -> str:
     """This tab's id: the owner of the jobs it starts."""
     if "distill_session_id" not in st.session_state:
@@ -59,7 +71,7 @@ def form_defaults() -> DistillConfig:
     if raw:
         try:
             cfg = DistillConfig.from_dict({**cfg.to_dict(), **json.loads(raw)})
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, DistillError) as exc:
             st.warning(f"{ENV_DEFAULTS} is not a valid JSON config ({exc}); using the defaults.")
     return cfg
 
@@ -69,10 +81,8 @@ def form_defaults() -> DistillConfig:
 #: The learning-rate schedule fields of ``DistillConfig`` (the CLI's ``--lr-schedule``,
 #: ``--warmup-ratio``, ``--max-grad-norm``, ``--weight-decay``), with their widget's label.
 SCHEDULE_LABELS: dict[str, str] = {
-    "lr_schedule": "LR schedule",
-    "warmup_ratio": "Warm-up share",
-    "max_grad_norm": "Max grad norm",
-    "weight_decay": "Weight decay",
+    f: option_named(f).label
+    for f in ("lr_schedule", "warmup_ratio", "max_grad_norm", "weight_decay")
 }
 #: (min, max, step) of the numeric schedule widgets: within DistillConfig's valid range,
 #: narrower where more makes no sense (a warm-up past half the run leaves little training

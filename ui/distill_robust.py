@@ -23,6 +23,7 @@ from optical_core.distill.config import (
     ROBUST_FIELDS,
     DistillConfig,
     DistillError,
+    option_named,
     recipe_options,
 )
 from optical_core.perturb.kinds import NOISE_KINDS
@@ -33,19 +34,9 @@ from ui.run_summary import show_value
 NO_RECIPE = "none"
 RECIPE_KEY = "distill_recipe"
 
-#: The label of each robustness field's widget (the fields of ``ROBUST_FIELDS``, checked by
-#: the tests).
-LABELS: dict[str, str] = {
-    "noise_p": "Noisy share",
-    "noise_max_cer": "Max CER",
-    "noise_kind": "Noise kinds",
-    "subword_dropout": "Subword dropout",
-    "kd_input": "KD input",
-    "consistency_weight": "Consistency weight",
-    "self_teach_weight": "Self-Teaching weight",
-    "cooc_weight": "Co-occurrence λ",
-    "cooc_measure": "Co-occurrence measure",
-}
+#: The label of each robustness field's widget: the field's ``label``
+#: (:func:`~optical_core.distill.config.option`), as the CLI's help reads its ``help``.
+LABELS: dict[str, str] = {f: option_named(f).label for f in ROBUST_FIELDS}
 #: (min, max, step) of the numeric fields: DistillConfig's valid range, or less where more
 #: makes no sense (a CER above 0.5 leaves little of the sentence; weights above 10 drown
 #: the KD term).

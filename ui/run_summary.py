@@ -25,9 +25,9 @@ def show_value(value: Any) -> str:
 def options_summary(config: Mapping[str, Any], names: Iterable[str]) -> str:
     """The fields ``names`` of a run's config that differ from ``DistillConfig``'s defaults,
     as ``noise_p=0.5, ...`` (the names of run.json and of the CLI's flags); "" when none."""
-    default = DistillConfig()
+    default = DistillConfig().to_dict()
     return ", ".join(f"{f}={show_value(config[f])}" for f in names
-                     if f in config and config[f] != getattr(default, f))
+                     if f in config and config[f] != default.get(f))
 
 
 def robust_summary(config: Mapping[str, Any]) -> str:

@@ -119,7 +119,7 @@ def last_checkpoint(run_dir: str | os.PathLike[str], skipped: list[Path] | None 
     return None
 
 
-def _forget_after(record: dict[str, Any], probe_doc: dict[str, Any], resume_from: Path | None) -> None:
+def forget_after(record: dict[str, Any], probe_doc: dict[str, Any], resume_from: Path | None) -> None:
     """Drop the losses, evaluations and probe snapshots logged after the checkpoint a resume
     starts from (all of them without one): a crashed process logged steps past its last
     checkpoint, and those steps are trained again."""
@@ -130,7 +130,7 @@ def _forget_after(record: dict[str, Any], probe_doc: dict[str, Any], resume_from
         probe_doc["snapshots"] = [s for s in probe_doc["snapshots"] if s.get("step", 0) <= last]
 
 
-def _set_aside(incomplete: list[Path], resume_from: Path | None) -> str:
+def set_aside(incomplete: list[Path], resume_from: Path | None) -> str:
     """Rename cut-short checkpoints to ``incomplete-checkpoint-N-<time>`` (the trainer would
     otherwise write into them again and rotate by their stale times); return the note."""
     stamp = time.strftime("%Y%m%d-%H%M%S")

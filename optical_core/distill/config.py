@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from optical_core.ot.costs import OTInputError
+from optical_core.ot.solve import OTConfig
 
 LOSSES: tuple[str, ...] = ("ot", "mse", "ot+mse")
 OT_SOLVERS: tuple[str, ...] = ("sinkhorn", "unbalanced", "exact")
@@ -67,126 +71,211 @@ class CancelEvent(threading.Event):
 # ========================================================================= config
 
 
+def option(default: Any, help: str, label: str | None = None, flag: str | None = None,
+           group: str = "", choices: tuple[str, ...] | None = None, cli: bool = True) -> Any:
+    """A :class:`DistillConfig` field with what the CLI and the Distillation page show of it.
+
+    Args:
+        default: the field's default.
+        help: one line: what the option does, in its units (the CLI's help, the page's
+            tooltip).
+        label: the page's widget label (default: the name with spaces).
+        flag: the CLI flag, default ``--`` + the name with dashes; a bool's flag sets the
+            opposite of its default (``--no-eval`` for ``evaluate``).
+        group: the CLI's help section (``robustness``) or "" for the main one.
+        choices: the values a string option takes.
+        cli: whether the command line offers it (``data_dir`` comes from the global
+            ``--data-dir``).
+    """
+    meta = {"help": help, "label": label, "flag": flag, "group": group, "choices": choices,
+            "cli": cli}
+    return field(default=default, metadata=meta)
+
+
+#: The OT settings of training: ε 0.01 with 300 iterations (a diffuse plan at ε 0.05 pulls
+#: each foreign token towards a blend of English tokens and hurt both retrieval and AER).
+TRAINING_OT = OTConfig(solver="sinkhorn", epsilon=0.01, tau=1.0, max_iter=300, tol=1e-6)
+#: The serialized names of :attr:`DistillConfig.ot` (``run.json``, the grid's TOML, the CLI
+#: and the page), each with its :class:`OTConfig` attribute and what the CLI and the page
+#: show of it. They are the names of the fields that held these settings before
+#: ``DistillConfig`` held an ``OTConfig``: stored runs, grids and cached cells read the same.
+OT_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "epsilon": ("epsilon", {
+        "help": "entropic regularisation ε of the plan, in cosine-cost units (costs span 0-2)",
+        "label": "ε (training)"}),
+    "sinkhorn_iters": ("max_iter", {
+        "help": "Sinkhorn iteration budget per pair and step", "label": "Sinkhorn iterations"}),
+    "sinkhorn_tol": ("tol", {
+        "help": "Sinkhorn stops a pair once its marginal error is below this",
+        "label": "Sinkhorn tolerance"}),
+    "ot_solver": ("solver", {
+        "help": "plan of the OT loss: balanced Sinkhorn, unbalanced Sinkhorn (KL-relaxed "
+        "marginals, see --tau) or exact (POT, slow)", "label": "OT solver",
+        "choices": OT_SOLVERS}),
+    "ot_tau": ("tau", {
+        "help": "marginal relaxation τ of --ot-solver unbalanced, in cosine-cost units "
+        "(smaller leaves more mass unaligned)", "label": "τ (unbalanced)", "flag": "--tau"}),
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a run as the CLI and the page offer it (see :func:`options`).
+
+    Attributes:
+        name: the serialized name (``run.json``, TOML, the page's fields), e.g. ``noise_p``.
+        type: ``int``, ``float``, ``str`` or ``bool``.
+        default: :class:`DistillConfig`'s default.
+        help, label, flag, group, choices, cli: as given to :func:`option`.
+    """
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    label: str
+    flag: str
+    group: str
+    choices: tuple[str, ...] | None
+    cli: bool
+
+
+_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool,
+                           "str | None": str}
+
+
+def _option(name: str, type_name: str, default: Any, meta: Mapping[str, Any]) -> Option:
+    kind = _TYPES[type_name]
+    flag = meta.get("flag") or "--" + name.replace("_", "-")
+    if kind is bool and meta.get("flag") is None and default:
+        flag = "--no-" + name.replace("_", "-")
+    return Option(name, kind, default, meta["help"], meta.get("label") or name.replace("_", " "),
+                  flag, meta.get("group", ""), meta.get("choices"), meta.get("cli", True))
+
+
+def options() -> list[Option]:
+    """Every option of :class:`DistillConfig` under its serialized name, in field order
+    (the OT settings where ``ot`` stands): what ``optical distill`` builds its flags from
+    and the Distillation page its labels and tooltips."""
+    out = []
+    for f in fields(DistillConfig):
+        if f.name == "ot":
+            for name, (attr, meta) in OT_OPTIONS.items():
+                value = getattr(TRAINING_OT, attr)
+                out.append(_option(name, type(value).__name__, value, meta))
+        else:
+            out.append(_option(f.name, str(f.type), f.default, f.metadata))
+    return out
+
+
+def option_named(name: str) -> Option:
+    """The :class:`Option` called ``name`` (``KeyError`` if there is none)."""
+    return {o.name: o for o in options()}[name]
+
+
 @dataclass
 class DistillConfig:
     """Everything that defines a distillation run (stored in ``run.json``).
 
-    Attributes:
-        lang: foreign language (``de``, ``fr``, ``cs``).
-        pairs: number of training pairs (the first ``pairs`` lines of Multi30k train),
-            to simulate a low-resource setting.
-        loss: ``ot`` (OPTICAL), ``mse`` (Reimers & Gurevych) or ``ot+mse``.
-        epochs, batch_size, lr, seed, max_steps (overrides epochs if > 0).
-        lr_schedule: ``constant`` (after warm-up), ``linear`` (decay to 0) or ``cosine``.
-        warmup_ratio: share of the steps over which the lr rises from 0 (0 = none).
-        max_grad_norm: clip the gradient's global norm to this (0 = no clipping).
-        weight_decay: AdamW's decoupled weight decay.
-            The defaults (constant 5e-4, no warm-up, no clipping, decay 0.01: a plain
-            AdamW loop) beat the trainer's usual recipe (10 % warm-up, linear decay, clip
-            1.0) by ~6 MRR@10 points for OT-KD on 5k cs pairs (docs/RESULTS.md).
-        group_by_length: train on length-grouped batches
-            (:mod:`optical_core.distill.batching`): less padding, same content.
-        teacher_cache: read the teacher's embeddings of the English side from
-            :mod:`optical_core.distill.teacher_cache` instead of running it every step.
-        device: ``auto`` (CUDA when present, else the CPU), ``cpu`` or ``cuda``.
-        precision: ``auto`` (bf16 autocast where the hardware has fast bf16: a GPU that
-            supports it, a CPU with AVX512-BF16 or AMX; else float32), ``fp32``, or ``bf16``.
-            The OT cost and plan are computed in float32 whatever this says.
-        max_tokens: tokens per sentence (student and teacher ``max_seq_length``).
-        teacher, student: model id or folder; ``None`` = the embedded MiniLM. The student
-            starts from ``student`` or, when that is ``None``, from the teacher's weights
-            (from the embedded MiniLM when the teacher is a CLIP model; see :func:`load_models`).
-        epsilon, sinkhorn_iters, sinkhorn_tol, ot_solver, marginals, align_english:
-            the OT loss (see :class:`OpticalLoss`).
-        ot_tau: marginal relaxation τ of ``ot_solver="unbalanced"`` (cosine-cost units).
-        ot_weight, mse_weight: weights of the two terms of ``ot+mse``.
-        data: ``multi30k`` or ``demo`` (the packaged hand-written pairs, for tests/offline).
-        eval_split: Multi30k split for evaluation (``val``); eval_limit: its first N lines.
-        eval_steps: evaluate every N steps (besides before training and after each epoch);
-            0 turns step evaluation off; ``evaluate=False`` turns evaluation off.
-        probe_every: plan snapshot of the probe pair every N steps (0 = off).
-        save_steps: trainer checkpoint every N steps (and at each epoch end and on cancel).
-        track_aer: compute word-alignment AER on the en–fr gold set at every evaluation.
-        data_dir: Multi30k data root override.
+    Each field's ``help`` (:func:`option`, listed by :func:`options`) says what it does;
+    the CLI's ``optical distill --help`` prints them all. ``ot`` holds the plan's solver
+    settings (:class:`~optical_core.ot.solve.OTConfig`); it is stored flat under the names
+    of :data:`OT_OPTIONS` (``epsilon``, ``sinkhorn_iters``, ``sinkhorn_tol``, ``ot_solver``,
+    ``ot_tau``), which :meth:`to_dict` writes and :meth:`from_dict` reads.
 
-    Robustness options (all off by default; :func:`robust_recipe` turns several on). They
-    change what the *student* reads of the foreign side during training, whatever the loss
-    (MSE-KD gets the same augmentation as OT-KD); the teacher's English side stays clean,
-    so the teacher cache still holds. See :mod:`optical_core.distill.augment` and
+    The learning-rate defaults (constant 5e-4, no warm-up, no clipping, decay 0.01: a plain
+    AdamW loop) beat the trainer's usual recipe (10 % warm-up, linear decay, clip 1.0) by
+    ~6 MRR@10 points for OT-KD on 5k cs pairs (docs/RESULTS.md).
+
+    Robustness options (all off by default; :func:`robust_recipe` turns several on) change
+    what the *student* reads of the foreign side during training, whatever the loss (MSE-KD
+    gets the same augmentation as OT-KD); the teacher's English side stays clean, so the
+    teacher cache still holds. See :mod:`optical_core.distill.augment` and
     :class:`~optical_core.distill.loss.OpticalLoss`.
-
-        noise_p: share of training sentences whose foreign side is perturbed on the fly with
-            the seeded noise of :mod:`optical_core.perturb` (0 = off). Each time a sentence
-            is read (once per epoch) it draws anew, seeded by ``(seed, epoch, row)``.
-        noise_max_cer: a perturbed sentence's target CER is drawn uniformly from
-            ``[0, noise_max_cer]``.
-        noise_kind: the noise kind, or several separated by commas (each perturbed
-            sentence draws one uniformly), e.g. ``"random_char,keyboard"``; ``typo`` is
-            ``keyboard``.
-        subword_dropout: probability ``p`` of WordPiece dropout on the foreign side (0 =
-            off): each longest match of WordPiece is, with probability ``p``, replaced by
-            a shorter in-vocabulary piece (:class:`~optical_core.distill.augment.WordPieceDropout`).
-        kd_input: what the KD terms (OT, MSE) read when the foreign side is augmented:
-            ``"noisy"`` (the perturbed sentence: noisy-student KD) or ``"clean"`` (the
-            clean sentence; the perturbed copy then enters only the consistency and
-            self-teaching terms, as in Zhuang & Zuccon's Self-Teaching).
-        consistency_weight: weight of the consistency OT term: the student's perturbed
-            tokens transported onto its own clean tokens of the same sentence (detached).
-        self_teach_weight: weight of the Self-Teaching term (Zhuang & Zuccon, SIGIR 2022):
-            ``KL(clean ‖ noisy)`` of the in-batch score distributions against the
-            teacher's English sentence embeddings.
-        cooc_weight: λ of the co-occurrence cost mixed into the OT plan's cost,
-            ``C = (1 − λ)(1 − cos) + λ C_cooc`` (0 = off; OT losses only).
-        cooc_measure: ``npmi`` or ``dice`` (:mod:`optical_core.ot.cooc`).
     """
 
-    lang: str = "de"
-    pairs: int = 5000
-    loss: str = "ot"
-    epochs: float = 1.0
-    batch_size: int = 32
-    lr: float = 5e-4
-    lr_schedule: str = "constant"
-    warmup_ratio: float = 0.0
-    max_grad_norm: float = 0.0
-    weight_decay: float = 0.01
-    seed: int = 42
-    max_steps: int = 0
-    max_tokens: int = 64
-    teacher: str | None = None
-    student: str | None = None
-    epsilon: float = 0.01
-    sinkhorn_iters: int = 300
-    sinkhorn_tol: float = 1e-6
-    ot_solver: str = "sinkhorn"
-    ot_tau: float = 1.0
-    marginals: str = "uniform"
-    align_english: bool = False
-    ot_weight: float = 1.0
-    mse_weight: float = 1.0
-    data: str = "multi30k"
-    eval_split: str = "val"
-    eval_limit: int = 0
-    evaluate: bool = True
-    eval_steps: int = 0
-    probe_every: int = 10
-    save_steps: int = 200
-    save_total_limit: int = 2
-    track_aer: bool = False
-    group_by_length: bool = True
-    teacher_cache: bool = True
-    device: str = "auto"
-    precision: str = "auto"
-    data_dir: str | None = None
-    noise_p: float = 0.0
-    noise_max_cer: float = 0.2
-    noise_kind: str = "random_char"
-    subword_dropout: float = 0.0
-    kd_input: str = "noisy"
-    consistency_weight: float = 0.0
-    self_teach_weight: float = 0.0
-    cooc_weight: float = 0.0
-    cooc_measure: str = "npmi"
+    lang: str = option("de", "foreign language of the pairs", "Language",
+                       choices=tuple(PROBES))
+    pairs: int = option(5000, "training pairs: the first N of Multi30k train (a low-resource "
+                        "size)", "Training pairs")
+    loss: str = option("ot", "ot: token-level OT (OPTICAL); mse: sentence embeddings onto "
+                       "the teacher's (Reimers & Gurevych 2020); ot+mse: both", "Loss",
+                       choices=LOSSES)
+    epochs: float = option(1.0, "passes over the pairs", "Epochs")
+    batch_size: int = option(32, "pairs per step", "Batch size")
+    lr: float = option(5e-4, "AdamW learning rate", "Learning rate")
+    lr_schedule: str = option("constant", "lr after warm-up: constant, linear decay to 0, "
+                              "or cosine", "LR schedule", choices=LR_SCHEDULES)
+    warmup_ratio: float = option(0.0, "share of the steps over which the lr rises from 0",
+                                 "Warm-up share")
+    max_grad_norm: float = option(0.0, "clip the gradient's global norm to this (0: no "
+                                  "clipping)", "Max grad norm")
+    weight_decay: float = option(0.01, "AdamW's decoupled weight decay", "Weight decay")
+    seed: int = option(42, "seed of the model's head, the batches and the noise", "Seed")
+    max_steps: int = option(0, "stop after N steps (0: train for --epochs)", "Max steps")
+    max_tokens: int = option(64, "tokens per sentence (student and teacher)", "Max tokens")
+    teacher: str | None = option(None, "teacher model id or folder (default: the embedded "
+                                 "MiniLM)", "Teacher")
+    student: str | None = option(None, "student initialisation: model id, folder or run "
+                                 "folder (default: the teacher's weights)", "Student")
+    ot: OTConfig = field(default=TRAINING_OT)
+    marginals: str = option("uniform", "token weights of the plan: uniform over real "
+                            "tokens, or proportional to each token vector's norm",
+                            "Marginals", choices=MARGINALS)
+    align_english: bool = option(False, "also align the student's English tokens to the "
+                                 "teacher's", "Also align the student's English side")
+    ot_weight: float = option(1.0, "weight of the OT term in ot+mse", "OT weight")
+    mse_weight: float = option(1.0, "weight of the MSE term in ot+mse", "MSE weight")
+    data: str = option("multi30k", "train on the packaged demo pairs instead of Multi30k "
+                       "(smoke test)", "Data", flag="--demo-data", choices=DATA_SOURCES)
+    eval_split: str = option("val", "Multi30k split of the evaluations", "Eval split")
+    eval_limit: int = option(0, "evaluate on the first N lines of the split (0: all)",
+                             "Eval lines (0 = all)")
+    evaluate: bool = option(True, "evaluate before training and after each epoch "
+                            "(--no-eval: skip evaluation)", "Evaluate", flag="--no-eval")
+    eval_steps: int = option(0, "also evaluate every N steps (0: off)", "Eval steps")
+    probe_every: int = option(10, "snapshot the probe pair's plan every N steps (0: first "
+                              "and last only)", "Probe every")
+    save_steps: int = option(200, "checkpoint every N steps (and at each epoch end and on "
+                             "cancel)", "Save steps")
+    save_total_limit: int = option(2, "checkpoints kept", "Checkpoints kept")
+    track_aer: bool = option(False, "word-alignment AER on the en-fr gold set at each "
+                             "evaluation", "Track word-alignment AER (en–fr gold)")
+    group_by_length: bool = option(True, "length-grouped batches: less padding, same "
+                                   "content (--no-group-by-length: random batches)",
+                                   "Group by length")
+    teacher_cache: bool = option(True, "read the teacher's cached embeddings of the English "
+                                 "side (--no-teacher-cache: run it every step)",
+                                 "Teacher cache")
+    device: str = option("auto", "auto: CUDA when a GPU is present, else the CPU",
+                         "Device", choices=DEVICES)
+    precision: str = option("auto", "auto: bf16 autocast where the GPU or CPU has fast "
+                            "bf16, else float32 (the OT plan stays float32)", "Precision",
+                            choices=PRECISIONS)
+    data_dir: str | None = option(None, "Multi30k data root", "Data folder", cli=False)
+    noise_p: float = option(0.0, "share of foreign sentences perturbed on the fly, each read "
+                            "drawing anew (0: off)", "Noisy share", group="robustness")
+    noise_max_cer: float = option(0.2, "a perturbed sentence's CER is drawn from [0, this]",
+                                  "Max CER", group="robustness")
+    noise_kind: str = option("random_char", "noise kind(s) of optical_core.perturb, "
+                             "comma-separated, one drawn per sentence", "Noise kinds",
+                             group="robustness")
+    subword_dropout: float = option(0.0, "WordPiece dropout probability on the foreign side "
+                                    "(0: off)", "Subword dropout", group="robustness")
+    kd_input: str = option("noisy", "what the KD terms read of an augmented sentence: the "
+                           "noisy one or the clean one (then the noisy one feeds the "
+                           "consistency and self-teaching terms only)", "KD input",
+                           group="robustness", choices=KD_INPUTS)
+    consistency_weight: float = option(0.0, "weight of OT from the noisy student tokens onto "
+                                       "its clean ones (0: off)", "Consistency weight",
+                                       group="robustness")
+    self_teach_weight: float = option(0.0, "weight of Self-Teaching's KL(clean || noisy) of "
+                                      "in-batch scores (0: off)", "Self-Teaching weight",
+                                      group="robustness")
+    cooc_weight: float = option(0.0, "share λ of the bitext co-occurrence cost in the OT "
+                                "plan's cost (0: off)", "Co-occurrence λ", group="robustness")
+    cooc_measure: str = option("npmi", "co-occurrence measure", "Co-occurrence measure",
+                               group="robustness", choices=COOC_MEASURES)
 
     def augments(self) -> bool:
         """Whether the student's foreign input is augmented (noise or subword dropout)."""
@@ -211,100 +300,175 @@ class DistillConfig:
         try:
             return tuple(resolve_noise(k) for k in kinds)
         except ValueError as exc:
-            raise DistillError(str(exc)) from None
+            raise DistillError(f"noise_kind: {exc}") from None
 
     def validate(self) -> DistillConfig:
-        if self.lang not in PROBES:
-            raise DistillError(f"unknown language {self.lang!r}; choose one of {tuple(PROBES)}")
-        if self.loss not in LOSSES:
-            raise DistillError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
-        if self.data not in DATA_SOURCES:
-            raise DistillError(f"unknown data source {self.data!r}; choose one of {DATA_SOURCES}")
-        if self.ot_solver not in OT_SOLVERS:
-            raise DistillError(f"unknown OT solver {self.ot_solver!r}; choose one of {OT_SOLVERS}")
-        if self.marginals not in MARGINALS:
-            raise DistillError(f"unknown marginals {self.marginals!r}; choose one of {MARGINALS}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise DistillError(
-                f"unknown lr schedule {self.lr_schedule!r}; choose one of {LR_SCHEDULES}")
-        if self.device not in DEVICES:
-            raise DistillError(f"unknown device {self.device!r}; choose one of {DEVICES}")
-        if self.precision not in PRECISIONS:
-            raise DistillError(f"unknown precision {self.precision!r}; choose one of {PRECISIONS}")
-        checks = [
-            (self.pairs >= 1, "the number of pairs must be at least 1"),
-            (self.epochs > 0 or self.max_steps > 0, "epochs must be > 0"),
-            (self.batch_size >= 1, "the batch size must be at least 1"),
-            (math.isfinite(self.lr) and self.lr > 0, "the learning rate must be > 0"),
-            (0 <= self.warmup_ratio < 1, "warmup_ratio must lie in [0, 1)"),
-            (math.isfinite(self.max_grad_norm) and self.max_grad_norm >= 0,
-             "max_grad_norm must be >= 0 (0 turns clipping off)"),
-            (math.isfinite(self.weight_decay) and 0 <= self.weight_decay < 1,
-             "weight_decay must lie in [0, 1)"),
-            (8 <= self.max_tokens <= 512, "max_tokens must lie in [8, 512]"),
-            (math.isfinite(self.epsilon) and self.epsilon > 0, "ε must be > 0"),
-            (self.sinkhorn_iters >= 1, "the Sinkhorn iteration budget must be at least 1"),
-            (math.isfinite(self.ot_tau) and self.ot_tau > 0,
-             "τ (the marginal relaxation of unbalanced OT) must be > 0"),
-            (self.ot_weight >= 0 and self.mse_weight >= 0, "loss weights must be >= 0"),
-            (self.save_steps >= 1, "save_steps must be at least 1"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise DistillError(msg)
+        """Check every option (type, allowed values, range, finiteness) and return ``self``.
+
+        The one check of a run's options: the CLI, the grid, the Distillation page and
+        :func:`~optical_core.distill.train.run_distillation` all call it before anything is
+        written.
+
+        Raises:
+            DistillError: naming the first bad option and the values it takes.
+        """
+        check_options(self.to_dict())
+        if not (self.epochs > 0 or self.max_steps > 0):
+            raise DistillError("epochs must be > 0 (or give max_steps > 0)")
         if self.loss == "ot+mse" and self.ot_weight + self.mse_weight <= 0:
-            raise DistillError("ot+mse needs a positive OT or MSE weight")
+            raise DistillError("ot+mse needs a positive ot_weight or mse_weight")
         self._validate_robustness()
+        self.noise_kinds()  # even at noise_p 0: a typo must not wait for the recipe's turn
         return self
 
     def _validate_robustness(self) -> None:
-        def finite(x) -> bool:
-            return isinstance(x, (int, float)) and math.isfinite(x)
-
-        if self.kd_input not in KD_INPUTS:
-            raise DistillError(f"unknown kd_input {self.kd_input!r}; choose one of {KD_INPUTS}")
-        if self.cooc_measure not in COOC_MEASURES:
-            raise DistillError(
-                f"unknown co-occurrence measure {self.cooc_measure!r}; choose one of {COOC_MEASURES}")
         checks = [
-            (finite(self.noise_p) and 0 <= self.noise_p <= 1, "noise_p must lie in [0, 1]"),
-            (finite(self.noise_max_cer) and 0 <= self.noise_max_cer <= 1,
-             "noise_max_cer must lie in [0, 1]"),
             (self.noise_p == 0 or self.noise_max_cer > 0,
              "noise_p > 0 needs noise_max_cer > 0 (the largest CER a sentence may draw)"),
-            (finite(self.subword_dropout) and 0 <= self.subword_dropout <= 1,
-             "subword_dropout must lie in [0, 1]"),
-            (finite(self.consistency_weight) and self.consistency_weight >= 0,
-             "consistency_weight must be >= 0"),
-            (finite(self.self_teach_weight) and self.self_teach_weight >= 0,
-             "self_teach_weight must be >= 0"),
             (self.augments() or (self.consistency_weight == 0 and self.self_teach_weight == 0),
-             "the consistency and self-teaching terms compare a perturbed sentence with the "
-             "clean one: they need noise_p > 0 or subword_dropout > 0"),
+             ("the consistency and self-teaching terms compare a perturbed sentence with the "
+              "clean one: they need noise_p > 0 or subword_dropout > 0")),
             (self.kd_input == "noisy" or self.needs_clean(),
-             "kd_input 'clean' leaves the perturbed sentence to the consistency or "
-             "self-teaching term: give one of them a weight > 0"),
-            (finite(self.cooc_weight) and 0 <= self.cooc_weight <= 1,
-             "cooc_weight must lie in [0, 1]"),
+             ("kd_input 'clean' leaves the perturbed sentence to the consistency or "
+              "self-teaching term: give one of them a weight > 0")),
             (self.cooc_weight == 0 or self.loss != "mse",
              "the co-occurrence cost shapes the OT plan: it needs loss 'ot' or 'ot+mse'"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise DistillError(msg)
-        if self.noise_p > 0:
-            self.noise_kinds()
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The serialized form (``run.json``, fingerprints of grid cells): flat, with the
+        OT settings under the names of :data:`OT_OPTIONS`."""
+        out: dict[str, Any] = {}
+        for name, value in asdict(self).items():
+            if name == "ot":
+                out.update({k: getattr(self.ot, attr) for k, (attr, _) in OT_OPTIONS.items()})
+            else:
+                out[name] = value
+        return out
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DistillConfig:
-        """A config from a stored dict; a field it lacks (an older run) takes the value such
-        runs were trained with (:data:`LEGACY_DEFAULTS`), else today's default."""
-        names = {f.name for f in fields(cls)}
+    def from_dict(cls, d: Mapping[str, Any]) -> DistillConfig:
+        """A config from a stored dict (``run.json``'s ``config``); a field it lacks (an
+        older run) takes the value such runs were trained with (:data:`LEGACY_DEFAULTS`),
+        else today's default; keys it does not know are ignored.
+
+        Raises:
+            DistillError: an OT setting no solver takes (e.g. ε 0).
+        """
+        names = {o.name for o in options()}
         legacy = {k: v for k, v in LEGACY_DEFAULTS.items() if k not in d}
-        return cls(**{**legacy, **{k: v for k, v in d.items() if k in names}})
+        return cls._build({**legacy, **{k: v for k, v in d.items() if k in names}})
+
+    @classmethod
+    def from_options(cls, **values: Any) -> DistillConfig:
+        """A new config from options under their serialized names (``epsilon=0.02``, as
+        the grid's TOML and the page give them); the others keep their defaults.
+
+        Raises:
+            DistillError: an unknown option, or an OT setting no solver takes.
+        """
+        unknown = sorted(set(values) - {o.name for o in options()})
+        if unknown:
+            raise DistillError(f"unknown option(s) {unknown}; known: "
+                               f"{sorted(o.name for o in options())}")
+        return cls._build(values)
+
+    @classmethod
+    def _build(cls, flat: Mapping[str, Any]) -> DistillConfig:
+        ot_values = {k: v for k, v in flat.items() if k in OT_OPTIONS}
+        rest = {k: v for k, v in flat.items() if k not in OT_OPTIONS}
+        return cls(**rest, ot=ot_config(ot_values))
+
+
+def ot_config(values: Mapping[str, Any]) -> OTConfig:
+    """:data:`TRAINING_OT` with the OT options of ``values`` (serialized names) laid over it.
+
+    Raises:
+        DistillError: a bad value, naming the option (``epsilon must be > 0 ...``).
+    """
+    check_options(values)
+    attrs = {OT_OPTIONS[k][0]: v for k, v in values.items() if k in OT_OPTIONS}
+    try:
+        return dataclasses.replace(TRAINING_OT, **attrs)
+    except OTInputError as exc:  # pragma: no cover - check_options catches these first
+        raise DistillError(str(exc)) from None
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+#: The range of each numeric option: ``name → (holds, what it must do)``, read as
+#: ``<name> must <what>``.
+RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "pairs": (lambda v: v >= 1, "be at least 1"),
+    "epochs": (lambda v: _finite(v) and v >= 0, "be > 0 and finite"),
+    "batch_size": (lambda v: v >= 1, "be at least 1"),
+    "lr": (lambda v: _finite(v) and v > 0, "be > 0 and finite"),
+    "warmup_ratio": (lambda v: _finite(v) and 0 <= v < 1, "lie in [0, 1)"),
+    "max_grad_norm": (lambda v: _finite(v) and v >= 0, "be >= 0 and finite (0: no clipping)"),
+    "weight_decay": (lambda v: _finite(v) and 0 <= v < 1, "lie in [0, 1)"),
+    "seed": (lambda v: 0 <= v < 2**32, "lie in [0, 2^32)"),
+    "max_steps": (lambda v: v >= 0, "be >= 0 (0: train for the epochs)"),
+    "max_tokens": (lambda v: 8 <= v <= 512, "lie in [8, 512]"),
+    "epsilon": (lambda v: _finite(v) and v > 0, "be > 0 and finite (ε must be > 0)"),
+    "sinkhorn_iters": (lambda v: v >= 1, "be at least 1 (the Sinkhorn iteration budget)"),
+    "sinkhorn_tol": (lambda v: _finite(v) and v >= 0, "be >= 0 and finite"),
+    "ot_tau": (lambda v: _finite(v) and v > 0, "be > 0 and finite (τ of unbalanced OT)"),
+    "ot_weight": (lambda v: _finite(v) and v >= 0, "be >= 0 and finite"),
+    "mse_weight": (lambda v: _finite(v) and v >= 0, "be >= 0 and finite"),
+    "eval_limit": (lambda v: v >= 0, "be >= 0 (0: the whole split)"),
+    "eval_steps": (lambda v: v >= 0, "be >= 0 (0: off)"),
+    "probe_every": (lambda v: v >= 0, "be >= 0 (0: first and last step only)"),
+    "save_steps": (lambda v: v >= 1, "be at least 1"),
+    "save_total_limit": (lambda v: v >= 1, "be at least 1"),
+    "noise_p": (lambda v: _finite(v) and 0 <= v <= 1, "lie in [0, 1]"),
+    "noise_max_cer": (lambda v: _finite(v) and 0 <= v <= 1, "lie in [0, 1]"),
+    "subword_dropout": (lambda v: _finite(v) and 0 <= v <= 1, "lie in [0, 1]"),
+    "consistency_weight": (lambda v: _finite(v) and v >= 0, "be >= 0 and finite"),
+    "self_teach_weight": (lambda v: _finite(v) and v >= 0, "be >= 0 and finite"),
+    "cooc_weight": (lambda v: _finite(v) and 0 <= v <= 1, "lie in [0, 1]"),
+}
+#: What "unknown ..." calls the value of a choice option in its message.
+_CHOICE_NOUNS: dict[str, str] = {"lang": "language", "data": "data source",
+                                 "ot_solver": "OT solver", "lr_schedule": "lr schedule",
+                                 "cooc_measure": "co-occurrence measure"}
+_TYPE_WORDS: dict[type, str] = {int: "an integer", float: "a number", str: "a string",
+                                bool: "true or false"}
+
+
+def _type_ok(kind: type, value: Any) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def check_options(values: Mapping[str, Any]) -> None:
+    """Check the type, the allowed values and the range of each option in ``values``
+    (serialized names; those it does not know are left to the caller).
+
+    Raises:
+        DistillError: ``<option> must <what>, got <value>``, or ``unknown <noun>
+            <value>; choose one of (...)``.
+    """
+    known = {o.name: o for o in options()}
+    for name, value in values.items():
+        opt = known.get(name)
+        if opt is None or (value is None and opt.default is None):
+            continue
+        if not _type_ok(opt.type, value):
+            raise DistillError(f"{name} must be {_TYPE_WORDS[opt.type]}, got {value!r}")
+        if opt.choices is not None and value not in opt.choices:
+            noun = _CHOICE_NOUNS.get(name, name)
+            raise DistillError(f"unknown {noun} {value!r}; choose one of {opt.choices}")
+        holds, what = RANGES.get(name, (lambda _: True, ""))
+        if not holds(value):
+            raise DistillError(f"{name} must {what}, got {value!r}")
 
 
 def cooc_recipe() -> dict[str, Any]:
@@ -395,10 +559,10 @@ def quick_student(lang: str = "de", data: str = "multi30k", **overrides: Any) ->
     Raises:
         DistillError: an unknown language or override, or an invalid value.
     """
-    unknown = sorted(set(overrides) - {f.name for f in fields(DistillConfig)})
+    unknown = sorted(set(overrides) - {o.name for o in options()})
     if unknown:
         raise DistillError(f"unknown quick-student setting(s) {', '.join(unknown)}")
     preset: dict[str, Any] = dict(lang=lang, pairs=QUICK_PAIRS, loss="ot", epochs=1.0,
                                   max_tokens=48, eval_limit=200, probe_every=5,
                                   save_steps=10**6, data=data, **cooc_recipe())
-    return DistillConfig(**{**preset, **overrides}).validate()
+    return DistillConfig.from_options(**{**preset, **overrides}).validate()

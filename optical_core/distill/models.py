@@ -12,7 +12,7 @@ from torch import nn
 
 from optical_core import runs as runs_mod
 from optical_core.distill.config import DistillConfig, DistillError
-from optical_core.distill.loss import OpticalLoss
+from optical_core.distill.loss import OpticalLoss, OpticalLossConfig
 from optical_core.distill.teacher_cache import TeacherEmbeddings
 
 # ========================================================================== data
@@ -85,6 +85,27 @@ def check_teacher_supports(cfg: DistillConfig, teacher) -> None:
         raise DistillError(kind.loss_refusal.format(loss=cfg.loss))
 
 
+def check_widths(cfg: DistillConfig, student, teacher) -> None:
+    """Raise :class:`DistillError` when the student's vectors cannot be compared with the
+    teacher's: token vectors of another width (the OT terms compare tokens) or sentence
+    vectors of another width (the MSE term and the evaluation compare sentences)."""
+    def widths(model) -> tuple[int | None, int | None]:
+        first = model[0]
+        token = getattr(first, "get_embedding_dimension", lambda: None)()
+        return token, model.get_embedding_dimension()
+
+    (s_tok, s_sent), (t_tok, t_sent) = widths(student), widths(teacher)
+    who = f"--student {cfg.student}" if cfg.student else "the student"
+    if cfg.loss != "mse" and None not in (s_tok, t_tok) and s_tok != t_tok:
+        raise DistillError(f"{who} has token vectors of width {s_tok} and the teacher of "
+                           f"width {t_tok}; OT distillation compares them: pick a student "
+                           "of the teacher's width (or leave --student out)")
+    if None not in (s_sent, t_sent) and s_sent != t_sent:
+        raise DistillError(f"{who} has sentence vectors of width {s_sent} and the teacher "
+                           f"of width {t_sent}: pick a student of the teacher's width (or "
+                           "leave --student out)")
+
+
 def build_loss(cfg: DistillConfig, student, teacher,
                teacher_embeddings: TeacherEmbeddings | None = None,
                pairs: list[tuple[str, str]] | None = None) -> nn.Module:
@@ -96,30 +117,33 @@ def build_loss(cfg: DistillConfig, student, teacher,
     training bitext) is needed for the co-occurrence cost (``cfg.cooc_weight > 0``).
     """
     check_teacher_supports(cfg, teacher)
-    extra = dict(kd_input=cfg.kd_input, consistency_weight=cfg.consistency_weight,
-                 self_teach_weight=cfg.self_teach_weight) if cfg.needs_clean() else {}
-    if cfg.cooc_weight > 0:
+    terms = loss_config(cfg)
+    if cfg.loss == "mse" and not cfg.needs_clean():
+        from sentence_transformers.sentence_transformer.losses import MSELoss
+
+        return MSELoss(student)
+    cooc = None
+    if terms.cooc_weight > 0:
         from optical_core.distill.cooc import bitext_cooc
 
         if pairs is None:
             raise DistillError("the co-occurrence cost needs the training pairs")
-        extra.update(cooc=bitext_cooc(cfg, student, teacher, pairs), cooc_weight=cfg.cooc_weight)
-    ot_opts = dict(epsilon=cfg.epsilon, max_iter=cfg.sinkhorn_iters, tol=cfg.sinkhorn_tol,
-                   solver=cfg.ot_solver, tau=cfg.ot_tau, marginals=cfg.marginals)
-    if cfg.loss == "mse":
-        if not extra:
-            from sentence_transformers.sentence_transformer.losses import MSELoss
+        cooc = bitext_cooc(cfg, student, teacher, pairs)
+    return OpticalLoss(student, teacher, terms, teacher_embeddings=teacher_embeddings, cooc=cooc)
 
-            return MSELoss(student)
-        return OpticalLoss(student, teacher, ot_weight=0.0, mse_weight=1.0,
-                           teacher_embeddings=teacher_embeddings, **ot_opts, **extra)
-    return OpticalLoss(
-        student, teacher, **ot_opts,
-        align_english=cfg.align_english,
-        ot_weight=cfg.ot_weight if cfg.loss == "ot+mse" else 1.0,
-        mse_weight=cfg.mse_weight if cfg.loss == "ot+mse" else 0.0,
-        teacher_embeddings=teacher_embeddings, **extra,
-    )
+
+def loss_config(cfg: DistillConfig) -> OpticalLossConfig:
+    """The :class:`OpticalLossConfig` of a run: its OT settings, and the weights that
+    ``cfg.loss`` gives the OT and MSE terms (``ot``: OT only; ``mse``: MSE only, carrying a
+    consistency or self-teaching term; ``ot+mse``: ``ot_weight`` and ``mse_weight``). The
+    robustness terms only when a term compares the perturbed reading with the clean one."""
+    weights = {"ot": (1.0, 0.0), "mse": (0.0, 1.0),
+               "ot+mse": (cfg.ot_weight, cfg.mse_weight)}[cfg.loss]
+    robust = {"kd_input": cfg.kd_input, "consistency_weight": cfg.consistency_weight,
+              "self_teach_weight": cfg.self_teach_weight} if cfg.needs_clean() else {}
+    return OpticalLossConfig(
+        ot=cfg.ot, marginals=cfg.marginals, align_english=cfg.align_english and cfg.loss != "mse",
+        ot_weight=weights[0], mse_weight=weights[1], cooc_weight=cfg.cooc_weight, **robust)
 
 
 def build_dataset(cfg: DistillConfig, pairs: list[tuple[str, str]], teacher,

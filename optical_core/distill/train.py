@@ -1,9 +1,19 @@
-"""Train a student: :func:`run_distillation` and what it records while it trains.
+"""Train a student: :func:`run_distillation` and the steps it takes, in the order it takes them.
 
 Training goes through ``SentenceTransformerTrainer`` (checkpoints, resume, DDP under
 ``torchrun``). :func:`run_distillation` is the one entry point used by the CLI, the
-Distillation page (through :mod:`optical_core.distill.jobs`) and the tests. It writes a run folder
-(see :mod:`optical_core.runs`): ``run.json``, ``probe.json``, ``model/`` and ``checkpoints/``.
+Distillation page (through :mod:`optical_core.distill.jobs`), the grid and the tests. It
+writes a run folder (see :mod:`optical_core.runs`): ``run.json``, ``probe.json``,
+``model/`` and ``checkpoints/``. Its steps:
+
+1. :func:`plan_start`: the options and the folder are checked; nothing is written yet;
+2. :func:`load_inputs`: models (widths checked), pairs and the evaluator;
+3. the teacher cache, the loss (:func:`~optical_core.distill.models.build_loss`) and the
+   dataset;
+4. :func:`new_record` and :func:`open_recorder`: the first write, ``run.json`` ``running``;
+5. :func:`training_args` and :func:`make_trainer`;
+6. :func:`train`: evaluate, train, save the model, record the outcome (``failed`` with its
+   error when anything after step 4 raises).
 
 Defaults follow DESIGN.md: ε = 0.01 with 300 log-domain iterations for training (a diffuse
 plan at ε = 0.05 pulls each foreign token towards a blend of English tokens and hurt both
@@ -17,7 +27,6 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +36,7 @@ import torch
 from optical_core import runs as runs_mod
 from optical_core.distill.augment import AugmentingCollator, epoch_callback
 from optical_core.distill.batching import LengthGroupedBatchSampler
-from optical_core.distill.checkpoints import _forget_after, _set_aside, last_checkpoint
+from optical_core.distill.checkpoints import forget_after, last_checkpoint, set_aside
 from optical_core.distill.config import (
     ENV_SLOW_SAVE,
     PROBES,
@@ -36,178 +45,17 @@ from optical_core.distill.config import (
     ProgressFn,
 )
 from optical_core.distill.evaluator import RetrievalEvaluator
-from optical_core.distill.loss import OpticalLoss
 from optical_core.distill.models import (
     build_dataset,
     build_loss,
     check_teacher_supports,
+    check_widths,
     load_models,
     load_pairs,
     package_versions,
 )
+from optical_core.distill.recorder import RunRecorder
 from optical_core.distill.teacher_cache import teacher_cache
-
-# ======================================================================= callback
-
-
-def _make_callback_class():
-    from transformers import TrainerCallback
-
-    class _DistillCallback(TrainerCallback):
-        """Progress, loss, evaluation and probe-plan reporting; clean stop on cancel.
-
-        Args:
-            recorder: the :class:`_RunRecorder` of the run (rank 0) or ``None``.
-            loss: the loss module (for the probe and the loss components).
-            probe: ``(english, foreign)`` probe pair or ``None``.
-            probe_every: steps between probe snapshots (0 = only first and last).
-            cancel: set to stop after the current step (a checkpoint is still saved).
-            aer: ``model -> AER (%) or None``, added to every evaluation's metrics as
-                ``aer_enfr`` (``None``: not tracked).
-        """
-
-        def __init__(self, recorder, loss, probe, probe_every: int, cancel: threading.Event | None,
-                     aer: Callable[[Any], float | None] | None = None):
-            self.recorder = recorder
-            self.loss = loss
-            self.probe = probe
-            self.probe_every = probe_every
-            self.cancel = cancel
-            self.aer = aer
-            self.cancelled = False
-            self.t0 = time.monotonic()
-            self.step0 = 0
-
-        def _snapshot(self, step: int) -> None:
-            if self.recorder is None or self.probe is None or not isinstance(self.loss, OpticalLoss):
-                return
-            if self.recorder.has_probe(step):
-                return
-            snap = self.loss.probe(self.probe[1], self.probe[0])
-            self.recorder.add_probe(step, snap)
-
-        def on_train_begin(self, args, state, control, **kw):
-            self.t0 = time.monotonic()
-            self.step0 = state.global_step
-            if self.recorder is not None:
-                self.recorder.update(max_steps=state.max_steps, step=state.global_step)
-                self._snapshot(state.global_step)
-
-        def on_step_end(self, args, state, control, **kw):
-            if self.recorder is not None:
-                done = state.global_step - self.step0
-                rate = done / max(time.monotonic() - self.t0, 1e-9)
-                eta = (state.max_steps - state.global_step) / rate if rate > 0 else None
-                comps = getattr(self.loss, "last_components", {}) or {}
-                self.recorder.step(state.global_step, state.max_steps, state.epoch or 0.0, eta, comps)
-                if self.probe_every and state.global_step % self.probe_every == 0:
-                    self._snapshot(state.global_step)
-            if self.cancel is not None and self.cancel.is_set():
-                self.cancelled = True
-                control.should_training_stop = True
-                control.should_save = True
-                control.should_evaluate = False
-            return control
-
-        def on_epoch_end(self, args, state, control, **kw):
-            if self.cancelled:
-                control.should_evaluate = False
-            return control
-
-        def on_log(self, args, state, control, logs=None, **kw):
-            if self.recorder is not None and logs and "loss" in logs:
-                self.recorder.loss(state.global_step, float(logs["loss"]), logs.get("learning_rate"))
-            return control
-
-        def on_evaluate(self, args, state, control, metrics=None, **kw):
-            if self.recorder is not None and metrics:
-                clean = {k[5:] if k.startswith("eval_") else k: float(v) for k, v in metrics.items()
-                         if isinstance(v, (int, float)) and k != "epoch"
-                         and not k.endswith(("_runtime", "per_second"))}
-                aer = self.aer(kw["model"]) if self.aer is not None else None
-                if aer is not None:
-                    clean["aer_enfr"] = aer
-                self.recorder.eval(state.global_step, state.epoch or 0.0, clean)
-            return control
-
-        def on_train_end(self, args, state, control, **kw):
-            if self.recorder is not None:
-                self._snapshot(state.global_step)
-            return control
-
-    return _DistillCallback
-
-
-# ======================================================================= recorder
-
-
-class _RunRecorder:
-    """Keeps ``run.json`` / ``probe.json`` up to date (rank 0 only) and forwards events to
-    the user's progress function. Writes are atomic and throttled to one per second,
-    except for status changes, evaluations and probes."""
-
-    def __init__(self, run_dir: Path, record: dict[str, Any], probe: dict[str, Any],
-                 progress: ProgressFn | None) -> None:
-        self.run_dir = run_dir
-        self.record = record
-        self.probe_doc = probe
-        self.progress = progress
-        self._last_write = 0.0
-        self._lock = threading.Lock()
-
-    def emit(self, event: dict[str, Any]) -> None:
-        if self.progress is not None:
-            with contextlib.suppress(Exception):
-                self.progress(event)
-
-    def write(self, force: bool = False) -> None:
-        now = time.time()
-        if not force and now - self._last_write < 1.0:
-            return
-        with self._lock:
-            self.record["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-            self.record["updated_ts"] = now
-            runs_mod.write_json_atomic(self.run_dir / runs_mod.RUN_FILE, self.record)
-            self._last_write = now
-
-    def update(self, **kw) -> None:
-        self.record.update(kw)
-        self.write(force=True)
-
-    def status(self, status: str, **kw) -> None:
-        self.record["status"] = status
-        self.record.update(kw)
-        self.write(force=True)
-        self.emit({"kind": "status", "status": status, **kw})
-
-    def step(self, step: int, max_steps: int, epoch: float, eta: float | None, comps: dict) -> None:
-        self.record.update(step=step, max_steps=max_steps, epoch=epoch)
-        self.write()
-        self.emit({"kind": "step", "step": step, "max_steps": max_steps, "epoch": epoch,
-                   "eta_s": eta, "components": dict(comps)})
-
-    def loss(self, step: int, value: float, lr: float | None) -> None:
-        self.record.setdefault("losses", []).append([step, round(value, 6)])
-        self.emit({"kind": "loss", "step": step, "loss": value, "lr": lr})
-
-    def eval(self, step: int, epoch: float, metrics: dict[str, float]) -> None:
-        entry = {"step": step, "epoch": round(float(epoch), 4), "metrics": metrics}
-        self.record.setdefault("evals", []).append(entry)
-        self.write(force=True)
-        self.emit({"kind": "eval", **entry})
-
-    def has_probe(self, step: int) -> bool:
-        return any(s["step"] == step for s in self.probe_doc.get("snapshots", []))
-
-    def add_probe(self, step: int, snap: dict[str, Any]) -> None:
-        doc = self.probe_doc
-        doc["src_tokens"], doc["en_tokens"] = snap["src_tokens"], snap["en_tokens"]
-        doc.setdefault("snapshots", []).append(
-            {"step": step, "plan": snap["plan"], "ot_cost": snap["ot_cost"]}
-        )
-        runs_mod.write_json_atomic(self.run_dir / runs_mod.PROBE_FILE, doc)
-        self.emit({"kind": "probe", "step": step, **snap})
-
 
 # ============================================================================ run
 
@@ -224,7 +72,8 @@ class RunResult:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-def _world() -> tuple[int, int]:
+def world_rank() -> tuple[int, int]:
+    """``(rank, world size)`` of this process under ``torchrun`` (``(0, 1)`` alone)."""
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
@@ -249,7 +98,7 @@ def aer_on_gold(model, limit: int | None = None, data_dir: str | None = None) ->
 
 
 #: ``DistillConfig.lr_schedule`` → the trainer's scheduler (``constant`` keeps its warm-up).
-_SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
+SCHEDULERS = {"constant": "constant_with_warmup", "linear": "linear", "cosine": "cosine"}
 
 
 def resolve_device(device: str) -> str:
@@ -300,6 +149,227 @@ def batch_lengths(cfg: DistillConfig, student, pairs: list[tuple[str, str]]) -> 
     return lengths
 
 
+@dataclass
+class RunStart:
+    """Where a run starts: its checked config and, on resume or restart, what it left.
+
+    Attributes:
+        config: the validated config (the stored one on resume).
+        record: the folder's ``run.json`` (resume) or ``None`` (a new run).
+        resume_from: the checkpoint training continues from, or ``None``.
+        incomplete: checkpoints whose write was cut short (set aside before training).
+        clear: the folder holds a run to start over (``restart``, or a run that failed
+            before its first step): its files are removed before the first write.
+    """
+
+    config: DistillConfig
+    record: dict[str, Any] | None = None
+    resume_from: Path | None = None
+    incomplete: list[Path] = field(default_factory=list)
+    clear: bool = False
+
+
+def plan_start(config: DistillConfig, run_dir: Path, resume: bool = False,
+               restart: bool = False) -> RunStart:
+    """Check everything a run needs from its options and folder, writing nothing.
+
+    The one check before a run (the CLI, the grid and the Distillation page's jobs all
+    reach it through :func:`run_distillation`): the config (:meth:`DistillConfig.validate`)
+    and the folder (:func:`optical_core.runs.claim_run_folder`). On resume the stored
+    config is used, except ``epochs`` / ``max_steps``, which may be raised to train longer.
+
+    Raises:
+        DistillError: a bad option, or a folder the run may not use (naming it).
+        CheckpointError: ``resume`` with a damaged newest checkpoint.
+    """
+    if resume and restart:
+        raise DistillError("--resume continues a run and --restart starts it over: pass one")
+    try:
+        record = runs_mod.claim_run_folder(run_dir, resume=resume, restart=restart)
+    except runs_mod.RunError as exc:
+        raise DistillError(f"cannot resume: {exc}" if resume else str(exc)) from None
+    if not resume:
+        return RunStart(config.validate(), clear=record is not None)
+    stored = DistillConfig.from_dict(record.get("config", {}))
+    stored.epochs = max(stored.epochs, config.epochs) if config.epochs else stored.epochs
+    stored.max_steps = config.max_steps or stored.max_steps
+    incomplete: list[Path] = []
+    resume_from = last_checkpoint(run_dir, incomplete)
+    if resume_from is None and record.get("status") == "finished":
+        raise DistillError(f"run {run_dir.name} has finished and has no checkpoint to resume")
+    return RunStart(stored.validate(), record, resume_from, incomplete)
+
+
+@dataclass
+class Inputs:
+    """What a run trains on: the models, the training pairs and the evaluator."""
+
+    teacher: Any
+    student: Any
+    pairs: list[tuple[str, str]]
+    evaluator: RetrievalEvaluator | None
+
+
+def load_inputs(cfg: DistillConfig, train_pairs: list[tuple[str, str]] | None = None,
+                eval_pairs: list[tuple[str, str]] | None = None) -> Inputs:
+    """Load the teacher and student (:func:`load_models`, widths checked), the training
+    pairs and the evaluator, whose documents the frozen teacher embeds once (OPTICAL's
+    setting)."""
+    teacher, student = load_models(cfg)
+    check_teacher_supports(cfg, teacher)
+    check_widths(cfg, student, teacher)
+    pairs = train_pairs if train_pairs is not None else load_pairs(cfg, "train", cfg.pairs)
+    if not pairs:
+        raise DistillError("no training pairs")
+    evaluator = None
+    if cfg.evaluate:
+        ev = eval_pairs if eval_pairs is not None else load_pairs(cfg, cfg.eval_split,
+                                                                  cfg.eval_limit or None)
+        ev = ev[: cfg.eval_limit] if cfg.eval_limit else ev
+        en_texts = [en for en, _ in ev]
+        docs = teacher.encode(en_texts, batch_size=128, convert_to_numpy=True,
+                              normalize_embeddings=True, show_progress_bar=False)
+        evaluator = RetrievalEvaluator([x for _, x in ev], en_texts, doc_embeddings=docs,
+                                       name=cfg.eval_split if eval_pairs is None else "eval")
+    return Inputs(teacher, student, pairs[: cfg.pairs], evaluator)
+
+
+def new_record(cfg: DistillConfig, run_dir: Path, start: RunStart, inputs: Inputs,
+               device: str, cached, given_pairs: bool) -> dict[str, Any]:
+    """The run's ``run.json`` at the start of training: the stored one on resume, updated
+    with this process's settings, versions and data sizes."""
+    resumed = start.record is not None and not start.clear
+    record = start.record if resumed else {
+        "name": run_dir.name, "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "evals": [],
+        "losses": []}
+    _, world = world_rank()
+    record.update(
+        status="running", error=None, world_size=world, versions=package_versions(),
+        data={"train_pairs": len(inputs.pairs),
+              "eval_pairs": len(inputs.evaluator.src_texts) if inputs.evaluator else 0,
+              "source": "given" if given_pairs else cfg.data},
+        seed=cfg.seed, config=cfg.to_dict(), teacher=str(cfg.teacher or "default"),
+        eval_documents="teacher" if inputs.evaluator is not None else None, device=device,
+        teacher_cache=({"path": str(cached.path) if cached.path else None,
+                        "reused": cached.reused} if cached is not None else None),
+        # flat copies for readers that do not dig into "config" (ui.common.list_runs)
+        lang=cfg.lang, loss=cfg.loss, model_dir=runs_mod.MODEL_DIR, note=None,
+    )
+    return record
+
+
+def open_recorder(cfg: DistillConfig, run_dir: Path, start: RunStart, record: dict[str, Any],
+                  progress: ProgressFn | None) -> RunRecorder:
+    """The first write of a run (rank 0): clear a run to start over, set aside cut-short
+    checkpoints, drop what a crashed process logged past its checkpoint, and write
+    ``run.json`` with status ``running``."""
+    if start.clear:
+        runs_mod.clear_run(run_dir)
+    resumed = start.record is not None and not start.clear
+    probe_doc = (runs_mod.read_probe(run_dir) or {}) if resumed else {}
+    english, foreign = PROBES[cfg.lang]
+    probe_doc.update(english=english, foreign=foreign, epsilon=cfg.ot.epsilon)
+    if resumed:
+        forget_after(record, probe_doc, start.resume_from)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    note = set_aside(start.incomplete, start.resume_from) if start.incomplete else None
+    recorder = RunRecorder(run_dir, record, probe_doc, progress)
+    recorder.status("running", resumed_from=start.resume_from.name if start.resume_from else None,
+                    resume_note=note)
+    return recorder
+
+
+def training_args(cfg: DistillConfig, run_dir: Path, device: str, evaluating: bool,
+                  lengths: list[int]):
+    """The trainer's arguments of a run (checkpoints under ``run_dir/checkpoints``)."""
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    _, world = world_rank()
+    eval_strategy = ("steps" if cfg.eval_steps > 0 else "epoch") if evaluating else "no"
+    extra: dict[str, Any] = {}
+    if eval_strategy == "steps":
+        extra["eval_steps"] = cfg.eval_steps
+    if world > 1:
+        extra["ddp_backend"] = "gloo" if device == "cpu" else "nccl"
+    if cfg.group_by_length:
+        extra["batch_sampler"] = functools.partial(LengthGroupedBatchSampler, lengths=lengths)
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(run_dir / runs_mod.CHECKPOINT_DIR), num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps if cfg.max_steps > 0 else -1,
+        per_device_train_batch_size=cfg.batch_size, per_device_eval_batch_size=cfg.batch_size,
+        learning_rate=cfg.lr, lr_scheduler_type=SCHEDULERS[cfg.lr_schedule],
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio
+        max_grad_norm=cfg.max_grad_norm,  # 0: no clipping
+        weight_decay=cfg.weight_decay, seed=cfg.seed, data_seed=cfg.seed, logging_steps=1,
+        save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit,
+        eval_strategy=eval_strategy, use_cpu=device == "cpu", bf16=use_bf16(cfg.precision, device),
+        optim="adamw_torch_fused",  # one kernel per step instead of one per tensor
+        dataloader_num_workers=0, report_to="none", disable_tqdm=True, save_only_model=False,
+        **extra,
+    )
+
+
+def make_trainer(cfg: DistillConfig, inputs: Inputs, loss, dataset, args, recorder,
+                 cancel: threading.Event | None, track_aer):
+    """The ``SentenceTransformerTrainer`` of a run with its :class:`DistillCallback`, the
+    augmenting collator when the foreign side is perturbed, and no console printing."""
+    from sentence_transformers import SentenceTransformerTrainer
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from optical_core.distill.callback import DistillCallback
+
+    # MSE-KD has no plan to snapshot (also when an OpticalLoss carries its robustness terms)
+    probe = PROBES[cfg.lang] if cfg.loss != "mse" else None
+    callback = DistillCallback(recorder, loss, probe, cfg.probe_every, cancel, track_aer)
+    trainer = SentenceTransformerTrainer(model=inputs.student, args=args, train_dataset=dataset,
+                                         loss=loss, evaluator=inputs.evaluator,
+                                         callbacks=[callback])
+    if cfg.augments():  # the student reads a perturbed foreign side (distill.augment)
+        collator = AugmentingCollator(trainer.data_collator, cfg, inputs.student)
+        trainer.data_collator = collator
+        trainer.add_callback(epoch_callback(collator))
+    for cb in (PrinterCallback, ProgressCallback):
+        with contextlib.suppress(ValueError):
+            trainer.remove_callback(cb)
+    _slow_save_hook(trainer)
+    return trainer, callback
+
+
+def train(trainer, callback, inputs: Inputs, run_dir: Path, start: RunStart,
+          recorder: RunRecorder | None, cancel: threading.Event | None, track_aer) -> RunResult:
+    """Evaluate the starting student (a new run), train, save the model and record the
+    outcome: ``finished``, ``cancelled`` (a checkpoint and the model kept)."""
+    record = recorder.record if recorder is not None else {}
+    if inputs.evaluator is not None and start.resume_from is None and recorder is not None:
+        metrics = {k: float(v) for k, v in inputs.evaluator(inputs.student).items()}
+        aer = track_aer(inputs.student) if track_aer is not None else None
+        if aer is not None:
+            metrics["aer_enfr"] = aer
+        recorder.eval(0, 0.0, metrics)
+    if cancel is not None and cancel.is_set():
+        if recorder is not None:
+            recorder.status("cancelled", step=0, note=getattr(cancel, "reason", None))
+        return RunResult(run_dir, "cancelled", None, 0, {}, record)
+    resume_from = str(start.resume_from) if start.resume_from else None
+    trainer.train(resume_from_checkpoint=resume_from)
+    status = "cancelled" if callback.cancelled else "finished"
+    model_dir = None
+    if recorder is not None:
+        model_dir = runs_mod.save_model_atomic(inputs.student, run_dir / runs_mod.MODEL_DIR)
+        recorder.status(status, step=trainer.state.global_step,
+                        finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        note=getattr(cancel, "reason", None) if callback.cancelled else None)
+    last = record.get("evals", [])
+    return RunResult(run_dir, status, model_dir, int(trainer.state.global_step),
+                     dict(last[-1]["metrics"]) if last else {}, record)
+
+
+def failure_message(exc: BaseException) -> str:
+    """One line for ``run.json``'s ``error``: the exception's first line (no traceback)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:500]}" if text else type(exc).__name__
+
+
 def run_distillation(
     config: DistillConfig,
     out_dir: str | os.PathLike[str],
@@ -308,13 +378,20 @@ def run_distillation(
     cancel: threading.Event | None = None,
     train_pairs: list[tuple[str, str]] | None = None,
     eval_pairs: list[tuple[str, str]] | None = None,
+    restart: bool = False,
 ) -> RunResult:
     """Train a student by OT / MSE distillation and write a run folder.
+
+    Nothing is written before every option and the folder are checked and the models and
+    data are loaded (:func:`plan_start`, :func:`load_inputs`); a failure after the first
+    write is recorded in ``run.json`` (status ``failed`` and its error), and a run that
+    failed before its first step may be started again with corrected options.
 
     Args:
         config: the run's settings (ignored on resume: the stored config is used, except
             ``epochs``/``max_steps``, which may be raised to train longer).
-        out_dir: the run folder (``runs/NAME``); must not hold a run unless ``resume``.
+        out_dir: the run folder (``runs/NAME``): new, empty, or holding a run to resume or
+            restart; a folder with other files is never taken over.
         resume: continue from the newest checkpoint in ``out_dir/checkpoints``.
         progress: called with event dicts (``kind``: ``status``, ``step``, ``loss``,
             ``eval``, ``probe``) from the training thread; exceptions in it are ignored.
@@ -322,194 +399,46 @@ def run_distillation(
             the status becomes ``cancelled``; the ``reason`` of a :class:`CancelEvent` is
             stored as the run's ``note``.
         train_pairs, eval_pairs: ``(english, foreign)`` pairs overriding the data source.
+        restart: start the run in ``out_dir`` over (its files are replaced).
 
     Returns:
         :class:`RunResult`.
 
     Raises:
-        DistillError: bad config, missing data or model, an existing run without ``resume``.
+        DistillError: bad config, missing data or model, a folder the run may not use.
         CheckpointError: ``resume`` with a damaged newest checkpoint.
     """
     import transformers
-    from sentence_transformers import (
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    rank, world = _world()
-    is_main = rank == 0
+    rank, _ = world_rank()
     run_dir = Path(out_dir).expanduser().resolve()
-    ckpt_root = run_dir / runs_mod.CHECKPOINT_DIR
-    resume_from: Path | None = None
-    incomplete: list[Path] = []
-    old_record: dict[str, Any] | None = None
-    if resume:
-        try:
-            old_record = runs_mod.read_record(run_dir)
-        except runs_mod.RunError as exc:
-            raise DistillError(f"cannot resume: {exc}") from None
-        stored = DistillConfig.from_dict(old_record.get("config", {}))
-        stored.epochs = max(stored.epochs, config.epochs) if config.epochs else stored.epochs
-        stored.max_steps = config.max_steps or stored.max_steps
-        config = stored
-        resume_from = last_checkpoint(run_dir, incomplete)
-        if resume_from is None and old_record.get("status") == "finished":
-            raise DistillError(f"run {run_dir.name} has finished and has no checkpoint to resume")
-    elif is_main and (run_dir / runs_mod.RUN_FILE).exists():
-        raise DistillError(
-            f"{run_dir} already holds a run; pass resume to continue it or choose another name"
-        )
-    cfg = config.validate()
-
+    start = plan_start(config, run_dir, resume=resume, restart=restart)
+    cfg = start.config
     transformers.utils.logging.set_verbosity_error()
-    teacher, student = load_models(cfg)
-    pairs = train_pairs if train_pairs is not None else load_pairs(cfg, "train", cfg.pairs)
-    if not pairs:
-        raise DistillError("no training pairs")
-    pairs = pairs[: cfg.pairs]
-    evaluator = None
-    if cfg.evaluate:
-        ev = eval_pairs if eval_pairs is not None else load_pairs(cfg, cfg.eval_split, cfg.eval_limit or None)
-        ev = ev[: cfg.eval_limit] if cfg.eval_limit else ev
-        en_texts = [en for en, _ in ev]
-        # OPTICAL's setting: the frozen teacher indexes the English side, once.
-        docs = teacher.encode(en_texts, batch_size=128, convert_to_numpy=True,
-                              normalize_embeddings=True, show_progress_bar=False)
-        evaluator = RetrievalEvaluator([x for _, x in ev], en_texts, doc_embeddings=docs,
-                                       name=cfg.eval_split if eval_pairs is None else "eval")
+    inputs = load_inputs(cfg, train_pairs, eval_pairs)
     device = resolve_device(cfg.device)
-    check_teacher_supports(cfg, teacher)
     cached = None
     if cfg.teacher_cache:
-        teacher.to(device)
-        cached = teacher_cache(teacher, [en for en, _ in pairs], rank=rank,
+        inputs.teacher.to(device)
+        cached = teacher_cache(inputs.teacher, [en for en, _ in inputs.pairs], rank=rank,
                                teacher_name=str(cfg.teacher or "default"),
                                tokens=cfg.loss != "mse")
-    loss = build_loss(cfg, student, teacher, cached, pairs)
-    dataset = build_dataset(cfg, pairs, teacher, cached)
-    lengths = batch_lengths(cfg, student, pairs)
-
-    probe = PROBES[cfg.lang]
-    record: dict[str, Any] = old_record or {
-        "name": run_dir.name,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "config": cfg.to_dict(),
-        "evals": [],
-        "losses": [],
-    }
-    record.update(
-        status="running", error=None, world_size=world, versions=package_versions(),
-        data={"train_pairs": len(pairs), "eval_pairs": len(evaluator.src_texts) if evaluator else 0,
-              "source": cfg.data if train_pairs is None else "given"},
-        seed=cfg.seed, config=cfg.to_dict(), teacher=str(cfg.teacher or "default"),
-        eval_documents="teacher" if evaluator is not None else None,
-        device=device,
-        teacher_cache=({"path": str(cached.path) if cached.path else None, "reused": cached.reused}
-                       if cached is not None else None),
-        # flat copies for readers that do not dig into "config" (ui.common.list_runs)
-        lang=cfg.lang, loss=cfg.loss, model_dir=runs_mod.MODEL_DIR, note=None,
-    )
-    probe_doc = (runs_mod.read_probe(run_dir) or {}) if resume else {}
-    probe_doc.update(english=probe[0], foreign=probe[1], epsilon=cfg.epsilon)
-    if resume:
-        _forget_after(record, probe_doc, resume_from)
-    recorder = None
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        note = _set_aside(incomplete, resume_from) if incomplete else None
-        recorder = _RunRecorder(run_dir, record, probe_doc, progress)
-        recorder.status("running", resumed_from=resume_from.name if resume_from else None,
-                        resume_note=note)
-
-    eval_strategy = "no"
-    if evaluator is not None:
-        eval_strategy = "steps" if cfg.eval_steps > 0 else "epoch"
-    args_kw: dict[str, Any] = dict(
-        output_dir=str(ckpt_root),
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps if cfg.max_steps > 0 else -1,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        learning_rate=cfg.lr,
-        lr_scheduler_type=_SCHEDULERS[cfg.lr_schedule],
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio
-        max_grad_norm=cfg.max_grad_norm,  # 0: no clipping
-        weight_decay=cfg.weight_decay,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        eval_strategy=eval_strategy,
-        use_cpu=device == "cpu",
-        bf16=use_bf16(cfg.precision, device),
-        optim="adamw_torch_fused",  # one kernel per step instead of one per tensor
-        dataloader_num_workers=0,
-        report_to="none",
-        disable_tqdm=True,
-        save_only_model=False,
-    )
-    if eval_strategy == "steps":
-        args_kw["eval_steps"] = cfg.eval_steps
-    if world > 1:
-        args_kw["ddp_backend"] = "gloo" if device == "cpu" else "nccl"
-    if cfg.group_by_length:
-        args_kw["batch_sampler"] = functools.partial(LengthGroupedBatchSampler, lengths=lengths)
-    args = SentenceTransformerTrainingArguments(**args_kw)
-
-    track_aer = functools.partial(aer_on_gold, data_dir=cfg.data_dir) if cfg.track_aer else None
-    # MSE-KD has no plan to snapshot (also when an OpticalLoss carries its robustness terms)
-    callback = _make_callback_class()(recorder, loss, probe if cfg.loss != "mse" else None,
-                                      cfg.probe_every, cancel, track_aer)
-    trainer = SentenceTransformerTrainer(
-        model=student, args=args, train_dataset=dataset, loss=loss, evaluator=evaluator,
-        callbacks=[callback],
-    )
-    if cfg.augments():  # the student reads a perturbed foreign side (distill.augment)
-        collator = AugmentingCollator(trainer.data_collator, cfg, student)
-        trainer.data_collator = collator
-        trainer.add_callback(epoch_callback(collator))
-    for cb in (PrinterCallback, ProgressCallback):
-        with contextlib.suppress(ValueError):
-            trainer.remove_callback(cb)
-    _slow_save_hook(trainer)
-
+    loss = build_loss(cfg, inputs.student, inputs.teacher, cached, inputs.pairs)
+    dataset = build_dataset(cfg, inputs.pairs, inputs.teacher, cached)
+    record = new_record(cfg, run_dir, start, inputs, device, cached, train_pairs is not None)
+    recorder = open_recorder(cfg, run_dir, start, record, progress) if rank == 0 else None
     try:
-        if evaluator is not None and resume_from is None and is_main:
-            base = evaluator(student)
-            metrics = {k: float(v) for k, v in base.items()}
-            aer = track_aer(student) if track_aer is not None else None
-            if aer is not None:
-                metrics["aer_enfr"] = aer
-            recorder.eval(0, 0.0, metrics)
-        if cancel is not None and cancel.is_set():
-            raise _CancelledBeforeStart
-        trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-        status = "cancelled" if callback.cancelled else "finished"
-        model_dir = None
-        if is_main:
-            model_dir = runs_mod.save_model_atomic(student, run_dir / runs_mod.MODEL_DIR)
-            recorder.status(status, step=trainer.state.global_step,
-                            finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                            note=getattr(cancel, "reason", None) if callback.cancelled else None)
-    except _CancelledBeforeStart:
-        if recorder is not None:
-            recorder.status("cancelled", step=0, note=getattr(cancel, "reason", None))
-        return RunResult(run_dir, "cancelled", None, 0, {}, record)
+        track_aer = (functools.partial(aer_on_gold, data_dir=cfg.data_dir)
+                     if cfg.track_aer else None)
+        args = training_args(cfg, run_dir, device, inputs.evaluator is not None,
+                             batch_lengths(cfg, inputs.student, inputs.pairs))
+        trainer, callback = make_trainer(cfg, inputs, loss, dataset, args, recorder, cancel,
+                                         track_aer)
+        return train(trainer, callback, inputs, run_dir, start, recorder, cancel, track_aer)
     except BaseException as exc:
         if recorder is not None:
-            msg = str(exc).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
-            recorder.status("failed", error=f"{type(exc).__name__}: {msg}")
+            recorder.status("failed", error=failure_message(exc))
         raise
-    last = record.get("evals", [])
-    return RunResult(run_dir, status, model_dir, int(trainer.state.global_step),
-                     dict(last[-1]["metrics"]) if last else {}, record)
-
-
-class _CancelledBeforeStart(Exception):
-    pass
 
 
 def _slow_save_hook(trainer) -> None:

@@ -270,8 +270,9 @@ class GridConfig:
         """The ``[distill]`` and ``[variants.*]`` options: known, not set by the grid, and a
         valid :class:`~optical_core.distill.config.DistillConfig` together."""
         from optical_core.distill.config import DistillConfig, DistillError
+        from optical_core.distill.config import options as distill_options
 
-        names = {f.name for f in fields(DistillConfig)}
+        names = {o.name for o in distill_options()}
         for table, opts in [("distill", self.distill),
                             *((f"variants.{k}", v) for k, v in self.variants.items())]:
             if table != "distill":
@@ -285,7 +286,7 @@ class GridConfig:
             if fixed:
                 raise ExperimentError(f"{sorted(fixed)} are set by the grid, not by [{table}]")
             try:
-                DistillConfig(**{**self.distill, **opts}).validate()
+                DistillConfig.from_options(**{**self.distill, **opts}).validate()
             except (DistillError, TypeError) as exc:
                 raise ExperimentError(f"bad [{table}] options: {exc}") from None
 
@@ -377,10 +378,10 @@ def distill_config(grid: GridConfig, method: str, lang: str, pairs: int, seed: i
     schedule that tuning chose (default: :attr:`GridConfig.schedule`)."""
     from optical_core.distill.config import DistillConfig
 
-    cfg = DistillConfig(**{**grid.options(method), "lang": lang, "pairs": int(pairs),
-                           "loss": base_method(method),
-                           "lr": float(lr), "lr_schedule": schedule or grid.schedule,
-                           "seed": int(seed)})
+    cfg = DistillConfig.from_options(**{**grid.options(method), "lang": lang,
+                                        "pairs": int(pairs), "loss": base_method(method),
+                                        "lr": float(lr), "lr_schedule": schedule or grid.schedule,
+                                        "seed": int(seed)})
     cfg.eval_split = grid.tune_split
     cfg.evaluate = True
     return cfg.validate()
