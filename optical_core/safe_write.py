@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -26,8 +28,16 @@ class OutputError(OSError):
     An ``OSError``, so callers that caught the write's own error still catch it."""
 
 
+def temp_tag() -> str:
+    """``<pid>@<host>-``: what a temporary name carries after its prefix, so that a later
+    writer can tell a dead writer's leftover (same host, process gone) from a live one's.
+    The host keeps a writer on another machine sharing the folder from being judged by
+    this machine's process table."""
+    return f"{os.getpid()}@{socket.gethostname()}-"
+
+
 def _tmp_prefix(path: Path) -> str:
-    return f".{path.name}.{os.getpid()}-"
+    return f".{path.name}.{temp_tag()}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -40,31 +50,43 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temps(path: str | os.PathLike[str]) -> int:
-    """Remove the temporary files that killed writers of ``path`` left beside it.
-
-    Only names of the form ``.<name>.<pid>-<random>.tmp`` whose ``pid`` is no longer
-    running are removed, so a concurrent writer's file is never touched.
+def remove_stale(folder: str | os.PathLike[str], prefix: str, suffix: str = "") -> int:
+    """Remove what killed writers left in ``folder``: files or folders named
+    ``<prefix><pid>@<host>-<random><suffix>`` (see :func:`temp_tag`) written on this host
+    by a process that is no longer running. A live writer's temporary is never touched.
 
     Returns:
         How many were removed.
     """
-    path = Path(path).expanduser()
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.(\d+)-[^/]*\.tmp$")
+    pattern = re.compile(
+        rf"^{re.escape(prefix)}(\d+)@{re.escape(socket.gethostname())}-.*{re.escape(suffix)}$"
+    )
     removed = 0
     try:
-        siblings = list(path.parent.iterdir())
+        entries = list(Path(folder).expanduser().iterdir())
     except OSError:
         return 0
-    for sib in siblings:
-        match = pattern.match(sib.name)
-        if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
-            try:
-                sib.unlink()
-                removed += 1
-            except OSError:
-                pass
+    for entry in entries:
+        match = pattern.match(entry.name)
+        pid = int(match.group(1)) if match else os.getpid()
+        if pid == os.getpid() or _pid_alive(pid):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed += 1
+        except OSError:
+            pass
     return removed
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> int:
+    """Remove the temporary files that killed writers of ``path`` left beside it
+    (``.<name>.<pid>@<host>-<random>.tmp``, see :func:`remove_stale`)."""
+    path = Path(path).expanduser()
+    return remove_stale(path.parent, f".{path.name}.", ".tmp")
 
 
 def _why(exc: OSError) -> str:
@@ -166,6 +188,8 @@ __all__ = [
     "OutputError",
     "check_output_file",
     "claim_output_folder",
+    "remove_stale",
     "remove_stale_temps",
+    "temp_tag",
     "write_text_atomic",
 ]

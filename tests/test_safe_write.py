@@ -4,6 +4,7 @@ and output folders that are never someone else's."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 
@@ -13,7 +14,9 @@ from optical_core.safe_write import (
     OUTPUT_MARKER,
     OutputError,
     claim_output_folder,
+    remove_stale,
     remove_stale_temps,
+    temp_tag,
     write_text_atomic,
 )
 
@@ -63,15 +66,32 @@ def test_a_killed_writers_temp_file_is_removed_by_the_next_write(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           check=True, capture_output=True, text=True)
     pid = int(dead.stdout)  # that process has exited
-    stale = tmp_path / f".out.txt.{pid}-abc.tmp"
+    host = socket.gethostname()
+    stale = tmp_path / f".out.txt.{pid}@{host}-abc.tmp"
     stale.write_text("half")
-    alive = tmp_path / f".out.txt.{os.getppid()}-def.tmp"  # a running writer's file
+    alive = tmp_path / f".out.txt.{os.getppid()}@{host}-def.tmp"  # a running writer's file
     alive.write_text("busy")
-    other = tmp_path / f".notes.txt.{pid}-abc.tmp"  # another target's
+    elsewhere = tmp_path / f".out.txt.{pid}@another-machine-abc.tmp"  # not ours to judge
+    elsewhere.write_text("busy")
+    other = tmp_path / f".notes.txt.{pid}@{host}-abc.tmp"  # another target's
     other.write_text("x")
     write_text_atomic(tmp_path / "out.txt", "whole\n")
-    assert not stale.exists() and alive.exists() and other.exists()
+    assert not stale.exists() and alive.exists() and elsewhere.exists() and other.exists()
     assert remove_stale_temps(tmp_path / "notes.txt") == 1
+
+
+def test_a_killed_writers_temp_folder_is_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          check=True, capture_output=True, text=True)
+    stale = tmp_path / f".tmp-sentence-{int(dead.stdout)}@{socket.gethostname()}-x1"
+    (stale / "sub").mkdir(parents=True)
+    (stale / "sub" / "a.npy").write_bytes(b"half")
+    mine = tmp_path / f".tmp-sentence-{temp_tag()}y2"  # this process: alive
+    mine.mkdir()
+    old_style = tmp_path / ".tmp-sentence-12ab_x9z"  # no pid: never guessed at
+    old_style.mkdir()
+    assert remove_stale(tmp_path, ".tmp-sentence-") == 1
+    assert not stale.exists() and mine.exists() and old_style.exists()
 
 
 def test_claim_output_folder(tmp_path):

@@ -51,6 +51,7 @@ from optical_core.fingerprint import (
     discard_entry,
     weights_fingerprint,
 )
+from optical_core.safe_write import remove_stale, temp_tag
 
 CACHE_FORMAT = 1
 EMBEDDINGS_FILE = "embeddings.safetensors"
@@ -109,8 +110,10 @@ class TeacherEmbeddings:
     def __len__(self) -> int:
         return int(self.offsets.numel()) - 1
 
-    def batch(self, index: torch.Tensor, dtype: torch.dtype = torch.float32,
-              device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(
+        self, index: torch.Tensor, dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The rows ``index`` (``(B,)`` int) padded to their longest.
 
         Returns:
@@ -241,7 +244,9 @@ def _write(folder: Path, key: str, emb: TeacherEmbeddings, teacher_name: str) ->
     from safetensors.torch import save_file
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name[:16]}-", dir=folder.parent))
+    remove_stale(folder.parent, f".tmp-{folder.name[:16]}-")  # what a killed writer left
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{folder.name[:16]}-{temp_tag()}",
+                                dir=folder.parent))
     try:
         arrays = {"tokens": emb.tokens.contiguous(), "offsets": emb.offsets.contiguous(),
                   "sentence": emb.sentence.contiguous()}

@@ -29,6 +29,7 @@ import numpy as np
 
 from optical_core import data as _data
 from optical_core.fingerprint import CacheRebuiltWarning, content_checksum, weights_fingerprint
+from optical_core.safe_write import remove_stale, temp_tag
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_core.encoders.transformer import Encoder
@@ -120,7 +121,8 @@ def save_part(
     """Write a part atomically (temporary folder + rename). ``False`` if it could not."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{part}-", dir=folder))
+        remove_stale(folder, f".tmp-{part}-")  # what a killed writer left
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{part}-{temp_tag()}", dir=folder))
     except OSError:
         return False
     try:
