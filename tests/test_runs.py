@@ -3,6 +3,7 @@ interrupted and damaged runs, atomic writes)."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -52,3 +53,31 @@ def test_run_teacher_says_what_is_missing(tmp_path):
     (tmp_path / "cut" / "run.json").write_text('{"teacher": "x')
     with pytest.raises(runs.RunError, match="damaged"):
         runs.run_teacher(tmp_path / "cut")
+
+
+def test_a_run_folder_is_claimed_only_when_nothing_of_the_user_is_at_stake(tmp_path):
+    from optical_core.runs import RunError, claim_run_folder, clear_run
+
+    assert claim_run_folder(tmp_path / "new") is None  # does not exist yet
+    (tmp_path / "empty").mkdir()
+    assert claim_run_folder(tmp_path / "empty") is None
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x", encoding="utf-8")
+    with pytest.raises(RunError, match=r"holds files but no run\.json"):
+        claim_run_folder(mine)
+    with pytest.raises(RunError, match="holds files but no run.json"):
+        claim_run_folder(mine, restart=True)  # --restart restarts runs, not folders
+    (mine / "run.json").write_text(json.dumps({"status": "failed", "error": "x"}))
+    assert claim_run_folder(mine)["status"] == "failed"  # failed before its first step
+    (mine / "run.json").write_text(json.dumps({"status": "failed", "step": 3}))
+    with pytest.raises(RunError, match="--restart"):
+        claim_run_folder(mine)  # it trained: only on purpose
+    assert claim_run_folder(mine, restart=True)["step"] == 3
+    (mine / "checkpoints" / "checkpoint-3").mkdir(parents=True)
+    (mine / "probe.json").write_text("{}")
+    with pytest.raises(RunError, match="--restart"):
+        (mine / "run.json").write_text(json.dumps({"status": "failed"}))
+        claim_run_folder(mine)  # no step recorded, but a checkpoint was written
+    clear_run(mine)
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
