@@ -109,6 +109,11 @@ def _settle(page, plan_with: str | None = None):
         )
 
 
+def _wait_url(page, part: str) -> None:
+    """Wait until the page's URL (the view it has written) contains ``part``."""
+    page.wait_for_function("p => location.href.includes(p)", arg=part, timeout=60_000)
+
+
 def test_controls_keep_their_values_after_bad_input_and_page_switch(server, browser):
     """Widgets hidden by an early stop (empty text) or a visit to another page come back
     with the values the user left, in the browser as well as on the server."""
@@ -118,6 +123,7 @@ def test_controls_keep_their_values_after_bad_input_and_page_switch(server, brow
     page.get_by_role("slider", name="OT threshold").focus()
     for _ in range(4):  # 0.50 → 0.70
         page.keyboard.press("ArrowRight")
+    _wait_url(page, "threshold=0.7")
     _settle(page)
     page.locator('[data-testid="stSidebar"]').get_by_role("slider", name="ε — entropic blur").focus()
     for _ in range(2):  # 0.05 → 0.1
@@ -131,6 +137,8 @@ def test_controls_keep_their_values_after_bad_input_and_page_switch(server, brow
     page.wait_for_selector("text=The target text is empty", timeout=60_000)
     target.fill("A puppy is running on the sand.")
     page.keyboard.press("Control+Enter")
+    _wait_url(page, "tgt=A+puppy")  # the state this step needs, not one it had before
+    page.get_by_text("The target text is empty").wait_for(state="detached", timeout=60_000)
     _settle(page, "ε = 0.1")
     values = page.evaluate(SLIDER_VALUES_JS)
     assert values["OT threshold"] == "0.70", values
@@ -143,4 +151,44 @@ def test_controls_keep_their_values_after_bad_input_and_page_switch(server, brow
     values = page.evaluate(SLIDER_VALUES_JS)
     assert values["OT threshold"] == "0.70" and values["ε — entropic blur"] == "0.1", values
     save_screenshot(page, "alignment_values_kept")
+    page.close()
+
+
+STEP_AT_JS = f"""(k) => {{ const d = ({FIND_FIGURE_JS})('sinkhorn_step');
+  return !!d && !!d._fullData && d.layout.meta.iteration >= k; }}"""
+STEP_JS = f"""() => {{
+  const d = ({FIND_FIGURE_JS})('sinkhorn_step'), p = ({FIND_FIGURE_JS})('plan');
+  if (!d || !p || !d._fullData[0] || !d._fullData[0].z) return null;
+  return {{iteration: d.layout.meta.iteration, error: d.layout.meta.marginal_error,
+          z: Array.from(d._fullData[0].z, r => Array.from(r)),
+          plan: Array.from(p._fullData[0].z, r => Array.from(r))}};
+}}"""
+
+
+def test_sinkhorn_step_through_from_the_kernel_to_convergence(server, browser):
+    page = browser.new_page(viewport={"width": 1400, "height": 1200})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{server}/Alignment", wait_until="domcontentloaded")
+    page.wait_for_function(f"({PLAN_JS})() !== null", timeout=120_000)
+    page.get_by_text("Step through Sinkhorn").click()
+    page.wait_for_function(STEP_AT_JS, arg=0, timeout=120_000)
+    kernel = page.evaluate(STEP_JS)
+    assert kernel["error"] > 0.1  # the kernel fits neither marginal
+    slider = page.get_by_role("slider", name="Sinkhorn step")
+    slider.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(STEP_AT_JS, arg=1, timeout=60_000)
+    one = page.evaluate(STEP_JS)
+    assert one["error"] < kernel["error"]
+    page.keyboard.press("End")  # the last stop: where Sinkhorn stops
+    page.wait_for_function(STEP_AT_JS, arg=13, timeout=60_000)
+    _settle(page)
+    last = page.evaluate(STEP_JS)
+    assert last["error"] <= 1e-6
+    assert "converged" in page.evaluate(SLIDER_VALUES_JS)["Sinkhorn step"]
+    gap = max(abs(a - b) for ra, rb in zip(last["z"], last["plan"]) for a, b in zip(ra, rb))
+    assert gap < 1e-5  # the end of the step-through is the plan the page shows
+    save_screenshot(page, "alignment_sinkhorn_steps")
+    assert "Traceback" not in page.inner_text("body") and not errors, errors
     page.close()

@@ -18,6 +18,11 @@ from ui.live_chart import PLOTLY_DIVS_JS
 
 pytestmark = pytest.mark.browser
 T = 1_800_000  # ms per wait: generous, for a machine busy with other work
+# Every plan title's text fits its figure: the drawn title ends inside the figure's width.
+TITLES_FIT_JS = f"""() => ({PLOTLY_DIVS_JS}).filter(d => d.layout.meta
+  && d.layout.meta.kind === 'plan').every(d => {{
+    const t = d.querySelector('.gtitle'), box = d.getBoundingClientRect();
+    return !t || t.getBoundingClientRect().right <= box.right + 1; }})"""
 IDLE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 
 
@@ -87,12 +92,20 @@ def _walk(page, url, runs_dir, errors: list[str]) -> None:
     toggle = page.get_by_text("Before distillation: show the plan of tiny, the model")
     toggle.wait_for(timeout=T)
     assert f"Run: {run.name}" in page.evaluate(PICKER_JS)
-    toggle.click()
+    # The lesson lands: the German demo pair de-01 with Before on, without a click, and the
+    # link to this view keeps the toggle.
+    page.wait_for_function("() => location.href.includes('before=true')", timeout=T)
+    assert "demo=de-01" in page.url
     page.wait_for_function(  # the plan is a live chart in an iframe, "before" beside it
         f"([a, b]) => {{ const t = ({PLOTLY_DIVS_JS}).map(d => d.layout.title"
         " && d.layout.title.text).join(' | '); return t.includes(a) && t.includes(b); }",
         arg=["before: tiny", f"after: {run.name}"], timeout=T)
     page.get_by_text("Row entropy (after)").wait_for(timeout=T)
+    page.get_by_text("AER (after)").wait_for(timeout=T)  # a ★ pair: gold links, AER
     _idle(page)
     save_screenshot(page, "quick_student_before_after")
+    # At 1,000 px the two plans share the width; neither title is cut off.
+    page.set_viewport_size({"width": 1000, "height": 1200})
+    _idle(page)
+    assert page.evaluate(TITLES_FIT_JS), "a plan title is clipped"
     assert "Traceback" not in page.inner_text("body") and not errors, errors

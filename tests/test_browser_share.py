@@ -20,6 +20,9 @@ pytestmark = pytest.mark.browser
 
 PLAN_TITLE_JS = f"""() => {{ const d = ({FIND_FIGURE_JS})('plan');
   return d ? d.layout.title.text : null; }}"""
+# The plan's column labels (target tokens), joined.
+PLAN_TICKS_JS = f"""() => {{ const d = ({FIND_FIGURE_JS})('plan');
+  return d ? (d.layout.xaxis.ticktext || []).join(' ') : ''; }}"""
 SLIDER_VALUES_JS = """() => Object.fromEntries(Array.from(
   document.querySelectorAll('input[type=range]'),
   e => [e.getAttribute('aria-label'), e.getAttribute('aria-valuetext')]))"""
@@ -136,13 +139,23 @@ def test_epsilon_reruns_only_the_fragment_and_updates_the_url(server, browser):
         assert frames, "the step sent nothing"
         assert not any(TITLE_TEXT in f for f in frames), "an ε step reran the whole page"
         assert parse_qs(urlsplit(page.url).query)["eps"] == [want]
-    # typing a new text is a full run (the pair sits outside the fragment)
+    # Typing a new text is a full run (the pair sits outside the fragment). Each wait names
+    # the state it needs: "ε = 0.1" was on screen before the edit, so waiting for it alone
+    # checked the URL before the rerun had even started (late, not lost, under load).
     frames.clear()
     target = page.get_by_role("textbox", name="Target text (columns)")
-    target.fill("A puppy runs on the sand.")
+    target.fill("A puppy runs on the dune.")
     page.keyboard.press("Control+Enter")
+    page.wait_for_function("() => location.href.includes('dune')", timeout=300_000)
     wait_plan(page, "ε = 0.1")
+    page.wait_for_function(f"() => ({PLAN_TICKS_JS})().includes('dune')", timeout=300_000)
     settle(page)
     assert any(TITLE_TEXT in f for f in frames)
-    assert "puppy+runs" in page.url
+    query = parse_qs(urlsplit(page.url).query)
+    assert query["tgt"] == ["A puppy runs on the dune."] and query["eps"] == ["0.1"]
+    # Never undone: a second later the box, the plan and the URL still hold the edit.
+    page.wait_for_timeout(1500)
+    settle(page)
+    assert target.input_value() == "A puppy runs on the dune."
+    assert "dune" in page.evaluate(PLAN_TICKS_JS) and "dune" in page.url
     page.close()

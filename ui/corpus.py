@@ -158,7 +158,8 @@ def show_diffs(pairs: list[CorpusPair], gold: str | None, model1: str, model2: s
     k1.metric(f"Mean {label}: 1 · {model_label(model1)}", f"{mean1:.3f}",
               help=help_for("AER" if metric == "aer" else "row entropy"))
     k2.metric(f"Mean {label}: 2 · {model_label(model2)}", f"{mean2:.3f}",
-              delta=f"{mean2 - mean1:+.3f}", delta_color="inverse")
+              delta=f"{mean2 - mean1:+.3f}" if abs(mean2 - mean1) >= 0.0005 else None,
+              delta_color="inverse")
     k3.metric("Sentences", f"{len(diffs)}")
     if metric == "entropy":
         st.caption("No gold links: the score is the plan's row entropy (lower = sharper); "
