@@ -31,6 +31,7 @@ from optical_core.retrieval.noise import BATCH_LEVELS
 from optical_core.retrieval.scorers import Ranking, ScorerConfig, search
 from optical_core.runs import RunError
 from ui.errors import show_error
+from ui.glossary import help_for
 from ui.links import Param
 from ui.models import (
     SENTENCE_ONLY_NOTE,
@@ -248,6 +249,6 @@ def compare_panel(s: Setting, q: Query, clean_rk: Ranking, noisy_rk: Ranking) ->
             (f"{model_label(start)} (untrained start)",
              DOC_NAMES[s.docs] if s.docs == "teacher" else "itself", *before)]
     st.table(pd.DataFrame(compare_rows(rows, q.relevant, s.corpus.doc_texts)), hide_index=True)
-    st.caption("RR@10: 1 / rank of the relevant caption, 0 below rank 10 (one query's MRR@10)."
+    st.caption(f"RR@10: {help_for('RR@10')}"
                if q.relevant else "A typed query has no relevant caption: the top caption of "
                "each model is shown.")
