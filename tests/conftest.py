@@ -56,6 +56,21 @@ def copy_model(src: Path, dst: Path) -> Path:
     return dst
 
 
+# ------------------------------------------------------------ the app: test_app_*.py
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch):
+    """No Multi30k and no gold sets anywhere (an empty data folder, and the app's cached view
+    of what data there is cleared): the pages fall back to the demo corpus and pairs."""
+    from ui.common import data_sources
+
+    monkeypatch.setenv("OPTICAL_DATA_DIR", str(tmp_path / "empty"))
+    data_sources.clear()
+    yield
+    data_sources.clear()
+
+
 # ------------------------------------------------------------ pairs: test_pairs_*.py
 
 

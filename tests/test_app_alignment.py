@@ -15,17 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import ok
+from figure_support import figure_kinds, figure_spec, figure_specs
+from streamlit.testing.v1 import AppTest
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
-    sys.path.insert(0, str(ROOT))
-
-from figure_support import figure_kinds, figure_spec, figure_specs  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from optical_core.encoders.base import (  # noqa: E402
+from optical_core.encoders.base import (
     ModelLoadError,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HOME = str(ROOT / "app.py")
 PAGE = str(ROOT / "pages" / "1_Alignment.py")
@@ -44,11 +42,6 @@ def page(**state) -> AppTest:
     for k, v in state.items():
         at.session_state[k] = v
     return at.run()
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def _arr(v) -> np.ndarray:

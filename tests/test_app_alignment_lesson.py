@@ -5,19 +5,16 @@ toggle, and the Sinkhorn step-through walks from the Gibbs kernel to the page's 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import ok
+from figure_support import figure_spec, figure_specs
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
-    sys.path.insert(0, str(ROOT))
-
-from figure_support import figure_spec, figure_specs  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 PAGE = str(ROOT / "pages" / "1_Alignment.py")
 TIMEOUT = 900
@@ -39,11 +36,6 @@ def quick_run(tmp_path, monkeypatch) -> Path:
     }))
     monkeypatch.setenv("OPTICAL_RUNS_DIR", str(root))
     return run
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def _z(spec: dict) -> np.ndarray:

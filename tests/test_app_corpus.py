@@ -4,19 +4,16 @@ opens a pair on the Alignment page."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from _helpers import ok
+from streamlit.testing.v1 import AppTest
+
+from optical_core.pairs.corpus import MAX_CORPUS_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
-    sys.path.insert(0, str(ROOT))
-
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from optical_core.pairs.corpus import MAX_CORPUS_BYTES  # noqa: E402
 
 PAGE = str(ROOT / "pages" / "5_Corpus.py")
 TIMEOUT = 900
@@ -28,11 +25,6 @@ GOOD = ("a dog runs on the beach ||| ein Hund läuft am Strand ||| 0-0 1-1 2-2 5
 @pytest.fixture(autouse=True)
 def _isolated_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("OPTICAL_RUNS_DIR", str(tmp_path / "runs"))
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def _upload(name: str, data: bytes) -> AppTest:

@@ -10,7 +10,6 @@ demo pairs), as in tests/test_app_distillation.py; runs go to a temporary ``OPTI
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -18,14 +17,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from optical_core.distill.config import RECIPES, ROBUST_FIELDS, DistillConfig, robust_recipe
+from ui.distill import SCHEDULE_LABELS, schedule_key
+from ui.distill_robust import LABELS, key, recipe_caption
+from ui.run_summary import robust_summary
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
-    sys.path.insert(0, str(ROOT))
-
-from ui.distill import SCHEDULE_LABELS, schedule_key  # noqa: E402
-from ui.distill_robust import LABELS, key, recipe_caption  # noqa: E402
-from ui.run_summary import robust_summary  # noqa: E402
 
 PAGE = str(ROOT / "pages" / "2_Distillation.py")
 TIMEOUT = 600  # per script run and per wait: generous, for a machine busy with other work

@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from _distill_models import make_tiny_model, write_gold_subset
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the tests import the ui package from the repository root
-    sys.path.insert(0, str(ROOT))
-
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 PAGE = str(ROOT / "pages" / "2_Distillation.py")
 TIMEOUT = 600  # per script run and per wait: generous, for a machine busy with other work

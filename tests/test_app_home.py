@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from _distill_models import make_tiny_model
+from figure_support import figure_specs
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
-    sys.path.insert(0, str(ROOT))
-
-from figure_support import figure_specs  # noqa: E402
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 HOME = str(ROOT / "app.py")
 TIMEOUT = 300  # a loaded machine: the first run of a page may take long

@@ -9,20 +9,17 @@ folder whose ``model/`` is a link to it).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
-    sys.path.insert(0, str(ROOT))
-
+from _helpers import ok
 from _results_fixture import make_results
 from streamlit.testing.v1 import AppTest
 
 from optical_core.experiments.names import method_name as M  # the tables spell methods out
+
+ROOT = Path(__file__).resolve().parents[1]
 
 HOME = str(ROOT / "app.py")
 PAGE = str(ROOT / "pages" / "4_Results.py")
@@ -42,11 +39,6 @@ def _isolated(tmp_path, monkeypatch):
 @pytest.fixture
 def results(tmp_path) -> Path:
     return make_results(tmp_path / "results", "quick", runs_root=tmp_path / "runs")
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def page(**params) -> AppTest:

@@ -8,16 +8,13 @@ test_2016_flickr when it is present. Embeddings are cached in a temporary folder
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from _helpers import ok
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the page imports the ui package from the repository root
-    sys.path.insert(0, str(ROOT))
-
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 PAGE = str(ROOT / "pages" / "3_Retrieval.py")
 TIMEOUT = 300  # a loaded machine: embedding the Multi30k captions may take minutes
@@ -30,27 +27,11 @@ def _isolated(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("OPTICAL_RUNS_DIR", str(cache / "runs"))
 
 
-@pytest.fixture
-def no_data(tmp_path, monkeypatch):
-    """No Multi30k anywhere: an empty data folder and an empty download cache."""
-    from ui.common import data_sources
-
-    monkeypatch.setenv("OPTICAL_DATA_DIR", str(tmp_path / "empty"))
-    data_sources.clear()
-    yield
-    data_sources.clear()
-
-
 def page(**state) -> AppTest:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     for k, v in state.items():
         at.session_state[k] = v
     return ok(at.run())
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def charts(at: AppTest, kind: str) -> list[dict]:

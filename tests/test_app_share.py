@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
+from _helpers import ok
+from figure_support import figure_spec, figure_specs
+from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
-    sys.path.insert(0, str(ROOT))
-
-from figure_support import figure_spec, figure_specs
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ALIGNMENT = str(ROOT / "pages" / "1_Alignment.py")
 RETRIEVAL = str(ROOT / "pages" / "3_Retrieval.py")
@@ -36,22 +33,6 @@ def _isolated(tmp_path_factory, tmp_path, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "share-app-cache"
     monkeypatch.setenv("OPTICAL_CACHE_DIR", str(cache))
     monkeypatch.setenv("OPTICAL_RUNS_DIR", str(tmp_path / "runs"))
-
-
-@pytest.fixture
-def no_data(tmp_path, monkeypatch):
-    """No Multi30k and no gold sets: the demo corpus and the demo pairs only."""
-    from ui.common import data_sources
-
-    monkeypatch.setenv("OPTICAL_DATA_DIR", str(tmp_path / "empty"))
-    data_sources.clear()
-    yield
-    data_sources.clear()
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def open_page(path: str, **params: str) -> AppTest:
