@@ -137,7 +137,8 @@ def test_random_plans_text_matches_rows(n, n2, m, data, margin, matched):
 
 def test_punctuation_and_special_tokens_are_not_content_words():
     assert [is_content_token(t) for t in ["man", "##s", "▁dog", "2", "é", "Ġhat"]] == [True] * 6
-    assert [is_content_token(t) for t in [".", ",", "[CLS]", "<s>", "##.", "▁", "--"]] == [False] * 7
+    not_words = [".", ",", "[CLS]", "<s>", "##.", "▁", "--"]
+    assert [is_content_token(t) for t in not_words] == [False] * 7
 
 
 @pytest.mark.slow
@@ -155,5 +156,8 @@ def test_real_queries_text_matches_rows(encoder, shared_data):
             noisy = perturb_query(queries[i], "typo", cer, i, "de").text
             ex = explain_match(encoder, queries[i], noisy, corpus.doc_texts[i])
             check_text_against_rows(ex.tokens)
+            for j, r in enumerate(ex.rows):  # the table's plan column is the heatmap's
+                darkest = int(np.argmax(ex.noisy.plan[:, j]))
+                assert r["plan_match"] == ex.noisy.src_tokens[darkest]
             named |= {g.status for g in ex.tokens.groups}
     assert {"lost", "kept"} <= named  # the sweep did exercise the sentences

@@ -117,6 +117,7 @@ def match_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
         {"caption token": md_escape(r["doc_token"]), "clean match": md_escape(r["clean_match"]),
          "cos before": f"{r['clean_cos']:.2f}", "noisy match": md_escape(r["noisy_match"]),
          "cos after": f"{r['noisy_cos']:.2f}", "change": f"{r['change']:+.2f}",
+         "most mass (noisy plan)": md_escape(r.get("plan_match", "")),
          "status": r["status"] if r["status"] != NOT_CONTENT else "punctuation"}
         for r in rows
     ]

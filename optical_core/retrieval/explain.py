@@ -154,6 +154,7 @@ def explain_tokens(
     sim_clean: np.ndarray,
     sim_noisy: np.ndarray,
     thresholds: ExplainThresholds | None = None,
+    plan_noisy: np.ndarray | None = None,
 ) -> TokenExplanation:
     """Which document tokens lost, kept or gained their match under the noise.
 
@@ -165,6 +166,10 @@ def explain_tokens(
             (``1 − C`` of the clean plan's cosine cost).
         sim_noisy: ``(n', m)`` the same for the noisy query.
         thresholds: margin and matched level (default :class:`ExplainThresholds`).
+        plan_noisy: ``(n', m)`` the noisy plan, when there is one: each row then also names
+            ``plan_match``, the noisy query token that sends this document token the most
+            mass (the darkest cell of its column in the heatmap), which may differ from
+            its best cosine (Sinkhorn shares mass out by every row's and column's weight).
 
     Returns:
         the rows (one per document token, best match ``argmax_i sim[i, j]``) and one
@@ -185,6 +190,8 @@ def explain_tokens(
             "change": after - before,
             "status": token_status(after - before, after, th) if content else NOT_CONTENT,
         })
+        if plan_noisy is not None:
+            rows[-1]["plan_match"] = noisy_tokens[int(np.argmax(np.asarray(plan_noisy)[:, j]))]
     groups = [_group(s, [r for r in rows if r["status"] == s], th)
               for s in STATUSES if any(r["status"] == s for r in rows)]
     return TokenExplanation(rows, groups, th)
@@ -278,7 +285,7 @@ def explain_match(
     noisy = align_embeddings(queries[1], doc, config=cfg)
     tokens = explain_tokens(list(clean.tgt_tokens), list(clean.src_tokens),
                             list(noisy.src_tokens), 1.0 - clean.cost, 1.0 - noisy.cost,
-                            thresholds)
+                            thresholds, plan_noisy=noisy.plan)
     return PlanExplanation(
         clean=clean, noisy=noisy, tokens=tokens,
         score_clean=-float(clean.ot.cost), score_noisy=-float(noisy.ot.cost),
