@@ -27,7 +27,8 @@ def app_pages() -> list[tuple[str, str]]:
     folder = ROOT / "pages"
     if folder.is_dir():
         for f in sorted(folder.glob("*.py")):
-            name = f.stem.split("_", 1)[1] if "_" in f.stem and f.stem.split("_", 1)[0].isdigit() else f.stem
+            number, _, rest = f.stem.partition("_")
+            name = rest if rest and number.isdigit() else f.stem  # 2_Distillation → Distillation
             out.append((f"pages/{f.name}", name.replace("_", " ")))
     return out
 
