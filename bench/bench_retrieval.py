@@ -40,7 +40,7 @@ from optical_core.retrieval.corpus import DEFAULT_SPLIT, load_corpus, load_corpu
 from optical_core.retrieval.index import build_index, encode_queries
 from optical_core.retrieval.metrics import per_query_metrics
 from optical_core.retrieval.noise import perturb_queries, perturb_query
-from optical_core.retrieval.scorers import ScorerConfig, _single_thread, rank
+from optical_core.retrieval.scorers import ScorerConfig, rank, single_thread
 
 DESIGN = {  # DESIGN.md "Sanity figures": clean, 10 %, 20 % random_char
     "en": (100.0, None, None), "fr": (41.9, 21.6, 10.4),
@@ -71,7 +71,7 @@ def latency(args) -> None:
             # the steps of R.search, timed one by one (same single-thread context)
             t0 = time.perf_counter()
             p = perturb_query(qset.texts[i], "random_char", 0.1, 0, args.lang, index=int(i))
-            with _single_thread():
+            with single_thread():
                 t1 = time.perf_counter()
                 q = encode_queries(enc, [p.text], tokens=cfg.needs_tokens,
                                      sentence=cfg.needs_sentence)

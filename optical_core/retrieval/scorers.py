@@ -169,7 +169,7 @@ def ot_scores(
     """
     q = unit_rows(query_tokens).astype(np.float64)
     costs = [np.clip(1.0 - q @ unit_rows(d).astype(np.float64).T, 0.0, 2.0) for d in doc_tokens]
-    with _single_thread():
+    with single_thread():
         cost, a, b = pad_costs(costs, dtype=torch.float64)
         res = batch_plans(cost, a, b, config or OTConfig())
         scores = -(res.plan.double() * cost).sum(dim=(1, 2))
@@ -181,7 +181,7 @@ _THREADS_USERS = 0
 _THREADS_SAVED = 0
 
 
-class _single_thread:
+class single_thread:
     """Run torch on one intra-op thread inside the block (restored when the last user
     leaves). The batched Sinkhorn of a rerank works on tensors of a few hundred entries,
     where thread hand-offs cost more than they save: 3-5x slower with two threads on a
@@ -288,6 +288,6 @@ def search(
                          f"encoder {doc_encoder.name}")
     if cfg.needs_tokens:
         index.ensure_tokens(doc_encoder)
-    with _single_thread():
+    with single_thread():
         q = encode_queries(encoder, [text], tokens=cfg.needs_tokens, sentence=cfg.needs_sentence)
         return rank(q, index, cfg), q
