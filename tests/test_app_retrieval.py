@@ -70,6 +70,32 @@ def test_demo_fallback_shows_both_rankings_and_plans(no_data):
     assert any(m.label.startswith("Relevant caption") for m in at.metric)
 
 
+def test_the_explanation_names_only_what_its_table_shows(no_data):
+    """Each status sentence under the plans names tokens the token table gives that status,
+    at every noise level of the slider."""
+    import re
+
+    lead = {"Lost": "lost", "Weaker": "weaker", "Gained": "gained", "Kept": "kept",
+            "Never": "weak"}
+    at = page(ret_qidx=5, ret_kind="typo")
+    named = 0
+    for level in (0, 10, 30):
+        at.slider(key="ret_cer").set_value(level)
+        ok(at.run())
+        why = next(m.value for m in at.markdown if "Sinkhorn plans" in m.value)
+        tokens = next(t.value for t in at.table if "caption token" in t.value.columns)
+        status = {}
+        for tok, st in zip(tokens["caption token"], tokens["status"]):
+            status.setdefault(tok.replace("\\", ""), set()).add(st)
+        for line in why.replace("\\", "").split("\n"):
+            word = line.split(" ", 1)[0]
+            if word in lead:
+                for tok in re.findall(r"“([^”]+)”", line):
+                    assert lead[word] in status[tok], (tok, line, status[tok])
+                    named += 1
+    assert named
+
+
 def test_noise_level_moves_the_noisy_ranking(no_data):
     at = page(ret_qidx=4, ret_kind="random_char")
     at.slider(key="ret_cer").set_value(0)
