@@ -56,6 +56,23 @@ def copy_model(src: Path, dst: Path) -> Path:
     return dst
 
 
+# ------------------------------------------------ data: test_data.py, test_gold.py
+
+
+@pytest.fixture
+def isolated_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private, empty download cache (``OPTICAL_CACHE_DIR``, returned) and no
+    ``OPTICAL_DATA_DIR`` or download URL override, so that a developer's own cache or
+    environment cannot leak into the data tests."""
+    from optical_core import data
+
+    cache_root = tmp_path / "cache-root"
+    monkeypatch.setenv(data.ENV_CACHE_DIR, str(cache_root))
+    monkeypatch.delenv(data.ENV_DATA_DIR, raising=False)
+    monkeypatch.delenv(data.ENV_DOWNLOAD_URL, raising=False)
+    return cache_root
+
+
 # ------------------------------------------------------------ the app: test_app_*.py
 
 

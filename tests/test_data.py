@@ -1,4 +1,5 @@
-"""Tests of optical_core.data: Multi30k, gold alignments, download, demo set.
+"""Tests of optical_core.data: the data root, Multi30k and its download (the gold sets are
+tested in test_gold.py, the demo set in test_demo_set.py).
 
 Tests that read the real data use ``../shared/data`` next to the repository and skip when it
 is absent. Every test runs with a private, empty download cache (``OPTICAL_CACHE_DIR``) and
@@ -15,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,12 +33,8 @@ needs_gold = pytest.mark.skipif(not HAS_GOLD, reason=f"gold alignments not found
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache_root = tmp_path / "cache-root"
-    monkeypatch.setenv(D.ENV_CACHE_DIR, str(cache_root))
-    monkeypatch.delenv(D.ENV_DATA_DIR, raising=False)
-    monkeypatch.delenv(D.ENV_DOWNLOAD_URL, raising=False)
-    return cache_root
+def _isolated_env(isolated_data_env: Path) -> Path:
+    return isolated_data_env
 
 
 # --------------------------------------------------------------------------- locations
@@ -254,104 +250,6 @@ def test_task2_count_mismatch_raises(tmp_path: Path) -> None:
     assert [len(c) for c in caps] == [3, 3, 3, 2, 3]
 
 
-# --------------------------------------------------------------------------- gold alignments
-
-
-@needs_gold
-@pytest.mark.parametrize("pair,n", [("enfr", 200), ("roen", 248)])
-def test_gold_real_files(pair: str, n: int) -> None:
-    gold = G.load_gold(pair, data_dir=SHARED)
-    assert len(gold) == n
-    for g in gold:
-        assert g.sure <= g.possible
-        assert g.src_tokens and g.tgt_tokens
-        assert all(0 <= i < len(g.src_tokens) and 0 <= j < len(g.tgt_tokens)
-                   for i, j in g.possible)
-    n_possible_only = sum(len(g.possible - g.sure) for g in gold)
-    if pair == "roen":
-        assert n_possible_only == 0  # sure links only
-    else:
-        assert n_possible_only > 0
-
-
-@needs_gold
-def test_gold_content_and_sides() -> None:
-    enfr = G.load_gold("enfr", data_dir=SHARED)
-    assert enfr[0].src_tokens == ["2", "."] and enfr[0].sure == {(0, 0), (1, 1)}
-    roen = G.load_gold("roen", data_dir=SHARED)
-    assert D.GOLD_LANGS["roen"] == ("ro", "en")
-    assert roen[0].src_tokens == ["ajunge", "!"]
-    assert roen[0].tgt_tokens == ["that", "'s", "enough", "!"]
-    assert roen[0].sure == {(1, 3), (0, 2)}  # "2-4 1-3", source (Romanian) first
-    rev = roen[0].reversed()
-    assert rev.src_tokens[0] == "that" and rev.sure == {(3, 1), (2, 0)}
-    assert D.gold_available("roen", SHARED)
-
-
-def test_parse_gold_line() -> None:
-    sure, possible = G.parse_gold_line("1-1 2p3 2-2", 2, 3)
-    assert sure == {(0, 0), (1, 1)}
-    assert possible == {(0, 0), (1, 1), (1, 2)}
-    assert G.parse_gold_line("", 3, 3) == (set(), set())
-    assert G.parse_gold_line("0-0 1p2", 2, 3, one_indexed=False) == ({(0, 0)}, {(0, 0), (1, 2)})
-    assert G.parse_gold_line("9-9", None, None) == ({(8, 8)}, {(8, 8)})
-
-
-@pytest.mark.parametrize(
-    "line,match",
-    [
-        ("1-", "malformed"),
-        ("a-b", "malformed"),
-        ("1_2", "malformed"),
-        ("1--2", "malformed"),
-        ("1-2-3", "malformed"),
-        ("-1-2", "malformed"),
-        ("1x2", "malformed"),
-        ("0-1", "start at 1"),
-        ("3-1", "source index out of range"),
-        ("1-4", "target index out of range"),
-        ("1-1 2p4", "target index out of range"),
-    ],
-)
-def test_parse_gold_line_malformed(line: str, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        G.parse_gold_line(line, 2, 3)
-
-
-def _write(path: Path, text: str) -> Path:
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def test_load_gold_file_user_files(tmp_path: Path) -> None:
-    text = _write(tmp_path / "x.src-tgt", "a b ||| c d e\nf ||| g\n")
-    gold = _write(tmp_path / "x.gold", "1-1 2p3\n1-1\n")
-    pairs = G.load_gold_file(text, gold)
-    assert pairs[0] == G.GoldPair(["a", "b"], ["c", "d", "e"], {(0, 0)}, {(0, 0), (1, 2)})
-    assert pairs[1].sure == {(0, 0)}
-
-
-@pytest.mark.parametrize(
-    "text,gold,match",
-    [
-        ("a b ||| c\nd ||| e\n", "1-1\n1-2\n", r"x\.gold:2: .*target index out of range"),
-        ("a b ||| c\nd ||| e\n", "1-1\n1:1\n", r"x\.gold:2: malformed"),
-        ("a b ||| c\nd e\n", "1-1\n1-1\n", r"x\.src-tgt:2: expected 'source \|\|\| target'"),
-        ("a b ||| c\nd ||| e\n", "1-1\n", "has 2 lines but .* has 1"),
-    ],
-)
-def test_load_gold_file_errors(tmp_path: Path, text: str, gold: str, match: str) -> None:
-    t = _write(tmp_path / "x.src-tgt", text)
-    g = _write(tmp_path / "x.gold", gold)
-    with pytest.raises(ValueError, match=match):
-        G.load_gold_file(t, g)
-
-
-def test_load_gold_file_missing(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.gold"):
-        G.load_gold_file(_write(tmp_path / "x.src-tgt", "a ||| b\n"), tmp_path / "nope.gold")
-
-
 # --------------------------------------------------------------------------- download
 
 
@@ -496,74 +394,6 @@ def test_download_network_errors(tmp_path: Path) -> None:
         D.download_multi30k(dest, base_url="file:///etc", splits=["val"], langs=["en"])
     with pytest.raises(ValueError):
         D.download_multi30k(dest, base_url=url, splits=["../val"], langs=["en"])
-
-
-# --------------------------------------------------------------------------- demo set
-
-
-def test_demo_sizes_and_langs() -> None:
-    demo = DS.load_demo()
-    assert {p.lang for p in demo} == set(DS.DEMO_LANGS)
-    for lang in ("de", "fr", "cs"):
-        pairs = DS.load_demo(lang)
-        assert len(pairs) >= 20 and all(p.lang == lang for p in pairs)
-        assert len({p.scene for p in pairs}) >= 20
-        assert sum(p.has_gold for p in pairs) >= 3
-    assert DS.load_demo("en-para") and sum(p.has_gold for p in DS.load_demo("en-para")) >= 3
-    assert len({p.id for p in demo}) == len(demo)
-    texts = {(p.lang, p.src, p.tgt) for p in demo}
-    assert ("de", "A dog runs along the beach.", "Ein Hund läuft am Strand entlang.") in texts
-    assert ("en-para", "A dog runs along the beach.", "A puppy is running on the sand.") in texts
-
-
-def test_demo_scenes_are_parallel() -> None:
-    by_scene: dict[str, set[str]] = {}
-    for p in DS.load_demo():
-        by_scene.setdefault(p.scene, set()).add(p.src)
-    assert all(len(srcs) == 1 for srcs in by_scene.values())  # one English caption per scene
-    english = [next(iter(s)) for s in by_scene.values()]
-    assert len(set(english)) == len(english) >= 20
-
-
-def test_demo_text_quality() -> None:
-    for p in DS.load_demo():
-        for s in (p.src, p.tgt):
-            assert s == s.strip() and s == unicodedata.normalize("NFC", s)
-            assert s[0].isupper() and s[-1] in ".!?"
-    cs = " ".join(p.tgt for p in DS.load_demo("cs"))
-    assert all(ch in cs for ch in "ěščřžýáíéůú")
-    de = " ".join(p.tgt for p in DS.load_demo("de"))
-    assert all(ch in de for ch in "äüß")
-
-
-def test_demo_gold_within_range() -> None:
-    n_gold = 0
-    for p in DS.load_demo():
-        if not p.has_gold:
-            assert p.src_tokens is None and p.possible is None
-            continue
-        n_gold += 1
-        assert p.src_tokens == DS.simple_tokenize(p.src)
-        assert p.tgt_tokens == DS.simple_tokenize(p.tgt)
-        assert p.sure and p.possible is not None and p.sure <= p.possible
-        n, m = len(p.src_tokens), len(p.tgt_tokens)
-        assert all(0 <= i < n and 0 <= j < m for i, j in p.possible)
-        g = p.to_gold()
-        assert g.sure == p.sure and g.src_tokens == p.src_tokens
-    assert n_gold >= 12
-    de01 = next(p for p in DS.load_demo("de") if p.tgt == "Ein Hund läuft am Strand entlang.")
-    assert de01.tgt_tokens == ["Ein", "Hund", "läuft", "am", "Strand", "entlang", "."]
-    assert (1, 1) in de01.sure and (3, 5) in de01.sure  # dog-Hund, along-entlang
-
-
-def test_simple_tokenize() -> None:
-    assert DS.simple_tokenize("A baby is in her mother's arms.") == [
-        "A", "baby", "is", "in", "her", "mother's", "arms", "."
-    ]
-    assert DS.simple_tokenize("At the market, a vendor.") == [
-        "At", "the", "market", ",", "a", "vendor", "."
-    ]
-    assert DS.simple_tokenize("au-dessus de l'étang!") == ["au-dessus", "de", "l'étang", "!"]
 
 
 def test_no_streamlit_import() -> None:
