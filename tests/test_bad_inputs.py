@@ -43,11 +43,6 @@ import numpy as np
 import pytest
 import torch
 from _distill_models import make_tiny_model
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # the pages import the ui package from the repository root
-    sys.path.insert(0, str(ROOT))
-
 from figure_support import figure_spec
 
 from optical_core import data as D
@@ -63,6 +58,7 @@ from optical_core.ot.costs import OTInputError
 from optical_core.ot.solve import OTConfig, solve
 from optical_core.pairs.align import align_texts
 
+ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 90
 LONG_TEXT = " ".join(["dog"] * 5000)  # 5,000 words, 5,000 tokens: far past any model limit
 EMOJI = ("🐶🐶 🏖️", "😀")
@@ -482,7 +478,8 @@ CLI_CASES = [
     CliCase("doc-encoder-width", "a document encoder of another width than the student",
             [*EVAL_DEMO, "--model", "{runs}/saved-run", "--doc-encoder", "default"],
             "gives 384-d ones, which cannot be compared"),
-    CliCase("shard-malformed", "a shard that is not K/N", ["experiment", "--quick", "--shard", "3/2"],
+    CliCase("shard-malformed", "a shard that is not K/N",
+            ["experiment", "--quick", "--shard", "3/2"],
             "--shard: a shard is K/N with 1 <= K <= N (e.g. 1/2), got '3/2'"),
     CliCase("score-empty-files", "an empty gold and an empty prediction file",
             ["score", "--gold", "{tmp}/g", "--pred", "{tmp}/p"], "are both empty",

@@ -106,7 +106,8 @@ def test_data_dir_flag_does_not_outlive_the_command(tmp_path, monkeypatch, capsy
     from optical_core.cli.entry import main
 
     monkeypatch.delenv("OPTICAL_DATA_DIR", raising=False)
-    main(["--data-dir", str(tmp_path), "score", "--gold", str(tmp_path / "g"), "--pred", str(tmp_path / "p")])
+    main(["--data-dir", str(tmp_path), "score", "--gold", str(tmp_path / "g"),
+          "--pred", str(tmp_path / "p")])
     assert "OPTICAL_DATA_DIR" not in os.environ
 
 

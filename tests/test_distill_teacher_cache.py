@@ -42,7 +42,8 @@ def online(teacher, texts):
         out = teacher(dict(feats))
     mask = tc.content_mask(feats["input_ids"], feats["attention_mask"],
                            tc.special_ids(teacher.tokenizer))
-    return [out["token_embeddings"][i][mask[i]] for i in range(len(texts))], out["sentence_embedding"]
+    tokens = [out["token_embeddings"][i][mask[i]] for i in range(len(texts))]
+    return tokens, out["sentence_embedding"]
 
 
 def test_the_cache_holds_what_the_teacher_gives(teacher, tmp_path):
@@ -125,7 +126,8 @@ def test_a_later_rank_waits_for_rank_0(teacher, tmp_path, monkeypatch):
     monkeypatch.setattr(tc, "WAIT_FOR_BUILD_S", 30.0)
     got = {}
     waiter = threading.Thread(
-        target=lambda: got.setdefault("emb", tc.teacher_cache(teacher, TEXTS, root=tmp_path, rank=1)))
+        target=lambda: got.setdefault(
+            "emb", tc.teacher_cache(teacher, TEXTS, root=tmp_path, rank=1)))
     waiter.start()
     time.sleep(0.3)
     assert waiter.is_alive() and "emb" not in got  # rank 1 never builds
