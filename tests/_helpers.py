@@ -30,13 +30,20 @@ def ok(at: AppTest) -> AppTest:
     return at
 
 
-# ------------------------------------------------- ot: test_ot_solve.py, test_ot_batch.py
+# ---------------------------------- ot: test_ot_solve.py, test_ot_*batch.py
 
 
 def random_cost(rng, n, m, d=8):
     from optical_core.ot.costs import cost_matrix
 
     return cost_matrix(rng.normal(size=(n, d)), rng.normal(size=(m, d)))
+
+
+def ragged_costs(seed, count=12, lo=1, hi=15):
+    """``count`` random cosine costs of random shapes, each side ``lo`` to ``hi - 1`` tokens."""
+    rng = np.random.default_rng(seed)
+    return [random_cost(rng, int(rng.integers(lo, hi)), int(rng.integers(lo, hi)))
+            for _ in range(count)]
 
 
 # ------------------------------------------------------------------- test_pairs_*.py
