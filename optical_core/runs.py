@@ -201,7 +201,8 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     return rec
 
 
-def load_run(path_or_name: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> RunInfo:
+def load_run(path_or_name: str | os.PathLike[str],
+             root: str | os.PathLike[str] | None = None) -> RunInfo:
     """Load a run by folder path, or by name inside the runs directory."""
     p = Path(path_or_name)
     if not p.is_dir() and _NAME_RE.match(str(path_or_name)):
@@ -248,7 +249,8 @@ def list_runs(root: str | os.PathLike[str] | None = None) -> list[RunInfo]:
         try:
             out.append(load_run(p))
         except RunError as exc:
-            out.append(RunInfo(name=p.name, path=p.resolve(), status="damaged", problems=[str(exc)]))
+            out.append(RunInfo(name=p.name, path=p.resolve(), status="damaged",
+                               problems=[str(exc)]))
     out.sort(key=lambda r: r.record.get("updated_ts", 0), reverse=True)
     return out
 

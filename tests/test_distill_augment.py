@@ -66,10 +66,12 @@ def test_noise_share_and_cer_follow_the_options():
 
 
 def test_config_noise_kinds_and_validation():
-    assert DistillConfig(noise_kind="random_char, typo").noise_kinds() == ("random_char", "keyboard")
+    assert DistillConfig(noise_kind="random_char, typo").noise_kinds() == \
+        ("random_char", "keyboard")
     with pytest.raises(DistillError, match="unknown noise kind"):
         DistillConfig(noise_p=0.5, noise_kind="keyboard,smudge").validate()
-    for bad, msg in ((dict(noise_p=1.5), "noise_p"), (dict(noise_p=0.5, noise_max_cer=0), "noise_max_cer"),
+    for bad, msg in ((dict(noise_p=1.5), "noise_p"),
+                     (dict(noise_p=0.5, noise_max_cer=0), "noise_max_cer"),
                      (dict(subword_dropout=-0.1), "subword_dropout"),
                      (dict(consistency_weight=1.0), "need noise_p > 0"),
                      (dict(noise_p=0.5, kd_input="clean"), "kd_input 'clean'"),
@@ -162,7 +164,8 @@ def test_collator_subword_dropout_keeps_specials_and_the_length_limit(tiny):
     plain = base([{k: v for k, v in r.items() if k != ROW_COLUMN} for r in _rows()])
     ids, mask = batch["non_english_input_ids"], batch["non_english_attention_mask"]
     assert not torch.equal(ids, plain["non_english_input_ids"])
-    assert ids.shape[1] <= 16 and torch.equal(batch["non_english_token_type_ids"], torch.zeros_like(ids))
+    assert ids.shape[1] <= 16
+    assert torch.equal(batch["non_english_token_type_ids"], torch.zeros_like(ids))
     tok = col.dropout
     cls, sep = 101, 102
     for b in range(len(DE)):

@@ -27,7 +27,8 @@ def test_every_row_once_in_batches_of_the_right_size(lengths, batch_size, seed, 
     assert all(1 <= len(b) <= batch_size for b in batches)
     if drop_last:
         assert all(len(b) == batch_size for b in batches)
-        assert len(seen) >= len(lengths) - group * batch_size * (len(lengths) // (group * batch_size) + 1)
+        chunk = group * batch_size
+        assert len(seen) >= len(lengths) - chunk * (len(lengths) // chunk + 1)
     else:
         assert sorted(seen) == list(range(len(lengths)))
     assert batches == length_grouped_batches(lengths, batch_size, seed=seed, group=group,

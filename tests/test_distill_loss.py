@@ -117,7 +117,8 @@ def test_unbalanced_loss_relaxes_the_marginals_and_trains_the_student_only(tiny,
     masses, values = [], []
     for tau in (0.05, 1.0, 20.0):
         fn = OpticalLoss(student, teacher,
-                         OpticalLossConfig(ot=replace(TRAINING_OT, solver="unbalanced", tau=tau, epsilon=0.05, max_iter=5000)))
+                         OpticalLossConfig(ot=replace(TRAINING_OT, solver="unbalanced", tau=tau,
+                                                      epsilon=0.05, max_iter=5000)))
         with torch.no_grad():
             values.append(fn(feats, None).item())
         assert fn.last_ot_stats["converged"] == 1.0

@@ -75,8 +75,8 @@ def test_the_trainer_follows_the_schedule(tiny, tmp_path):
 def test_bf16_autocast_trains_on_the_cpu(tiny, tmp_path):
     res = run_distillation(distill_cfg(tiny, max_steps=2, evaluate=False, probe_every=1,
                                        precision="bf16"), tmp_path / "run")
-    assert res.status == "finished" and all(torch.isfinite(torch.tensor(l[1]))
-                                            for l in res.record["losses"])
+    assert res.status == "finished" and all(torch.isfinite(torch.tensor(line[1]))
+                                            for line in res.record["losses"])
 
 
 @pytest.mark.parametrize("lang", ["de", "fr", "cs"])

@@ -47,7 +47,8 @@ def validate_checkpoint(path: str | os.PathLike[str]) -> None:
     )
 
     def fail(what: str) -> CheckpointError:
-        return CheckpointError(f"checkpoint {p.name} of run {p.parent.parent.name} is damaged: {what}. {fix}")
+        return CheckpointError(f"checkpoint {p.name} of run {p.parent.parent.name} is damaged: "
+                               f"{what}. {fix}")
 
     if not p.is_dir():
         raise fail("it is not a folder")
@@ -102,7 +103,8 @@ def checkpoint_complete(path: str | os.PathLike[str]) -> bool:
     return True
 
 
-def last_checkpoint(run_dir: str | os.PathLike[str], skipped: list[Path] | None = None) -> Path | None:
+def last_checkpoint(run_dir: str | os.PathLike[str],
+                    skipped: list[Path] | None = None) -> Path | None:
     """The newest checkpoint of a run that can be resumed from (``None`` if none).
 
     Newer folders whose write was cut short (:func:`checkpoint_complete`) are passed over and
@@ -119,7 +121,8 @@ def last_checkpoint(run_dir: str | os.PathLike[str], skipped: list[Path] | None 
     return None
 
 
-def forget_after(record: dict[str, Any], probe_doc: dict[str, Any], resume_from: Path | None) -> None:
+def forget_after(record: dict[str, Any], probe_doc: dict[str, Any],
+                 resume_from: Path | None) -> None:
     """Drop the losses, evaluations and probe snapshots logged after the checkpoint a resume
     starts from (all of them without one): a crashed process logged steps past its last
     checkpoint, and those steps are trained again."""

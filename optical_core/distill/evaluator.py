@@ -56,7 +56,8 @@ class RetrievalEvaluator(_evaluator_base()):
                  batch_size: int = 64, doc_embeddings: np.ndarray | None = None) -> None:
         super().__init__()
         if len(src_texts) != len(en_texts) or not src_texts:
-            raise DistillError("the evaluation set needs the same, non-zero number of lines per side")
+            raise DistillError("the evaluation set needs the same, non-zero number of lines per "
+                               "side")
         self.src_texts = list(src_texts)
         self.en_texts = list(en_texts)
         self.name = name
@@ -67,7 +68,8 @@ class RetrievalEvaluator(_evaluator_base()):
         self.doc_embeddings = (None if doc_embeddings is None
                                else np.asarray(doc_embeddings, dtype=np.float32))
 
-    def __call__(self, model, output_path=None, epoch: int = -1, steps: int = -1) -> dict[str, float]:
+    def __call__(self, model, output_path=None, epoch: int = -1,
+                 steps: int = -1) -> dict[str, float]:
         model = getattr(model, "module", model)
         was_training = model.training
         try:

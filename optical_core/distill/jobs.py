@@ -170,7 +170,8 @@ class JobManager:
         self._current: str | None = None
         self._wake = threading.Condition(self._lock)
         self._ids = itertools.count(1)
-        self._worker = threading.Thread(target=self._loop, name="optical-distill-worker", daemon=True)
+        self._worker = threading.Thread(target=self._loop, name="optical-distill-worker",
+                                        daemon=True)
         self._worker.start()
 
     # -- submitting and controlling -------------------------------------------
@@ -354,10 +355,12 @@ class JobManager:
             elif kind == "loss":
                 job.losses.append((int(ev["step"]), float(ev["loss"])))
             elif kind == "eval":
-                job.evals.append({"step": ev["step"], "epoch": ev.get("epoch"), "metrics": ev["metrics"]})
+                job.evals.append({"step": ev["step"], "epoch": ev.get("epoch"),
+                                  "metrics": ev["metrics"]})
             elif kind == "probe":
                 job.probe_tokens = (list(ev["src_tokens"]), list(ev["en_tokens"]))
-                job.probes.append({"step": ev["step"], "plan": ev["plan"], "ot_cost": ev.get("ot_cost")})
+                job.probes.append({"step": ev["step"], "plan": ev["plan"],
+                                   "ot_cost": ev.get("ot_cost")})
             elif kind == "status" and ev.get("status") == "running":
                 job.status = "running"
 

@@ -18,7 +18,8 @@ from optical_core.distill.teacher_cache import TeacherEmbeddings
 # ========================================================================== data
 
 
-def load_pairs(cfg: DistillConfig, split: str = "train", limit: int | None = None) -> list[tuple[str, str]]:
+def load_pairs(cfg: DistillConfig, split: str = "train",
+               limit: int | None = None) -> list[tuple[str, str]]:
     """``(english, foreign)`` pairs for training (``split="train"``) or evaluation.
 
     ``data="demo"`` uses the packaged demo pairs of the language (repeated to ``limit``
@@ -42,7 +43,8 @@ def load_pairs(cfg: DistillConfig, split: str = "train", limit: int | None = Non
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for mod in ("torch", "transformers", "sentence_transformers", "accelerate", "datasets", "ot", "numpy"):
+    for mod in ("torch", "transformers", "sentence_transformers", "accelerate", "datasets", "ot",
+                "numpy"):
         with contextlib.suppress(Exception):
             out[mod] = __import__(mod).__version__
     return out

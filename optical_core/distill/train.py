@@ -110,7 +110,8 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        raise DistillError("device 'cuda' asked for, but torch sees no GPU; use --device auto or cpu")
+        raise DistillError("device 'cuda' asked for, but torch sees no GPU; use --device auto "
+                           "or cpu")
     return device
 
 
@@ -466,7 +467,8 @@ def evaluate_model(model_id: str | None, lang: str, split: str = "test_2016_flic
     from optical_core.encoders.transformer import load_sentence_transformer
 
     try:
-        model = load_sentence_transformer(str(runs_mod.resolve_model_dir(resolve_model(model_id))), "cpu")
+        folder = runs_mod.resolve_model_dir(resolve_model(model_id))
+        model = load_sentence_transformer(str(folder), "cpu")
     except ModelLoadError as exc:
         raise DistillError(str(exc)) from exc
     ev = RetrievalEvaluator([x for _, x in pairs], [en for en, _ in pairs], name="")

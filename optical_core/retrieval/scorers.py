@@ -7,8 +7,9 @@
   ``-<P*, C>`` with ``C = 1 - cos`` between query and document tokens, uniform marginals
   and ``P*`` the entropic plan of the config's :class:`~optical_core.ot.solve.OTConfig` (one
   :func:`optical_core.ot.plans.batch_plans` call per query over all candidates). Documents
-  below the rerank depth keep their dense order under the re-ranked ones; their reported score is ``-3 - (1 - cos)`` (below any OT score, which
-  lies in ``[-2, 0]``), so sorting a run file by score gives back the ranking.
+  below the rerank depth keep their dense order under the re-ranked ones; their reported
+  score is ``-3 - (1 - cos)`` (below any OT score, which lies in ``[-2, 0]``), so sorting a
+  run file by score gives back the ranking.
 
 Rankings are full (every document of the corpus is ranked, ties broken by document
 order). Runs handed to ranx and written to files are cut at ``run_depth`` (1000), so MAP
@@ -76,7 +77,8 @@ class ScorerConfig:
         if self.rerank_depth < 1:
             raise ValueError("rerank_depth must be at least 1")
         if self.ot.solver != "sinkhorn":
-            raise ValueError(f"the OT rerank solves balanced Sinkhorn plans, not {self.ot.solver!r}")
+            raise ValueError("the OT rerank solves balanced Sinkhorn plans, not "
+                             f"{self.ot.solver!r}")
 
     @property
     def needs_tokens(self) -> bool:
