@@ -56,10 +56,11 @@ import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from optical_core.caches import ENV_CACHE_DIR, cache_root
+
 # --------------------------------------------------------------------------- constants
 
 ENV_DATA_DIR = "OPTICAL_DATA_DIR"
-ENV_CACHE_DIR = "OPTICAL_CACHE_DIR"
 ENV_DOWNLOAD_URL = "OPTICAL_MULTI30K_URL"
 
 #: Base of the official files; ``{base}/task1/raw/{split}.{lang}.gz`` etc.
@@ -127,20 +128,6 @@ class DataNotFoundError(FileNotFoundError):
 
 
 # --------------------------------------------------------------------------- locations
-
-
-def repo_root() -> Path:
-    """The folder that holds the ``optical_core`` package (the repository root in a checkout)."""
-    return Path(__file__).resolve().parents[1]
-
-
-def cache_root() -> Path:
-    """The project's cache root: ``$OPTICAL_CACHE_DIR`` or ``~/.cache/optical-explorer``
-    (absolute; it need not exist). Data, embeddings, teacher tokens and app assets each
-    have a folder in it."""
-    env = os.environ.get(ENV_CACHE_DIR)
-    base = Path(env).expanduser() if env else Path.home() / ".cache" / "optical-explorer"
-    return base.resolve()
 
 
 def cache_dir() -> Path:

@@ -65,9 +65,10 @@ def isolated_data_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ``OPTICAL_DATA_DIR`` or download URL override, so that a developer's own cache or
     environment cannot leak into the data tests."""
     from optical_core import data
+    from optical_core.caches import ENV_CACHE_DIR
 
     cache_root = tmp_path / "cache-root"
-    monkeypatch.setenv(data.ENV_CACHE_DIR, str(cache_root))
+    monkeypatch.setenv(ENV_CACHE_DIR, str(cache_root))
     monkeypatch.delenv(data.ENV_DATA_DIR, raising=False)
     monkeypatch.delenv(data.ENV_DOWNLOAD_URL, raising=False)
     return cache_root

@@ -19,7 +19,7 @@ PACKAGE = REPO / "optical_core"
 
 #: The layers, bottom first. A module may import from its own layer and the ones below.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("ot", "perturb", "data", "gold", "demo_set", "alignment", "pharaoh", "fingerprint",
+    ("ot", "perturb", "caches", "data", "gold", "demo_set", "alignment", "pharaoh", "fingerprint",
      "safe_write", "runs"),
     ("encoders",),
     ("pairs", "retrieval"),

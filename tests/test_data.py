@@ -24,6 +24,7 @@ import pytest
 from optical_core import data as D
 from optical_core import demo_set as DS
 from optical_core import gold as G
+from optical_core.caches import ENV_CACHE_DIR
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 HAS_M30K = (SHARED / "multi30k" / "task1" / "raw" / "val.en.gz").is_file()
@@ -52,7 +53,7 @@ def test_data_dir_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def test_cache_dir_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv(D.ENV_CACHE_DIR)
+    monkeypatch.delenv(ENV_CACHE_DIR)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert D.cache_dir() == (tmp_path / ".cache" / "optical-explorer" / "data").resolve()
 

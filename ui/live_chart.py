@@ -27,7 +27,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit.components.v1 as components
 
-from optical_core.data import cache_root
+from optical_core.caches import cache_root
 
 PAGE = Path(__file__).with_name("assets") / "live_plotly.html"
 #: The component's name; Streamlit prefixes it with this module's name.

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from optical_core import data as _data
+from optical_core.caches import cache_root
 from optical_core.distill.config import DistillError
 from optical_core.fingerprint import (
     CacheRebuiltWarning,
@@ -62,7 +62,7 @@ WAIT_FOR_BUILD_S = 3600.0
 
 def teacher_cache_dir() -> Path:
     """``$OPTICAL_CACHE_DIR/teacher`` or ``~/.cache/optical-explorer/teacher``."""
-    return _data.cache_root() / "teacher"
+    return cache_root() / "teacher"
 
 
 def content_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from optical_core import data as _data
+from optical_core.caches import cache_root
 from optical_core.fingerprint import CacheRebuiltWarning, content_checksum, weights_fingerprint
 from optical_core.safe_write import remove_stale, temp_tag
 
@@ -42,7 +42,7 @@ CACHE_FORMAT = 1
 
 def embedding_cache_dir() -> Path:
     """``$OPTICAL_CACHE_DIR/embeddings`` or ``~/.cache/optical-explorer/embeddings``."""
-    return _data.cache_root() / "embeddings"
+    return cache_root() / "embeddings"
 
 
 _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
