@@ -89,6 +89,16 @@ def no_data(tmp_path, monkeypatch):
     data_sources.clear()
 
 
+@pytest.fixture(scope="module")
+def browser(server):
+    """One chromium for a browser test module, started after the module's own ``server``
+    fixture (its app server) and closed after the module's last test."""
+    from browser_support import chromium
+
+    with chromium() as b:
+        yield b
+
+
 # ------------------------------------------------------------ pairs: test_pairs_*.py
 
 

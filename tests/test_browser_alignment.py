@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from browser_support import chromium, require_browser, save_screenshot, streamlit_server
+from browser_support import require_browser, save_screenshot, streamlit_server
 
 from ui.live_chart import FIND_FIGURE_JS
 
@@ -33,12 +33,6 @@ def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("streamlit")
     with streamlit_server(base, OPTICAL_RUNS_DIR=str(base / "runs")) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with chromium() as b:
-        yield b
 
 
 def test_epsilon_slider_redraws_the_plan(server, browser):

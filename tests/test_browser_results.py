@@ -16,7 +16,6 @@ import pytest
 from _results_fixture import make_results
 from browser_support import (
     PICKER_JS,
-    chromium,
     require_browser,
     save_screenshot,
     streamlit_server,
@@ -54,12 +53,6 @@ def server(tmp_path_factory):
                           OPTICAL_RUNS_DIR=str(runs), OPTICAL_DATA_DIR=str(base / "no-data"),
                           OPTICAL_CACHE_DIR=str(base / "cache")) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with chromium() as b:
-        yield b
 
 
 def test_results_page_and_a_checkpoint_link(server, browser):

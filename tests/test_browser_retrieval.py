@@ -12,7 +12,7 @@ import json
 import time
 
 import pytest
-from browser_support import chromium, require_browser, save_screenshot, streamlit_server
+from browser_support import require_browser, save_screenshot, streamlit_server
 
 QUERY = "Zwei Kinder spielen Fußball im Park."
 
@@ -40,12 +40,6 @@ def server(tmp_path_factory):
                           OPTICAL_DATA_DIR=str(tmp / "no-data"),
                           OPTICAL_CACHE_DIR=str(tmp / "cache")) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with chromium() as b:
-        yield b
 
 
 def _tables(page):

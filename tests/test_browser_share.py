@@ -12,7 +12,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from browser_support import chromium, require_browser, save_screenshot, streamlit_server
+from browser_support import require_browser, save_screenshot, streamlit_server
 
 from ui.live_chart import FIND_FIGURE_JS
 
@@ -45,12 +45,6 @@ def server(tmp_path_factory):
     with streamlit_server(base, OPTICAL_RUNS_DIR=str(base / "runs"),
                           OPTICAL_CACHE_DIR=str(base / "cache")) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser(server):
-    with chromium() as b:
-        yield b
 
 
 def wait_plan(page, *parts: str, timeout: int = 300_000) -> str:
