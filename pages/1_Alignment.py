@@ -157,10 +157,10 @@ def plans(model_id: str, pin: PairInput, has_gold: bool, pair: PairAlignment,
     draws a pair's plan with the page's overlays and a title."""
     start = before_toggle(model_id)
     pair0 = None if start is None else align_with(start, pin, transport, choice)
-    fig = figure(pair, transport.title(("" if pair0 is None else "after: ")
-                                       + model_label(model_id)))
+    fig = figure(pair, transport.title(model_label(model_id),
+                                       None if pair0 is None else "after"))
     plan_panel(fig, pair, None if pair0 is None else figure(
-        pair0, transport.title(f"before: {model_label(start)}")))
+        pair0, transport.title(model_label(start), "before")))
     if pair0 is not None:
         compare_metrics(pair0, diffuseness(pair0), pair, compare_plans(pair0, pair),
                         pin if has_gold else None, names=("before", "after"))

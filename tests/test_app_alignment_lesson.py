@@ -103,13 +103,15 @@ def test_a_link_with_before_turns_the_toggle_on(quick_run):
 
 
 def test_plan_titles_fit_half_the_page():
-    from ui.pair_summary import TITLE_MODEL_CHARS, Transport
+    from ui.pair_summary import TITLE_CHARS, Transport
 
     t = Transport("cosine", "unbalanced", 0.05, 3.0, 0.8, "uniform", "subword")
-    title = t.title("after: " + "x" * 80)
-    first, second = title.split("<br>")
-    assert len(first) <= len("Plan · ") + TITLE_MODEL_CHARS and first.endswith("…")
+    first, second = t.title("x" * 80, "after").split("<br>")
+    assert len(first) == TITLE_CHARS and first.startswith("after: x") and first.endswith("…")
     assert "ε = 0.05" in second and "τ = 3" in second
+    assert t.title("de-quick-20261208-001552", "after").startswith(
+        "after: de-quick-20261208-001552<br>")  # a quick student's whole name
+    assert t.title("all-MiniLM-L6-v2").startswith("Plan · all-MiniLM-L6-v2<br>")
 
 
 # ------------------------------------------------------------------ step-through

@@ -280,7 +280,9 @@ def _english_only_warning(diff: Diffuseness, model_id: str, langs: tuple[str | N
 
 def gold_metrics(sc: AlignmentScores) -> None:
     """AER, precision, recall and F1 against the gold links, side by side."""
-    m1, m2, m3, m4 = st.columns(4)
+    # Two by two: four metrics in the half-width links column would cut their numbers.
+    m1, m2 = st.columns(2)
+    m3, m4 = st.columns(2)
     m1.metric("AER", f"{sc.aer:.3f}", help=help_for("AER"))
     m2.metric("Precision", f"{sc.precision:.2f}", help="Share of predicted links that are "
               "possible (or sure) gold links.")

@@ -69,21 +69,24 @@ class Transport:
                                 weighting=self.weighting, link_method=link_method,
                                 threshold=threshold)
 
-    def title(self, model: str) -> str:
-        """The plan figure's title: the model on the first line (its name cut at
-        :data:`TITLE_MODEL_CHARS`), the solver and the parameters that apply on a second,
-        smaller one, so that it fits a plan drawn in half the page's width."""
-        if len(model) > TITLE_MODEL_CHARS:
-            model = model[: TITLE_MODEL_CHARS - 1] + "…"
+    def title(self, model: str, role: str | None = None) -> str:
+        """The plan figure's title: ``Plan · model`` (or ``role: model``, e.g. ``after:``
+        beside a second plan) on the first line, cut at :data:`TITLE_CHARS`; the solver
+        and the parameters that apply on a second, smaller one. Short enough for a plan
+        drawn in half of a 1,000 px window."""
+        head = f"{role}: {model}" if role else f"Plan · {model}"
+        if len(head) > TITLE_CHARS:
+            head = head[: TITLE_CHARS - 1] + "…"
         params = ([f"ε = {self.eps:g}"] if self.entropic else []) + (
             [f"τ = {self.tau:g}"] if self.solver == "unbalanced" else []) + (
             [f"mass = {self.mass:g}"] if self.solver == "partial" else [])
-        return (f"Plan · {model}<br><sup>{SOLVER_NAMES[self.solver]}"
+        return (f"{head}<br><sup>{SOLVER_NAMES[self.solver]}"
                 + "".join(f", {p}" for p in params) + "</sup>")
 
 
-#: Longest model name a plan's title shows (a half-width plan at 1,000 px has room for it).
-TITLE_MODEL_CHARS = 36
+#: Longest first line of a plan's title: ``after: de-quick-20261208-001552`` (a quick
+#: student's name) fits a half-width plan at 1,000 px.
+TITLE_CHARS = 31
 
 
 @dataclass
