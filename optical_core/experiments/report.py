@@ -41,6 +41,7 @@ from optical_core.experiments.formatting import (
     sort_rows,
     write_atomic,
 )
+from optical_core.experiments.heldout import heldout_headline, heldout_section
 from optical_core.experiments.results import ReportError, Results, load_results
 from optical_core.experiments.tables import (
     COMPARISONS,
@@ -509,12 +510,15 @@ def _alignment_tuning_notes(results: Results) -> list[str]:
 
 
 def report_markdown(results: Results, plots: dict[tuple[str, str], str] | None = None) -> str:
-    """The text of ``report.md``: setting, main tables, robustness, significance, alignment,
-    lr tuning and notes. ``plots`` maps ``(split, kind)`` to a PNG path relative to the
-    report (its ``.html`` twin is linked too)."""
-    return "\n".join([*_header(results), *_setting(results), *_main_results(results, plots or {}),
-                      *_other_scorers(results), *_robustness(results), *_significance(results),
-                      *_alignment_tuning_notes(results)])
+    """The text of ``report.md``: the held-out noise headline, setting, main tables,
+    robustness, held-out noise, significance, alignment, lr tuning and notes. ``plots`` maps
+    ``(split, kind)`` to a PNG path relative to the report (its ``.html`` twin is linked
+    too)."""
+    headline = heldout_headline(results)
+    return "\n".join([*_header(results), *([headline, ""] if headline else []),
+                      *_setting(results), *_main_results(results, plots or {}),
+                      *_other_scorers(results), *_robustness(results), *heldout_section(results),
+                      *_significance(results), *_alignment_tuning_notes(results)])
 
 
 def write_report(folder: str | os.PathLike[str]) -> Path:

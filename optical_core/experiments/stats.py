@@ -10,6 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from optical_core.experiments.families import (
+    families_text,
+    method_families,
+    split_families,
+)
 from optical_core.experiments.tables import (
     CELL_METRICS,
     UNTRAINED,
@@ -155,8 +160,11 @@ def grid_tables(grid, evals: list[dict[str, Any]]) -> dict[str, list[dict[str, A
             ``(nq,)`` values), ``meta`` (``measured_cer``, ``n_queries``) and ``scorer``
             (``dense`` when absent).
     """
-    return {"cells": cell_rows(grid, evals), "robustness": robustness_rows(grid, evals),
-            "significance": significance_rows(grid, evals), "pooled": pooled_rows(grid, evals)}
+    families = family_retention(grid, evals)
+    return {"cells": cell_rows(grid, evals),
+            "robustness": robustness_rows(grid, evals, families),
+            "significance": significance_rows(grid, evals),
+            "pooled": pooled_rows(grid, evals, families)}
 
 
 def cell_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -198,10 +206,17 @@ def _series(grid, evals: list[dict[str, Any]], mdl, lang: str, split: str, kind:
     return np.stack(cols, axis=1)
 
 
-def robustness_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def robustness_rows(grid, evals: list[dict[str, Any]],
+                    families: dict[tuple, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Slope and area of MRR@10 against CER per model, language, split, noise kind and
-    scorer whose every level is finished (:func:`robustness`); none for a clean grid."""
+    scorer whose every level is finished (:func:`robustness`); none for a clean grid.
+
+    Each row also says what the method trained on (``trained_on``), whether its ``kind``
+    is ``held_out`` (never seen in training), and, from ``families`` (default
+    :func:`family_retention`), the seed-pooled in-family and held-out retention at the
+    grid's top CER level (``retention_cer``)."""
     g = grid
+    families = family_retention(g, evals) if families is None else families
     models: list = []
     for e in evals:
         if not any(e["model"] is m for m in models):
@@ -209,18 +224,25 @@ def robustness_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rob: list[dict[str, Any]] = []
     if len(g.levels) < 2:
         return rob
+    top = round(float(max(g.levels)), 6)
     for mdl in models:
+        trained_on = method_families(g, mdl.method)
         for lang in ([mdl.lang] if mdl.lang else g.langs):
             for split, kind, scorer in itertools.product(g.splits, g.noise_kinds,
                                                          getattr(g, "scorers", ["dense"])):
                 s = _series(g, evals, mdl, lang, split, kind, scorer)
                 if s is None:
                     continue
+                fam = families.get((mdl.method, mdl.doc_encoder, scorer, lang, mdl.pairs,
+                                    split, top), {})
                 rob.append({"method": mdl.method, "doc_encoder": mdl.doc_encoder,
                             "scorer": scorer, "lang": lang, "pairs": mdl.pairs,
                             "seed": mdl.seed, "split": split, "kind": kind,
                             **robustness(g.levels, s, g.n_boot, g.noise_seed),
-                            "levels": ";".join(f"{c:g}" for c in g.levels)})
+                            "levels": ";".join(f"{c:g}" for c in g.levels),
+                            "trained_on": families_text(trained_on),
+                            "held_out": kind in split_families(trained_on, [kind])[1],
+                            "retention_cer": top, **fam})
     return rob
 
 
@@ -264,26 +286,101 @@ def significance_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]
     return sig
 
 
-def pooled_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per setting and CER level with the seeds pooled (:func:`seed_query_bootstrap`):
-    ``mrr@10`` (and the other cell metrics) with intervals over seeds and queries,
-    ``retention`` (MRR@10 ÷ the same models' clean MRR@10) for noisy levels, and
-    ``delta_vs_<a>`` / ``p_vs_<a>`` against the comparison methods of
-    :func:`~optical_core.experiments.tables.pooled_comparisons` (same queries, seeds drawn
-    independently; a trained method only against one whose documents were embedded the
-    same way, or an untrained one)."""
-    g = grid
+def pooled_groups(evals: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+    """The finished cells by setting, every seed of a setting together: key ``(method,
+    doc_encoder, scorer, lang, pairs, split, kind, cer)`` (``cer`` rounded to 6 places)."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for e in evals:
         m = e["model"]
         key = (m.method, m.doc_encoder, e.get("scorer", "dense"), e["lang"], m.pairs,
                e["split"], e["kind"], round(float(e["cer"]), 6))
         groups.setdefault(key, []).append(e)
+    return groups
 
-    def stack(found: list[dict[str, Any]], metric: str) -> np.ndarray:
-        found = sorted(found, key=lambda e: e["model"].seed)
-        return np.stack([np.asarray(e["per_query"][metric], dtype=np.float64) for e in found])
 
+def seed_stack(found: list[dict[str, Any]], metric: str) -> np.ndarray:
+    """``(S, Q)`` per-query ``metric`` of one setting's cells, one row per seed (ascending)."""
+    found = sorted(found, key=lambda e: e["model"].seed)
+    return np.stack([np.asarray(e["per_query"][metric], dtype=np.float64) for e in found])
+
+
+def kinds_retention(grid, groups: dict[tuple, list[dict[str, Any]]], setting: tuple,
+                    kinds: list[str], cer: float) -> dict[str, float] | None:
+    """Seed-pooled retention of MRR@10 averaged over noise ``kinds`` at one CER level.
+
+    ``mean_k MRR_k / MRR_clean`` over the kinds ``k``; every kind shares the clean
+    denominator, so it is the retention of the kind-averaged per-query MRR@10
+    ``(S, Q)``, and its interval is :func:`seed_query_bootstrap`'s ratio interval (seeds
+    and queries drawn together for every kind and the clean cells, as for one kind's
+    ``retention``; one kind gives exactly that kind's retention).
+
+    Args:
+        setting: ``(method, doc_encoder, scorer, lang, pairs, split)``.
+
+    Returns:
+        ``mean``, ``low``, ``high``; ``None`` without kinds, or while a kind or the clean
+        cells lack a seed of the others.
+    """
+    if not kinds:
+        return None
+    found = [groups.get((*setting, k, cer)) for k in kinds]
+    # the clean cells: stored once (kind "clean") or, in older grids, once per kind
+    clean = groups.get((*setting, "clean", 0.0)) or groups.get((*setting, kinds[0], 0.0))
+    if not clean or any(not f for f in found):
+        return None
+    seeds = sorted(e["model"].seed for e in clean)
+    if any(sorted(e["model"].seed for e in f) != seeds for f in found):
+        return None
+    values = np.mean([seed_stack(f, "mrr@10") for f in found], axis=0)
+    return seed_query_bootstrap(values, grid.n_boot, grid.noise_seed,
+                                reference=seed_stack(clean, "mrr@10"), ratio=True)
+
+
+def family_retention(grid, evals: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """In-family and held-out retention per setting and noisy CER level, seeds pooled.
+
+    For each method the grid's ``noise_kinds`` split into those it trained on (in family)
+    and the rest (held out; all of them for a method trained on clean text):
+    ``infamily_retention`` / ``heldout_retention`` = :func:`kinds_retention` over each
+    part, with ``_low`` / ``_high`` (95 %), and ``infamily_kinds`` / ``heldout_kinds``
+    naming the kinds averaged (``;``-joined, empty for none).
+
+    Returns:
+        ``(method, doc_encoder, scorer, lang, pairs, split, cer)`` → those columns and
+        ``trained_on``.
+    """
+    groups = pooled_groups(evals)
+    out: dict[tuple, dict[str, Any]] = {}
+    for key in groups:
+        setting, cer = key[:6], key[7]
+        if cer <= 0 or (*setting, cer) in out:
+            continue
+        trained_on = method_families(grid, setting[0])
+        row: dict[str, Any] = {"trained_on": families_text(trained_on)}
+        for name, kinds in zip(("infamily", "heldout"),
+                               split_families(trained_on, list(grid.noise_kinds))):
+            row[f"{name}_kinds"] = ";".join(kinds)
+            r = kinds_retention(grid, groups, setting, kinds, cer)
+            if r is not None:
+                row.update({f"{name}_retention": r["mean"], f"{name}_retention_low": r["low"],
+                            f"{name}_retention_high": r["high"]})
+        out[(*setting, cer)] = row
+    return out
+
+
+def pooled_rows(grid, evals: list[dict[str, Any]],
+                families: dict[tuple, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One row per setting and CER level with the seeds pooled (:func:`seed_query_bootstrap`):
+    ``mrr@10`` (and the other cell metrics) with intervals over seeds and queries,
+    ``retention`` (MRR@10 ÷ the same models' clean MRR@10) for noisy levels, and
+    ``delta_vs_<a>`` / ``p_vs_<a>`` against the comparison methods of
+    :func:`~optical_core.experiments.tables.pooled_comparisons` (same queries, seeds drawn
+    independently; a trained method only against one whose documents were embedded the
+    same way, or an untrained one). Noisy rows also carry ``held_out`` (the method never
+    trained on the row's kind) and the level's :func:`family_retention` columns."""
+    g = grid
+    groups = pooled_groups(evals)
+    families = family_retention(g, evals) if families is None else families
     comparisons = pooled_comparisons(list(g.methods), g.baselines)
     rows = []
     for key, found in groups.items():
@@ -294,12 +391,12 @@ def pooled_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "seeds": len({e["model"].seed for e in found}),
             "n_queries": int(max(e["meta"]["n_queries"] for e in found))}
         for metric in CELL_METRICS:
-            b = seed_query_bootstrap(stack(found, metric), g.n_boot, g.noise_seed)
+            b = seed_query_bootstrap(seed_stack(found, metric), g.n_boot, g.noise_seed)
             row.update({metric: b["mean"], f"{metric}_low": b["low"], f"{metric}_high": b["high"]})
         clean = groups.get((*key[:6], "clean", 0.0)) or groups.get((*key[:7], 0.0))
         if cer > 0 and clean and len(clean) == len(found):
-            b = seed_query_bootstrap(stack(found, "mrr@10"), g.n_boot, g.noise_seed,
-                                     reference=stack(clean, "mrr@10"), ratio=True)
+            b = seed_query_bootstrap(seed_stack(found, "mrr@10"), g.n_boot, g.noise_seed,
+                                     reference=seed_stack(clean, "mrr@10"), ratio=True)
             row.update(retention=b["mean"], retention_low=b["low"], retention_high=b["high"])
         for a, bm in comparisons:
             if bm != method:
@@ -308,10 +405,15 @@ def pooled_rows(grid, evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 other = groups.get((a, other_docs, scorer, lang, 0 if a in UNTRAINED else pairs,
                                     *key[5:]))
                 if other and (other_docs == docs or a in UNTRAINED):
-                    d = seed_query_bootstrap(stack(found, "mrr@10"), g.n_boot, g.noise_seed,
-                                             reference=stack(other, "mrr@10"))
+                    d = seed_query_bootstrap(seed_stack(found, "mrr@10"), g.n_boot,
+                                             g.noise_seed, reference=seed_stack(other, "mrr@10"))
                     row.update({f"delta_vs_{a}": d["mean"], f"delta_vs_{a}_low": d["low"],
                                 f"delta_vs_{a}_high": d["high"], f"p_vs_{a}": d["p"]})
                     break
+        if cer > 0 and (*key[:6], cer) in families:
+            fam = families[(*key[:6], cer)]
+            row["trained_on"] = fam["trained_on"]
+            row["held_out"] = kind in fam["heldout_kinds"].split(";")
+            row.update(fam)
         rows.append(row)
     return rows

@@ -1,0 +1,127 @@
+"""Held-out noise families: which evaluation kinds a method trained on, and the in-family
+and held-out retention of the grid's pooled and robustness tables, against hand
+computations over hand-made per-query scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from optical_core.experiments.cells import GridModel
+from optical_core.experiments.config import GridConfig
+from optical_core.experiments.families import (
+    NO_NOISE,
+    method_families,
+    split_families,
+    training_families,
+)
+from optical_core.experiments.stats import grid_tables
+
+KINDS = ["random_char", "keyboard", "ocr"]
+SEEDS = [42, 43]
+NQ = 40
+
+
+def _grid() -> GridConfig:
+    return GridConfig(
+        name="fam", methods=["mse", "ot@aug"], langs=["cs"], pairs=[100], seeds=SEEDS,
+        noise_kinds=KINDS, cer_levels=[0.0, 0.1, 0.2], n_boot=300, gold=False,
+        variants={"aug": {"noise_p": 0.5, "noise_max_cer": 0.2, "noise_kind": "random_char"}},
+    ).validate()
+
+
+def _evals(rng: np.random.Generator) -> tuple[list[dict], dict]:
+    """Cells of both methods on hand-made per-query MRR@10: each (method, seed, kind, cer)
+    its own uniform draw, so every kind keeps a different share."""
+    evals, scores = [], {}
+    for method in ("mse", "ot@aug"):
+        for seed in SEEDS:
+            mdl = GridModel(method, "cs", 100, seed, doc_encoder="teacher")
+            for kind, cer in [("clean", 0.0), *((k, c) for k in KINDS for c in (0.1, 0.2))]:
+                top = 1.0 - cer * (1 + KINDS.index(kind)) if kind != "clean" else 1.0
+                v = rng.uniform(0.0, top, NQ)
+                scores[(method, seed, kind, cer)] = v
+                evals.append({"model": mdl, "lang": "cs", "split": "test_2016_flickr",
+                              "kind": kind, "cer": cer, "scorer": "dense",
+                              "meta": {"measured_cer": cer, "n_queries": NQ},
+                              "per_query": {"mrr@10": v, "recall@1": v, "recall@10": v}})
+    return evals, scores
+
+
+def _hand_retention(scores: dict, method: str, kinds: list[str], cer: float) -> float:
+    """mean over ``kinds`` of (mean over seeds and queries of the noisy MRR@10) ÷ (the same
+    of the clean MRR@10)."""
+    clean = np.mean([scores[(method, s, "clean", 0.0)] for s in SEEDS])
+    return float(np.mean([np.mean([scores[(method, s, k, cer)] for s in SEEDS]) / clean
+                          for k in kinds]))
+
+
+def test_training_families_are_the_noise_kinds_of_an_augmented_run():
+    assert training_families({"noise_p": 0.5, "noise_kind": "random_char"}) == ("random_char",)
+    assert training_families({"noise_p": 0.5, "noise_kind": "typo, ocr"}) == ("keyboard", "ocr")
+    assert training_families({"noise_kind": "keyboard"}) == ()  # noise_p 0: clean training
+    assert training_families({"subword_dropout": 0.1}) == ()
+    g = _grid()
+    assert method_families(g, "ot@aug") == ("random_char",)
+    assert method_families(g, "mse") == () and method_families(g, "none") == ()
+
+
+def test_split_families_holds_out_what_the_method_never_saw():
+    assert split_families(("random_char",), KINDS) == (["random_char"], ["keyboard", "ocr"])
+    assert split_families((), KINDS) == ([], KINDS)
+    assert split_families(("keyboard",), ["typo", "ocr"]) == (["typo"], ["ocr"])
+
+
+def test_heldout_retention_is_the_mean_over_the_kinds_never_trained_on():
+    g = _grid()
+    evals, scores = _evals(np.random.default_rng(0))
+    pooled = grid_tables(g, evals)["pooled"]
+    for cer in (0.1, 0.2):
+        rows = {(r["method"], r["kind"]): r for r in pooled if r["cer"] == cer}
+        ot = rows[("ot@aug", "keyboard")]
+        assert ot["trained_on"] == "random_char" and ot["heldout_kinds"] == "keyboard;ocr"
+        assert ot["held_out"] and not rows[("ot@aug", "random_char")]["held_out"]
+        assert ot["heldout_retention"] == pytest.approx(
+            _hand_retention(scores, "ot@aug", ["keyboard", "ocr"], cer))
+        # the mean of the per-kind retentions of the same table
+        assert ot["heldout_retention"] == pytest.approx(np.mean(
+            [rows[("ot@aug", k)]["retention"] for k in ("keyboard", "ocr")]))
+        assert ot["infamily_retention"] == pytest.approx(rows[("ot@aug", "random_char")]
+                                                         ["retention"])
+        # one kind in the family: exactly that kind's retention and interval
+        assert (ot["infamily_retention_low"], ot["infamily_retention_high"]) == pytest.approx(
+            (rows[("ot@aug", "random_char")]["retention_low"],
+             rows[("ot@aug", "random_char")]["retention_high"]))
+        assert ot["heldout_retention_low"] < ot["heldout_retention"] \
+            < ot["heldout_retention_high"]
+        mse = rows[("mse", "random_char")]
+        assert mse["trained_on"] == NO_NOISE and mse["held_out"]
+        assert mse["heldout_kinds"] == ";".join(KINDS) and mse["infamily_kinds"] == ""
+        assert "infamily_retention" not in mse
+        assert mse["heldout_retention"] == pytest.approx(_hand_retention(scores, "mse", KINDS,
+                                                                         cer))
+    clean = [r for r in pooled if r["cer"] == 0]
+    assert clean and all("held_out" not in r for r in clean)
+
+
+def test_robustness_rows_carry_the_top_level_family_retention():
+    g = _grid()
+    evals, scores = _evals(np.random.default_rng(1))
+    tables = grid_tables(g, evals)
+    rob = [r for r in tables["robustness"] if r["method"] == "ot@aug"]
+    assert len(rob) == len(SEEDS) * len(KINDS)
+    for r in rob:
+        assert r["retention_cer"] == 0.2 and r["trained_on"] == "random_char"
+        assert r["held_out"] == (r["kind"] != "random_char")
+        assert r["heldout_retention"] == pytest.approx(
+            _hand_retention(scores, "ot@aug", ["keyboard", "ocr"], 0.2))
+
+
+def test_a_missing_seed_of_a_held_out_kind_leaves_the_mean_out():
+    g = _grid()
+    evals, _ = _evals(np.random.default_rng(2))
+    evals = [e for e in evals if not (e["kind"] == "ocr" and e["model"].seed == 43)]
+    pooled = grid_tables(g, evals)["pooled"]
+    ot = [r for r in pooled if r["method"] == "ot@aug" and r["kind"] == "keyboard"]
+    assert ot and all("heldout_retention" not in r for r in ot)
+    assert all("infamily_retention" in r for r in ot)
