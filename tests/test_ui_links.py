@@ -20,6 +20,7 @@ from ui.links import (  # noqa: E402
     MAX_TEXT,
     Param,
     alignment_view,
+    link_note,
     parse_params,
     quote,
     retrieval_view,
@@ -227,3 +228,20 @@ def test_every_alignment_view_survives_a_link(state):
         assert value == state[key], key
     # the parts of the view that belong to the chosen pair source all come back
     assert back.values["al_source"] == state["al_source"]
+
+
+def test_the_before_toggle_travels_only_while_on():
+    on = {**AL_DEFAULTS, "al_before": True}
+    assert view_params(on, ALIGN)[0]["before"] == "true"
+    assert "before" not in view_params({**AL_DEFAULTS, "al_before": False}, ALIGN)[0]
+    assert parse_params({"before": "true"}, ALIGN).values == {"al_before": True}
+    bad = parse_params({"before": "maybe"}, ALIGN)
+    assert bad.values == {} and bad.notes == [
+        "The link's before-distillation toggle = “maybe” is neither true nor false; ignored."]
+
+
+def test_one_wording_for_every_bad_link_value():
+    note = parse_params({"eps": "abc"}, ALIGN).notes[0]
+    assert note == link_note("ε", "abc", "is not a number", f"using the default {quote('0.05')}")
+    assert link_note("model", "no-run", "cannot be used: not a run.", "kept") == (
+        "The link's model = “no\\-run” cannot be used: not a run; kept.")
