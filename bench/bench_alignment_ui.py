@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from optical_core.encoders.base import TokenEmbeddings  # noqa: E402
 from optical_core.encoders.registry import load_encoder  # noqa: E402
-from optical_core.ot.solve import SOLVERS, OTConfig  # noqa: E402
+from optical_core.ot.config import SOLVERS, OTConfig  # noqa: E402
 from optical_core.pairs.align import align_embeddings  # noqa: E402
 from optical_core.pairs.figures import cost_figure, plan_figure  # noqa: E402
 from optical_core.pairs.summary import (  # noqa: E402

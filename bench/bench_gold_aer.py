@@ -15,7 +15,7 @@ import time
 from optical_core import alignment as al
 from optical_core.encoders.registry import load_encoder
 from optical_core.gold import load_gold
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig
 from optical_core.pairs.align import align_embeddings
 
 SETTINGS = [

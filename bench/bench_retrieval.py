@@ -35,7 +35,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from optical_core.encoders.registry import load_encoder  # noqa: E402
-from optical_core.ot.solve import OTConfig  # noqa: E402
+from optical_core.ot.config import OTConfig  # noqa: E402
 from optical_core.retrieval.corpus import DEFAULT_SPLIT, load_corpus, load_corpus_or_demo
 from optical_core.retrieval.index import build_index, encode_queries
 from optical_core.retrieval.metrics import per_query_metrics

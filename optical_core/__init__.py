@@ -37,8 +37,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from optical_core.distill.train import run_distillation
     from optical_core.encoders.registry import load_encoder
     from optical_core.ot.batch import sinkhorn_batch
+    from optical_core.ot.config import OTConfig
     from optical_core.ot.costs import cost_matrix
-    from optical_core.ot.solve import OTConfig, solve
+    from optical_core.ot.solve import solve
     from optical_core.pairs.align import align_embeddings, align_texts
     from optical_core.perturb.noise import perturb
     from optical_core.retrieval.evaluate import evaluate_noise

@@ -14,7 +14,7 @@ from optical_core.data import DataNotFoundError
 from optical_core.encoders.anchor import SentenceOnlyEncoder
 from optical_core.encoders.base import is_anchor_model, is_default_model
 from optical_core.encoders.transformer import Encoder
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig
 from optical_core.perturb.cer import character_error_rate
 from optical_core.perturb.kinds import NOISE_KINDS
 from optical_core.retrieval.corpus import DEFAULT_SPLIT, RETRIEVAL_SPLITS

@@ -204,7 +204,8 @@ def test_itermax_grows_monotonically():
 
 
 def test_threshold_on_identity_like_plan():
-    from optical_core.ot.solve import OTConfig, solve
+    from optical_core.ot.config import OTConfig
+    from optical_core.ot.solve import solve
 
     n = 5
     cost = 1.0 - np.eye(n)

@@ -449,7 +449,7 @@ def test_choices_survive_a_page_switch():
 
 def test_ui_error_messages_say_what_to_do():
     from optical_core.data import DataNotFoundError
-    from optical_core.ot.costs import OTInputError
+    from optical_core.ot.config import OTInputError
     from ui import common
 
     assert "What to do" in common.error_message(ModelLoadError("nope"))

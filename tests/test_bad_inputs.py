@@ -54,8 +54,8 @@ from optical_core.encoders.base import ModelLoadError, TruncationWarning, confin
 from optical_core.encoders.registry import load_encoder
 from optical_core.gold import load_gold_file
 from optical_core.ot.batch import sinkhorn_batch
-from optical_core.ot.costs import OTInputError
-from optical_core.ot.solve import OTConfig, solve
+from optical_core.ot.config import OTConfig, OTInputError
+from optical_core.ot.solve import solve
 from optical_core.pairs.align import align_texts
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import torch
 from optical_core.distill.config import TRAINING_OT, DistillConfig, DistillError
 from optical_core.distill.loss import OpticalLoss, OpticalLossConfig
 from optical_core.distill.loss_terms import mask_of, self_teaching_kl
-from optical_core.ot.costs import OTInputError
+from optical_core.ot.config import OTInputError
 
 EN = ["A dog runs along the beach.", "Two children are playing football in the park.",
       "A woman is reading a book."]

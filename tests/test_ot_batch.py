@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optical_core.ot.batch import pad_costs, sinkhorn_batch
-from optical_core.ot.costs import OTInputError, cost_matrix, uniform_marginal
+from optical_core.ot.config import OTInputError
+from optical_core.ot.costs import cost_matrix, uniform_marginal
 
 
 @pytest.mark.parametrize("eps", [0.05, 0.1, 0.5])

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from optical_core.ot.batch import sinkhorn_batch
+from optical_core.ot.config import OTInputError
 from optical_core.ot.cooc import cooccurrence_table
-from optical_core.ot.costs import OTInputError
 
 # Four sentence pairs: source token 1 always meets target 10, 2 meets 20, 3 meets 30.
 SRC = [[1, 2], [1, 3], [2, 3, 3], [1]]

@@ -7,8 +7,9 @@ import numpy as np
 import torch
 
 from optical_core.ot.batch import pad_costs, sinkhorn_batch
+from optical_core.ot.config import OTConfig
 from optical_core.ot.plans import batch_plans
-from optical_core.ot.solve import OTConfig, solve
+from optical_core.ot.solve import solve
 from optical_core.ot.unbalanced_batch import sinkhorn_unbalanced_batch
 
 

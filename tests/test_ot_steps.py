@@ -10,8 +10,9 @@ import ot as pot
 import pytest
 from _helpers import random_cost
 
-from optical_core.ot.costs import OTInputError, uniform_marginal, weighted_marginal
-from optical_core.ot.solve import OTConfig, marginal_error, solve
+from optical_core.ot.config import OTConfig, OTInputError
+from optical_core.ot.costs import uniform_marginal, weighted_marginal
+from optical_core.ot.solve import marginal_error, solve
 from optical_core.ot.steps import sinkhorn_steps
 
 

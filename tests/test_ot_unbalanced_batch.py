@@ -14,7 +14,8 @@ import torch
 from _helpers import ragged_costs
 
 from optical_core.ot.batch import pad_costs, sinkhorn_batch
-from optical_core.ot.costs import OTInputError, cost_matrix, uniform_marginal
+from optical_core.ot.config import OTInputError
+from optical_core.ot.costs import cost_matrix, uniform_marginal
 from optical_core.ot.unbalanced_batch import sinkhorn_unbalanced_batch
 
 

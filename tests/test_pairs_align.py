@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from optical_core import alignment as al
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig
 from optical_core.pairs.align import align_embeddings, align_texts, score_pair
 
 SRC = "A dog runs along the beach."

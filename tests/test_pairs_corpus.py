@@ -8,7 +8,7 @@ import pytest
 
 from optical_core import alignment as al
 from optical_core.demo_set import load_demo
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig
 from optical_core.pairs.align import align_texts
 from optical_core.pairs.corpus import (
     CorpusError,

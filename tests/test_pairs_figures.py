@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig
 from optical_core.pairs.align import align_embeddings
 from optical_core.pairs.figures import (
     MAX_AXIS_LABELS,

@@ -14,7 +14,7 @@ import pytest
 from _helpers import token_emb
 
 from optical_core import alignment as al
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig
 from optical_core.pairs.align import align_embeddings
 from optical_core.pairs.summary import (
     UNALIGNED_SHARE,

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from optical_core.ot.config import OTConfig
 from optical_core.ot.costs import cost_matrix
-from optical_core.ot.solve import OTConfig, solve
+from optical_core.ot.solve import solve
 from optical_core.retrieval.index import encode_queries
 from optical_core.retrieval.scorers import ScorerConfig, maxsim_scores, rank, search
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import streamlit as st
 
 from optical_core import alignment as al
+from optical_core.ot.config import SOLVERS
 from optical_core.ot.costs import METRICS
-from optical_core.ot.solve import SOLVERS
 from optical_core.pairs.align import LEVELS, WEIGHTINGS
 from optical_core.pairs.summary import LINK_METHOD_NAMES
 from ui.glossary import help_for

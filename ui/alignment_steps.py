@@ -9,7 +9,7 @@ import dataclasses
 import plotly.graph_objects as go
 import streamlit as st
 
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig
 from optical_core.ot.steps import SinkhornStep, sinkhorn_steps
 from optical_core.pairs.align import PairAlignment
 from optical_core.pairs.figures import plan_figure

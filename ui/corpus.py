@@ -13,7 +13,7 @@ from optical_core.data import GOLD_LANGS, GOLD_PAIRS
 from optical_core.encoders.anchor import SentenceOnlyError
 from optical_core.encoders.base import ModelLoadError
 from optical_core.gold import load_gold
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig
 from optical_core.pairs.corpus import (
     MAX_CORPUS_BYTES,
     MAX_CORPUS_PAIRS,

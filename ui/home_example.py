@@ -25,7 +25,7 @@ def load() -> tuple[list[str], list[str], np.ndarray]:
 
 def main() -> None:
     from optical_core.encoders.registry import load_encoder
-    from optical_core.ot.solve import OTConfig
+    from optical_core.ot.config import OTConfig
     from optical_core.pairs.align import align_texts
 
     pair = align_texts(load_encoder(), SRC, TGT, config=OTConfig("sinkhorn", epsilon=0.05),

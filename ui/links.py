@@ -19,8 +19,8 @@ from typing import Any
 
 from optical_core import alignment as al
 from optical_core import data as D
+from optical_core.ot.config import SOLVERS
 from optical_core.ot.costs import METRICS
-from optical_core.ot.solve import SOLVERS
 from optical_core.pairs.align import LEVELS, WEIGHTINGS
 from optical_core.perturb.kinds import NOISE_KINDS
 from optical_core.perturb.resolve import NOISE_ALIASES

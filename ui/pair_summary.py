@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from optical_core import alignment as al
 from optical_core.encoders.base import TokenEmbeddings
 from optical_core.gold import GoldPair
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig
 from optical_core.pairs.align import PairAlignment, align_embeddings
 from optical_core.pairs.summary import (
     LINK_METHOD_NAMES,

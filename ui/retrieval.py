@@ -17,7 +17,7 @@ from streamlit.delta_generator import DeltaGenerator
 from optical_core.data import LANG_NAMES
 from optical_core.encoders.anchor import SentenceOnlyError
 from optical_core.encoders.base import ModelLoadError, confine_model_path
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig
 from optical_core.retrieval.corpus import Corpus, demo_corpus, load_corpus
 from optical_core.retrieval.evaluate import (
     noise_curve,

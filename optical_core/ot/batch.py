@@ -17,7 +17,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from optical_core.ot.costs import OTInputError, uniform_marginal, weighted_marginal
+from optical_core.ot.config import OTInputError
+from optical_core.ot.costs import uniform_marginal, weighted_marginal
 from optical_core.ot.solve import MAX_SPREAD_OVER_EPSILON, check_cost, epsilon_notes
 
 # ----------------------------------------------------------------- batched torch

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from optical_core.ot.costs import OTInputError
+from optical_core.ot.config import OTInputError
 
 COOC_MEASURES: tuple[str, ...] = ("npmi", "dice")
 #: Pairs counted at once while building a table (bounds the memory of the pair keys).

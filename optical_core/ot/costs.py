@@ -19,13 +19,10 @@ from typing import Literal
 import numpy as np
 import torch
 
+from optical_core.ot.config import OTInputError
+
 Metric = Literal["cosine", "sqeuclidean"]
-Solver = Literal["exact", "sinkhorn", "unbalanced", "partial"]
 METRICS: tuple[str, ...] = ("cosine", "sqeuclidean")
-
-
-class OTInputError(ValueError):
-    """Raised for inputs no solver can use (NaN/inf costs, an empty side, bad marginals)."""
 
 
 # --------------------------------------------------------------------------- costs

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 
 from optical_core.ot.batch import BatchOTResult, sinkhorn_batch
-from optical_core.ot.solve import OTConfig, solve
+from optical_core.ot.config import OTConfig
+from optical_core.ot.solve import solve
 from optical_core.ot.unbalanced_batch import sinkhorn_unbalanced_batch
 
 

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import logsumexp
 
-from optical_core.ot.costs import OTInputError, uniform_marginal, weighted_marginal
+from optical_core.ot.config import OTInputError
+from optical_core.ot.costs import uniform_marginal, weighted_marginal
 from optical_core.ot.solve import check_cost, marginal_error
 
 

@@ -12,7 +12,7 @@ import math
 import torch
 
 from optical_core.ot.batch import BatchOTResult, batch_inputs, empty_result, marginal_error
-from optical_core.ot.costs import OTInputError
+from optical_core.ot.config import OTInputError
 
 
 def sinkhorn_unbalanced_batch(

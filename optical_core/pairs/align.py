@@ -15,8 +15,9 @@ import numpy as np
 from optical_core import alignment as al
 from optical_core.encoders.base import TokenEmbeddings
 from optical_core.encoders.transformer import Encoder
+from optical_core.ot.config import OTConfig
 from optical_core.ot.costs import cost_matrix, norm_weights, uniform_marginal, weighted_marginal
-from optical_core.ot.solve import OTConfig, OTResult, solve
+from optical_core.ot.solve import OTResult, solve
 
 Level = Literal["subword", "word"]
 Weighting = Literal["uniform", "norm"]

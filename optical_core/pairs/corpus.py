@@ -21,7 +21,7 @@ import numpy as np
 from optical_core import alignment as al
 from optical_core.encoders.transformer import Encoder
 from optical_core.gold import GoldPair, parse_gold_line
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig
 from optical_core.pairs.align import align_texts
 from optical_core.pairs.summary import plan_entropy
 

@@ -17,7 +17,7 @@ import numpy as np
 from optical_core import alignment as al
 
 if TYPE_CHECKING:  # torch-free import: the home page draws a figure without loading torch
-    from optical_core.ot.solve import OTConfig
+    from optical_core.ot.config import OTConfig
     from optical_core.pairs.align import PairAlignment
 
 
@@ -83,7 +83,8 @@ def reference_plan(pair: PairAlignment, epsilon: float = REFERENCE_EPSILON) -> n
     Diffuseness is judged on this plan, so that a large chosen ε (which blurs any plan) or
     the exact solver (whose plan is always sparse) does not hide what the *model* does.
     """
-    from optical_core.ot.solve import OTConfig, solve
+    from optical_core.ot.config import OTConfig
+    from optical_core.ot.solve import solve
 
     cfg = OTConfig(solver="sinkhorn", epsilon=epsilon, tol=1e-4, max_iter=300)
     return solve(pair.cost, pair.a, pair.b, cfg).plan

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_core.encoders.transformer import Encoder

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from optical_core.ot.batch import pad_costs
+from optical_core.ot.config import OTConfig
 from optical_core.ot.plans import batch_plans
-from optical_core.ot.solve import OTConfig
 from optical_core.retrieval.cache import model_fingerprint
 from optical_core.retrieval.index import (
     DocumentIndex,
