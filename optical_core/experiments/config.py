@@ -72,6 +72,9 @@ class GridConfig:
             either list is given and picks the best (lr, schedule) pair per method.
         tune_lang, tune_pairs: where the lr is tuned (``tune_pairs`` 0 = the largest of
             ``pairs``).
+        tune_per_pairs: tune at every size of ``pairs`` instead (each size's cells use the
+            setting that won at that size: a 1k student may want another lr than a 29k
+            one); excludes ``tune_pairs``.
         tune_split: the split the grid chooses on: every run evaluates itself there at the
             end of training (its ``eval_split``) and tuning keeps the setting with the best
             MRR@10 on it. Never one of ``splits`` (validation refuses it): the grid does not
@@ -111,6 +114,7 @@ class GridConfig:
     tune_schedules: list[str] = field(default_factory=list)
     tune_lang: str = "cs"
     tune_pairs: int = 0
+    tune_per_pairs: bool = False
     tune_split: str = "val"
     splits: list[str] = field(default_factory=lambda: ["test_2016_flickr"])
     noise_kinds: list[str] = field(default_factory=lambda: ["random_char"])
@@ -160,6 +164,17 @@ class GridConfig:
         lrs = self.tune_lrs or [self.lr_of(method)]
         return [(float(lr), str(s))
                 for lr, s in itertools.product(lrs, self.tune_schedules or [self.schedule])]
+
+    def tune_sizes(self) -> list[int]:
+        """The bitext sizes tuning runs at: every size of ``pairs`` with
+        ``tune_per_pairs``, else ``tune_pairs`` (0: the largest of ``pairs``)."""
+        if self.tune_per_pairs:
+            return [int(p) for p in self.pairs]
+        return [int(self.tune_pairs or max(self.pairs))]
+
+    def tune_size(self, pairs: int) -> int:
+        """The size whose tuning sets the lr of a training on ``pairs`` pairs."""
+        return int(pairs) if self.tune_per_pairs else self.tune_sizes()[0]
 
     @property
     def levels(self) -> list[float]:
@@ -258,6 +273,9 @@ class GridConfig:
             if s not in RETRIEVAL_SPLITS or s == "val":
                 raise ExperimentError(f"unknown test split {s!r}; choose from "
                                       f"{RETRIEVAL_SPLITS[:-1]}")
+        if self.tune_per_pairs and (self.tune_pairs or not self.tuning):
+            raise ExperimentError("tune_per_pairs tunes at every size of pairs: it needs "
+                                  "tune_lrs or tune_schedules, and no tune_pairs")
         if self.tuning and self.tune_lang not in self.langs:
             raise ExperimentError(f"tune_lang {self.tune_lang!r} is not one of the grid's "
                                   "languages")

@@ -31,8 +31,7 @@ def plan(grid: GridConfig) -> list[tuple[str, str, float]]:
     tasks: list[tuple[str, str, float]] = []
     epochs = float(g.distill.get("epochs", 1.0))
     if g.tuning:
-        tp = g.tune_pairs or max(g.pairs)
-        for m in g.trained:
+        for m, tp in ((m, tp) for m in g.trained for tp in g.tune_sizes()):
             for lr, sched in g.tune_settings(m):
                 label = f"tune {m} lr {lr_tag(lr)} {sched} ({g.tune_lang}, {tp} pairs)"
                 tasks.append(("tune", label, 0.06 * tp * epochs + 30))

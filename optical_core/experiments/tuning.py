@@ -1,7 +1,8 @@
 """The grid's learning-rate tuning: each trained method at each (lr, schedule) of
-``tune_lrs`` × ``tune_schedules`` on ``tune_lang`` / ``tune_pairs``, scored by the run's
-own end-of-training MRR@10 on the val split; the best pair is the method's setting for the
-whole grid (without tuning: the config's lr and schedule).
+``tune_lrs`` × ``tune_schedules`` on ``tune_lang`` / ``tune_pairs`` (or at every size of
+``pairs`` with ``tune_per_pairs``), scored by the run's own end-of-training MRR@10 on the
+val split; the best pair is the method's setting for the whole grid, or for the trainings
+of its size (without tuning: the config's lr and schedule).
 """
 
 from __future__ import annotations
@@ -23,22 +24,24 @@ class Tuning:
     """Tuning tasks, their scores, and each method's chosen (lr, schedule).
 
     Attributes:
-        chosen: method → (lr, schedule) once tuning is over (at once without tuning);
-            ``None`` before.
+        chosen: (method, tuning size) → (lr, schedule) once tuning is over (at once
+            without tuning); ``None`` before. The size is :meth:`GridConfig.tune_size` of
+            a training's pairs.
         rows: the ``lr_tuning`` table (one row per method and setting tried).
     """
 
     def __init__(self, ctx: GridContext, trainings: Trainings) -> None:
         self.ctx = ctx
         self.trainings = trainings
-        self.chosen: dict[str, tuple[float, str]] | None = None
+        self.chosen: dict[tuple[str, int], tuple[float, str]] | None = None
         self.rows: list[dict[str, Any]] = []
 
-    def _configs(self, method: str) -> list[tuple[float, str, Any]]:
-        """``(lr, schedule, DistillConfig)`` of every tuning run of ``method``."""
+    def _configs(self, method: str, size: int) -> list[tuple[float, str, Any]]:
+        """``(lr, schedule, DistillConfig)`` of every tuning run of ``method`` at ``size``
+        pairs."""
         g = self.ctx.grid
-        tp = g.tune_pairs or max(g.pairs)
-        return [(lr, sched, self.trainings.config(method, g.tune_lang, tp, g.seeds[0], lr, sched))
+        return [(lr, sched, self.trainings.config(method, g.tune_lang, size, g.seeds[0], lr,
+                                                  sched))
                 for lr, sched in g.tune_settings(method)]
 
     def score_file(self, cfg) -> Path:
@@ -63,45 +66,54 @@ class Tuning:
             return None
 
     def tasks(self) -> list[Task]:
-        """One training per method and setting tried; none without tuning."""
+        """One training per method, size and setting tried; none without tuning."""
         g = self.ctx.grid
         if not g.tuning:
             return []
-        tp = g.tune_pairs or max(g.pairs)
         return [Task(f"tune-{method_slug(m)}-{g.tune_lang}-{tp}-lr{format_lr(lr)}-{sched}-"
                      f"s{g.seeds[0]}", "tune",
                      lambda c=cfg: self.score(c) is not None,
                      lambda c=cfg: self.trainings.train(c))
-                for m in g.trained for lr, sched, cfg in self._configs(m)]
+                for m in g.trained for tp in g.tune_sizes()
+                for lr, sched, cfg in self._configs(m, tp)]
 
     def choose(self) -> bool:
-        """Each method's (lr, schedule): the best tuning run's (highest val MRR@10; a NaN
-        score never wins), or the config's without tuning. ``False`` (nothing chosen)
-        while a tuning run is unfinished."""
+        """Each method's (lr, schedule) per tuning size: the best tuning run's (highest val
+        MRR@10; a NaN score never wins), or the config's without tuning. ``False``
+        (nothing chosen) while a tuning run is unfinished."""
         g = self.ctx.grid
         if not g.tuning:
-            self.chosen, self.rows = {m: (g.lr_of(m), g.schedule) for m in g.trained}, []
+            self.chosen = {(m, tp): (g.lr_of(m), g.schedule)
+                           for m in g.trained for tp in g.tune_sizes()}
+            self.rows = []
             return True
-        tp = g.tune_pairs or max(g.pairs)
         chosen, rows = {}, []
-        for m in g.trained:
+        for m, tp in ((m, tp) for m in g.trained for tp in g.tune_sizes()):
             scores = []
-            for lr, sched, cfg in self._configs(m):
+            for lr, sched, cfg in self._configs(m, tp):
                 found = self.score(cfg)
                 if found is None:
                     return False
                 scores.append((found[0], lr, sched, found[1]))
             best = max(scores, key=lambda t: -math.inf if math.isnan(t[0]) else t[0])
-            chosen[m] = (best[1], best[2])
+            chosen[(m, tp)] = (best[1], best[2])
             rows += [{"method": m, "lang": g.tune_lang, "pairs": tp, "lr": lr,
-                      "schedule": sched, "val_mrr@10": v, "chosen": (lr, sched) == chosen[m],
-                      "run": name} for v, lr, sched, name in scores]
+                      "schedule": sched, "val_mrr@10": v,
+                      "chosen": (lr, sched) == chosen[(m, tp)], "run": name}
+                     for v, lr, sched, name in scores]
         self.chosen, self.rows = chosen, rows
         return True
 
     def chosen_config(self, method: str, lang: str, pairs: int, seed: int):
-        """The config of one grid training at its method's chosen setting; ``None`` while
-        tuning is unfinished."""
+        """The config of one grid training at its method's chosen setting (the one chosen
+        at its size with ``tune_per_pairs``); ``None`` while tuning is unfinished."""
         if self.chosen is None:
             return None
-        return self.trainings.config(method, lang, pairs, seed, *self.chosen[method])
+        setting = self.chosen[(method, self.ctx.grid.tune_size(pairs))]
+        return self.trainings.config(method, lang, pairs, seed, *setting)
+
+    def chosen_by_name(self) -> dict[str, tuple[float, str]]:
+        """The chosen settings as ``results.json`` names them: by method, or by
+        ``"<method> <pairs>"`` when each size was tuned on its own."""
+        per_size = self.ctx.grid.tune_per_pairs
+        return {(f"{m} {tp}" if per_size else m): v for (m, tp), v in (self.chosen or {}).items()}

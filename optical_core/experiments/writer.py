@@ -49,7 +49,7 @@ class ResultsWriter:
         """The ``results.json`` record."""
         from optical_core.distill.models import package_versions
 
-        ctx, chosen = self.ctx, self.tuning.chosen or {}
+        ctx, chosen = self.ctx, self.tuning.chosen_by_name()
         return {"name": ctx.grid.name, "status": status, "started": self.started,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S") if status != "running" else None,
                 "wall_s": wall, "config": ctx.grid.to_dict(), "versions": package_versions(),
