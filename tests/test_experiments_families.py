@@ -125,3 +125,56 @@ def test_a_missing_seed_of_a_held_out_kind_leaves_the_mean_out():
     ot = [r for r in pooled if r["method"] == "ot@aug" and r["kind"] == "keyboard"]
     assert ot and all("heldout_retention" not in r for r in ot)
     assert all("infamily_retention" in r for r in ot)
+
+
+def _folder(tmp_path):
+    """A results folder of the hand-made cells: the grid's CSVs, as the runner writes them."""
+    from optical_core.experiments.config import write_csv
+    from optical_core.experiments.results import load_results
+
+    evals, scores = _evals(np.random.default_rng(3))
+    for m in evals:  # the runner's cells name their run
+        m["model"].run = f"run-{m['model'].method}-{m['model'].seed}"
+    out = tmp_path / "fam"
+    out.mkdir()
+    for name, rows in grid_tables(_grid(), evals).items():
+        write_csv(out / f"{name}.csv", rows)
+    return load_results(out), scores
+
+
+def test_the_report_headline_and_section_carry_the_held_out_retention(tmp_path):
+    from optical_core.experiments.formatting import format_interval
+    from optical_core.experiments.heldout import heldout_headline, heldout_table
+    from optical_core.experiments.report import report_markdown
+
+    res, scores = _folder(tmp_path)
+    row = res.pooled[(res.pooled["method"] == "ot@aug") & (res.pooled["cer"] == 0.2)
+                     & (res.pooled["kind"] == "keyboard")].iloc[0]
+    assert row["heldout_retention"] == pytest.approx(
+        _hand_retention(scores, "ot@aug", ["keyboard", "ocr"], 0.2))
+    held, own = (format_interval(row[f"{n}_retention"], row[f"{n}_retention_low"],
+                                 row[f"{n}_retention_high"]) for n in ("heldout", "infamily"))
+    line = heldout_headline(res)
+    assert line.startswith("**Held-out noise**") and "20 % CER" in line
+    assert (f"`ot@aug` (cs, trained on random_char) keeps {own} % on its training noise "
+            f"(random_char) and {held} % on noise it never saw (keyboard, ocr)") in line
+    assert "`mse` (cs, trained on clean text) keeps" in line
+    table = heldout_table(res, "test_2016_flickr")
+    ot = table[table["method"] == "ot@aug"].iloc[0]
+    assert ot["held out, CER 20 %"] == held and ot["held out"] == "keyboard, ocr"
+    md = report_markdown(res)
+    assert md.index(line) < md.index("## Setting") and "## Held-out noise" in md
+
+
+def test_the_answer_says_what_a_method_keeps_on_noise_it_never_trained_on(tmp_path):
+    from optical_core.experiments.answer import comparison_sentence, comparisons
+    from optical_core.experiments.answer import pct as answer_pct
+
+    res, _ = _folder(tmp_path)
+    p = res.pooled[(res.pooled["kind"].isin(["clean", "random_char"]))]
+    found = [c for c in comparisons(p, 0.2) if c.method == "ot@aug"]
+    assert found
+    text = comparison_sentence(found[0], "random_char")
+    row = found[0].noisy
+    assert "on noise it never trained on" in text
+    assert f"{answer_pct(row['heldout_retention'])} %" in text and "(keyboard, ocr)" in text

@@ -174,6 +174,15 @@ def comparison_sentence(c: Comparison, kind: str | None) -> str:
             text += "; share of the clean MRR@10 kept: " + ", ".join(
                 f"{name} {pct(r['retention'])} % "
                 f"{interval(r['retention_low'], r['retention_high'])}" for name, r in kept)
+        # a kind the method trained on measures its training noise: say what it keeps on
+        # the families it never saw (the mean over them, pooled.csv's heldout_retention)
+        unseen = [(name, r) for name, r in kept
+                  if _has(r, "heldout_retention") and not r.get("held_out", True)]
+        if unseen:
+            text += "; on noise it never trained on: " + ", ".join(
+                f"{name} {pct(r['heldout_retention'])} % "
+                f"{interval(r['heldout_retention_low'], r['heldout_retention_high'])} "
+                f"({r['heldout_kinds'].replace(';', ', ')})" for name, r in unseen)
     return text + "."
 
 
