@@ -163,8 +163,9 @@ def _watch(queue: JobManager, sid: str) -> None:
 def _finished_note(info: dict[str, Any]) -> None:
     st.success(
         f"The quick student **{info['name']}** is the sidebar model of every page now. "
-        "Open the Alignment page to see its plan beside the plan of the model it started "
-        f"from (*Before distillation*), e.g. on the {LANG_NAMES.get(info['lang'])} demo pairs.",
+        "The Alignment page opens on a "
+        f"{LANG_NAMES.get(info['lang'])} demo pair with its plan beside the plan of the "
+        "model it started from (*Before distillation*).",
         icon=":material/swap_horiz:")
     c1, c2 = st.columns(2)
     with c1:
