@@ -143,7 +143,7 @@ def _folder(tmp_path):
 
 
 def test_the_report_headline_and_section_carry_the_held_out_retention(tmp_path):
-    from optical_core.experiments.formatting import format_interval
+    from optical_core.experiments.formatting import format_interval, pct
     from optical_core.experiments.heldout import heldout_headline, heldout_table
     from optical_core.experiments.report import report_markdown
 
@@ -152,12 +152,15 @@ def test_the_report_headline_and_section_carry_the_held_out_retention(tmp_path):
                      & (res.pooled["kind"] == "keyboard")].iloc[0]
     assert row["heldout_retention"] == pytest.approx(
         _hand_retention(scores, "ot@aug", ["keyboard", "ocr"], 0.2))
-    held, own = (format_interval(row[f"{n}_retention"], row[f"{n}_retention_low"],
-                                 row[f"{n}_retention_high"]) for n in ("heldout", "infamily"))
+    held = format_interval(row["heldout_retention"], row["heldout_retention_low"],
+                           row["heldout_retention_high"])
+    said = {n: f"{pct(row[f'{n}_retention'])} % [{pct(row[f'{n}_retention_low'])}, "
+               f"{pct(row[f'{n}_retention_high'])}]" for n in ("heldout", "infamily")}
     line = heldout_headline(res)
     assert line.startswith("**Held-out noise**") and "20 % CER" in line
-    assert (f"`ot@aug` (cs, trained on random_char) keeps {own} % on its training noise "
-            f"(random_char) and {held} % on noise it never saw (keyboard, ocr)") in line
+    assert (f"`ot@aug` (cs, trained on random_char) keeps {said['infamily']} on its training "
+            f"noise (random_char) and {said['heldout']} on noise it never saw (keyboard, ocr)"
+            ) in line
     assert "`mse` (cs, trained on clean text) keeps" in line
     table = heldout_table(res, "test_2016_flickr")
     ot = table[table["method"] == "ot@aug"].iloc[0]

@@ -17,6 +17,7 @@ from optical_core.experiments.formatting import (
     level_label,
     md_table,
     pairs_text,
+    pct,
     sort_rows,
 )
 from optical_core.experiments.results import Results
@@ -40,6 +41,15 @@ def _kept(row: pd.Series, name: str) -> str:
     if not np.isfinite(v):
         return "—"
     return format_interval(v, row[f"{name}_retention_low"], row[f"{name}_retention_high"])
+
+
+def _kept_pct(row: pd.Series, name: str) -> str:
+    """``"72.9 % [70.5, 75.4]"`` for a sentence; ``—`` without the columns."""
+    v = row.get(f"{name}_retention", np.nan)
+    if not np.isfinite(v):
+        return "—"
+    return (f"{pct(v)} % [{pct(row[f'{name}_retention_low'])}, "
+            f"{pct(row[f'{name}_retention_high'])}]")
 
 
 def _kinds(text: str) -> str:
@@ -83,12 +93,12 @@ def heldout_headline(results: Results, scorer: str = "dense") -> str | None:
     top = float(f["cer"].max())
     parts = []
     for _, r in sort_rows(f[np.isclose(f["cer"], top)]).iterrows():
-        held = f"{_kept(r, 'heldout')} % on noise it never saw ({_kinds(r['heldout_kinds'])})"
+        held = f"{_kept_pct(r, 'heldout')} on noise it never saw ({_kinds(r['heldout_kinds'])})"
         if r["trained_on"] == "none" or not r["infamily_kinds"]:
             parts.append(f"`{r['method']}` ({r['lang']}, trained on clean text) keeps {held}")
         else:
             parts.append(f"`{r['method']}` ({r['lang']}, trained on {_kinds(r['trained_on'])}) "
-                         f"keeps {_kept(r, 'infamily')} % on its training noise "
+                         f"keeps {_kept_pct(r, 'infamily')} on its training noise "
                          f"({_kinds(r['infamily_kinds'])}) and {held}")
     return (f"**Held-out noise** ({scorer}, {split}, {100 * top:g} % CER, share of the clean "
             f"MRR@10 kept, 95 % interval over seeds and queries): " + "; ".join(parts) + ".")
