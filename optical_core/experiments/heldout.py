@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from optical_core.experiments.families import NO_NOISE
 from optical_core.experiments.formatting import (
     format_interval,
     level_label,
@@ -21,7 +22,7 @@ from optical_core.experiments.formatting import (
     sort_rows,
 )
 from optical_core.experiments.results import Results
-from optical_core.experiments.tables import DEFAULT_SPLIT
+from optical_core.experiments.tables import DEFAULT_SPLIT, UNTRAINED
 
 _KEYS = ["lang", "method", "doc_encoder", "pairs"]
 
@@ -94,8 +95,9 @@ def heldout_headline(results: Results, scorer: str = "dense") -> str | None:
     parts = []
     for _, r in sort_rows(f[np.isclose(f["cer"], top)]).iterrows():
         held = f"{_kept_pct(r, 'heldout')} on noise it never saw ({_kinds(r['heldout_kinds'])})"
-        if r["trained_on"] == "none" or not r["infamily_kinds"]:
-            parts.append(f"`{r['method']}` ({r['lang']}, trained on clean text) keeps {held}")
+        if r["trained_on"] == NO_NOISE or not r["infamily_kinds"]:
+            what = "untrained" if r["method"] in UNTRAINED else "trained on clean text"
+            parts.append(f"`{r['method']}` ({r['lang']}, {what}) keeps {held}")
         else:
             parts.append(f"`{r['method']}` ({r['lang']}, trained on {_kinds(r['trained_on'])}) "
                          f"keeps {_kept_pct(r, 'infamily')} on its training noise "
