@@ -13,10 +13,11 @@ import streamlit as st
 
 ROOT = Path(__file__).resolve().parents[1]
 
-_PAGE_ICONS = {
+#: The sidebar icon of each page; a page without one would sit out of line with the rest.
+PAGE_ICONS = {
     "Home": ":material/home:", "Alignment": ":material/grid_on:",
     "Distillation": ":material/school:", "Retrieval": ":material/search:",
-    "Results": ":material/table_chart:",
+    "Results": ":material/table_chart:", "Corpus": ":material/format_list_numbered:",
 }
 
 
@@ -37,7 +38,7 @@ def navigation() -> None:
     """Links to every page that exists (drawn in the sidebar by ``ui.common.page_setup``)."""
     for path, label in app_pages():
         try:
-            st.page_link(path, label=label, icon=_PAGE_ICONS.get(label))
+            st.page_link(path, label=label, icon=PAGE_ICONS.get(label))
         except Exception:  # a page run on its own (tests) has no page registry
             st.markdown(f"- {label}")
     st.divider()
