@@ -84,26 +84,34 @@ def heldout_table(results: Results, split: str, scorer: str = "dense") -> pd.Dat
 
 def heldout_headline(results: Results, scorer: str = "dense") -> str | None:
     """The headline sentence: at the grid's top CER level, what share of its clean MRR@10
-    each method keeps on the noise it trained on and on the noise it never saw; ``None``
-    for a clean grid or a folder written before the family columns."""
+    each method keeps on the noise it trained on and on the noise it never saw (the trained
+    methods with the teacher's documents when the grid has them, OPTICAL's setting; the
+    bitext size named when the grid has several); ``None`` for a clean grid or a folder
+    written before the family columns."""
     splits = results.splits()
     split = DEFAULT_SPLIT if DEFAULT_SPLIT in splits else (splits or [None])[0]
     f = family_rows(results, split, scorer) if split else pd.DataFrame()
     if f.empty:
         return None
+    if (f["doc_encoder"] == "teacher").any():
+        f = f[(f["doc_encoder"] == "teacher") | f["method"].isin(UNTRAINED)]
     top = float(f["cer"].max())
+    sizes = len(set(f.loc[~f["method"].isin(UNTRAINED), "pairs"])) > 1
     parts = []
-    for _, r in sort_rows(f[np.isclose(f["cer"], top)]).iterrows():
+    for _, r in sort_rows(f[np.isclose(f["cer"], top)], ("pairs",)).iterrows():
+        where = r["lang"] + (f", {r['pairs']} pairs" if sizes and r["pairs"] else "")
         held = f"{_kept_pct(r, 'heldout')} on noise it never saw ({_kinds(r['heldout_kinds'])})"
         if r["trained_on"] == NO_NOISE or not r["infamily_kinds"]:
             what = "untrained" if r["method"] in UNTRAINED else "trained on clean text"
-            parts.append(f"`{r['method']}` ({r['lang']}, {what}) keeps {held}")
+            parts.append(f"`{r['method']}` ({where}, {what}) keeps {held}")
         else:
-            parts.append(f"`{r['method']}` ({r['lang']}, trained on {_kinds(r['trained_on'])}) "
+            parts.append(f"`{r['method']}` ({where}, trained on {_kinds(r['trained_on'])}) "
                          f"keeps {_kept_pct(r, 'infamily')} on its training noise "
                          f"({_kinds(r['infamily_kinds'])}) and {held}")
-    return (f"**Held-out noise** ({scorer}, {split}, {100 * top:g} % CER, share of the clean "
-            f"MRR@10 kept, 95 % interval over seeds and queries): " + "; ".join(parts) + ".")
+    docs = ", documents embedded by the teacher" if (f["doc_encoder"] == "teacher").any() else ""
+    return (f"**Held-out noise** ({scorer}{docs}, {split}, {100 * top:g} % CER, share of the "
+            "clean MRR@10 kept, 95 % interval over seeds and queries): "
+            + "; ".join(parts) + ".")
 
 
 def heldout_section(results: Results) -> list[str]:
