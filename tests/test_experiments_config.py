@@ -51,7 +51,7 @@ def test_presets_load_and_validate(preset):
     ("[grid]\nmethods = ['ot', 'magic']\n", "unknown method"),
     ("[grid]\nlangs = ['xx']\n", "unknown language"),
     ("[grid]\ncolour = 'blue'\n", "unknown grid key"),
-    ("[grid]\ncer_levels = [0.0, 1.5]\n", "CER levels"),
+    ("[grid]\ncer_levels = [0.0, 1.5]\n", "cer_levels: every item must be a number in [0, 1]"),
     ("[grid]\nname = '../escape'\n", "name"),
     ("[distill]\nlr = 0.1\n", "set by the grid"),
     ("[distill]\nepsilon = -1.0\n", "bad [distill]"),

@@ -20,6 +20,7 @@ the folder's index lists as written by the grid; a folder without one is refused
 
 from __future__ import annotations
 
+import os
 import sys
 
 from optical_core.cli.common import CLIError, stop_on_ctrl_c
@@ -165,11 +166,17 @@ def run_experiment(args) -> int:
         raise CLIError(f"--shard: {exc}") from None
     if not args.claim_timeout > 0:
         raise CLIError("--claim-timeout must be a positive number of seconds")
+    for option, value in (("--results-dir", args.results_dir), ("--runs-dir", args.runs_dir)):
+        if value and os.path.exists(value) and not os.path.isdir(value):
+            raise CLIError(f"{option} {value} is a file, not a folder; give a folder")
     path = config_path("quick" if args.quick else args.config)
     grid = load_config(path)
     if args.name:
         grid.name = args.name
-        grid.validate()
+        try:
+            grid.validate()
+        except ValueError as exc:  # RunError: the name is the user's --name
+            raise CLIError(f"--name: {exc}") from None
     text = path.read_text(encoding="utf-8")
     runner = ExperimentRunner(grid, args.results_dir, args.runs_dir,
                               getattr(args, "data_dir", None), config_text=text, shard=shard,
