@@ -58,6 +58,13 @@ def test_demo_fallback_shows_both_rankings_and_plans(no_data):
     assert "change" in noisy.columns and "change" not in clean.columns
     assert set(noisy["change"]) <= {"=", "new"} | {f"{a}{n}" for a in "↑↓" for n in range(1, 24)}
     assert clean["rank"].tolist() == list(range(1, 11))
+    # No column that is empty in most rows: the relevant caption is marked in its own cell.
+    assert list(clean.columns) == ["rank", "score", "caption"]
+    assert list(noisy.columns) == ["rank", "change", "score", "caption"]
+    rank_clean = next(int(m.value.split()[-1]) for m in at.metric
+                      if m.label == "Relevant caption, clean")
+    marked = [r for r, c in zip(clean["rank"], clean["caption"]) if c.startswith("✓ **")]
+    assert marked == ([rank_clean] if rank_clean <= 10 else [])
     plans = charts(at, "plan")
     assert len(plans) == 2
     assert "Clean query" in plans[0]["layout"]["title"]["text"]
@@ -147,7 +154,7 @@ def test_hand_edit_is_kept_until_a_setting_changes(no_data):
 def test_typed_query_and_empty_query(no_data):
     at = page(ret_source="typed", ret_typed="Zwei Kinder spielen Fußball im Park.")
     clean, noisy = tables(at)
-    assert set(clean["relevant"]) == {""}  # a typed query has no relevance judgement
+    assert not any(c.startswith("✓") for c in clean["caption"])  # no relevance judgement
     assert not any(m.label.startswith("Relevant caption") for m in at.metric)
     at.text_input(key="ret_typed").input("   ")
     ok(at.run())

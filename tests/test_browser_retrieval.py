@@ -19,7 +19,7 @@ QUERY = "Zwei Kinder spielen Fußball im Park."
 pytestmark = pytest.mark.browser
 
 # Cell texts of the ranking tables (those with a "caption" column), clean first: a noisy
-# row is [rank, change, score, relevant, caption].
+# row is [rank, change, score, caption].
 TABLES_JS = """() => Array.from(document.querySelectorAll('[data-testid="stTable"] table'))
   .filter(t => Array.from(t.querySelectorAll('th')).some(h => h.innerText.trim() === 'caption'))
   .map(t => Array.from(t.querySelectorAll('tbody tr')).map(r =>

@@ -57,8 +57,10 @@ class Query:
 def ranking_rows(order: np.ndarray, scores: np.ndarray, doc_texts: Sequence[str],
                  relevant: Collection[int], depth: int,
                  changes: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """The top ``depth`` of a ranking: rank, place change (if given), score, relevance and
-    the caption (bold when relevant)."""
+    """The top ``depth`` of a ranking: rank, place change (if given), score and the caption
+    (``✓`` and bold when relevant). The mark sits in the caption cell rather than a column of
+    its own: two tables side by side on a 1,000 px screen have no width to spare for a column
+    that is empty in most rows."""
     rows = []
     for r in range(min(depth, len(order))):
         j = int(order[r])
@@ -66,8 +68,8 @@ def ranking_rows(order: np.ndarray, scores: np.ndarray, doc_texts: Sequence[str]
         if changes is not None:
             row["change"] = changes[r]
         text = md_escape(doc_texts[j])
-        row.update({"score": f"{scores[r]:.3f}", "relevant": "✓" if j in relevant else "",
-                    "caption": f"**{text}**" if j in relevant else text})
+        row.update({"score": f"{scores[r]:.3f}",
+                    "caption": f"✓ **{text}**" if j in relevant else text})
         rows.append(row)
     return rows
 
