@@ -331,11 +331,19 @@ COLUMN_TERMS = {
 TEST_NAMES = {"student": "Student's t", "fisher": "Fisher's randomisation", "tukey": "Tukey HSD"}
 
 
+#: Columns that say how a row was trained rather than what it scored: shown after the
+#: scores, so that on a 1,000 px screen the numbers sit next to the language and method
+#: instead of behind the table's horizontal scroll.
+SETTING_COLUMNS = ("docs", "pairs", "lr", "seeds")
+
+
 def readable(df: pd.DataFrame) -> pd.DataFrame:
     """A grid table as the page shows it: methods spelled out (:func:`method_name`), the
-    comparison ``b vs a`` in names, and the significance table's ``test`` column named for
-    what it is (the paired test, not the student model)."""
-    out = df.copy()
+    comparison ``b vs a`` in names, the significance table's ``test`` column named for
+    what it is (the paired test, not the student model), and the :data:`SETTING_COLUMNS`
+    moved after the scores."""
+    settings = [c for c in df.columns if c in SETTING_COLUMNS]
+    out = df[[c for c in df.columns if c not in SETTING_COLUMNS] + settings].copy()
     if "method" in out.columns:
         out["method"] = out["method"].map(method_name)
     if "comparison" in out.columns:
