@@ -41,7 +41,15 @@ from ui.glossary import help_for
 from ui.links import alignment_view
 from ui.live_chart import live_plotly_chart
 from ui.models import model_label, model_picker, start_model
-from ui.pair_summary import Links, PairInput, Transport, cells_text, link_rows, solver_lines
+from ui.pair_summary import (
+    JACCARD,
+    Links,
+    PairInput,
+    Transport,
+    cells_text,
+    link_rows,
+    solver_lines,
+)
 from ui.quick import land_lesson
 from ui.share import publish_view, restore_view, share_box
 from ui.state import init_state, keep_state, stop
@@ -104,10 +112,11 @@ def before_toggle(model_id: str) -> str | None:
 def links_panel(pair: PairAlignment, links: dict[str, Links], choice: LinkChoice,
                 gold: PairInput | None, level: str) -> None:
     st.markdown("##### Links and agreement")
-    jaccard = f"Jaccard vs {LINK_METHOD_NAMES[choice.method]}"
+    jaccard = (f"Agreement with {LINK_METHOD_NAMES[choice.method]}, the link method above: "
+               + help_for("Jaccard"))
     st.dataframe(link_rows(pair, links, choice.method, level, gold), hide_index=True,
                  key="al_agree_table", column_config={
-                     jaccard: st.column_config.NumberColumn(help=help_for("Jaccard")),
+                     JACCARD: st.column_config.NumberColumn(help=jaccard),
                      "AER": st.column_config.NumberColumn(help=help_for("AER"))})
     if choice.other != "none":
         mine, theirs = links[choice.method], links[choice.other]
