@@ -94,7 +94,16 @@ def explanation_text(ex: PlanExplanation, eps: float) -> str:
     :func:`optical_core.retrieval.explain.explain_tokens` (thresholds first), one per line."""
     head = (f"Sinkhorn plans at ε = {eps:g}; rows are query tokens, columns the caption's "
             "tokens, both on one colour scale (darker: more mass moved).")
-    return "  \n".join([md_escape(head), *(md_escape(t) for t in ex.tokens.sentences)])
+    lines = [head, *ex.tokens.sentences]
+    statuses = {r["status"] for r in ex.tokens.rows if r["status"] != NOT_CONTENT}
+    if statuses == {"weak"}:  # no token to blame: say so rather than leave "why" open
+        lines.append(
+            "So no single token explains the move: no caption token was matched well before "
+            "or after the noise (the model places the query's tokens far from every English "
+            "one, as a model that never learned the query's language does), and among matches "
+            "this weak small shifts everywhere reorder the captions. The sum is the plans' "
+            f"score: −⟨P, C⟩ {ex.score_clean:.3f} clean, {ex.score_noisy:.3f} noisy.")
+    return "  \n".join(md_escape(t) for t in lines)
 
 
 def plan_docs_note(docs: str, ex: PlanExplanation) -> str | None:
