@@ -434,6 +434,10 @@ def test_exports_and_help_on_every_control():
     assert "0-0" in code and "'dog'" in code
     buttons = at.get("download_button")
     assert len(buttons) >= 3
+    # At most three buttons a row: in a quarter of the page the labels were cut at 1,000 px.
+    holders = [c for c in at.columns if c.get("download_button")]
+    assert holders and all(c.proto.weight >= 1 / 3 - 1e-6 for c in holders), [
+        c.proto.weight for c in holders]
     # every widget a learner touches explains itself
     for w in [*at.select_slider, *at.slider, *at.radio, *at.selectbox, *at.toggle, *at.text_area]:
         if w.key and w.key.startswith("al_"):

@@ -334,7 +334,8 @@ def export_panel(pair: PairAlignment, fig: go.Figure) -> None:
     """Download buttons for the links, the plan and the figure, and the links as text."""
     st.divider()
     st.markdown("##### Export")
-    e1, e2, e3, e4 = st.columns(4)
+    # Three a row: a fourth column truncates the labels ("Links (Ph…") at 1,000 px.
+    e1, e2, e3 = st.columns(3)
     pharaoh = to_pharaoh(pair.word_links)
     e1.download_button(
         "Links (Pharaoh)", pharaoh + "\n", file_name="alignment.pharaoh", mime="text/plain",
@@ -354,11 +355,11 @@ def export_panel(pair: PairAlignment, fig: go.Figure) -> None:
         help="The interactive plan figure as one self-contained HTML file (works offline).",
     )
     if importlib.util.find_spec("kaleido") is not None:
-        e4.download_button(
+        st.download_button(
             "Figure (PNG)", lambda: figure_png(fig) or b"", file_name="plan.png",
             mime="image/png", key="al_dl_png", on_click="ignore", icon=":material/download:",
         )
     else:
-        e4.caption("PNG: use the camera icon in the plan's toolbar (top right of the figure); "
+        st.caption("PNG: use the camera icon in the plan's toolbar (top right of the figure); "
                    "server-side PNG export needs the optional `kaleido` package.")
     st.code(f"{pair.src_words}\n{pair.tgt_words}\n{pharaoh or '(no links)'}", language=None)
