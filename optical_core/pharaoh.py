@@ -88,7 +88,7 @@ def read_pharaoh_file(
     """
     out: list[tuple[Links, Links]] = []
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not a link
     except UnicodeDecodeError as err:
         raise ValueError(
             f"{path} is not UTF-8 text (byte {err.start}); save it as UTF-8"

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 from pathlib import Path
 
@@ -93,9 +94,28 @@ def _why(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
+def is_stream(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a character device or a FIFO (``/dev/null``, ``/dev/stdout``, a
+    named pipe): written into as a stream, never replaced by a renamed file."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+def output_target(path: str | os.PathLike[str]) -> Path:
+    """The file a write of ``path`` lands in: a symlink's target (the link stays a link, as
+    with the shell's ``>``), else ``path`` itself."""
+    path = Path(path).expanduser()
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def check_output_file(path: str | os.PathLike[str], what: str = "") -> str:
-    """Refuse, before any work, an output file that cannot be written: a folder, or a file
-    whose folder does not exist.
+    """Refuse, before any work, an output file that cannot be written: a folder, a file
+    whose folder does not exist, a read-only file (no write bit: renaming over it would
+    bypass its protection), or something that is neither a file nor a stream
+    (:func:`is_stream`), such as a block device or a socket.
 
     Returns:
         How messages name it (``what`` and the path).
@@ -107,16 +127,37 @@ def check_output_file(path: str | os.PathLike[str], what: str = "") -> str:
     label = f"{what} {path}" if what else str(path)
     if path.is_dir():
         raise OutputError(f"{label} is a folder; give a file name inside it")
-    if not path.parent.is_dir():
+    if is_stream(path):
+        return label
+    target = output_target(path)
+    if target.exists():
+        mode = target.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise OutputError(f"{label} is neither a file nor a stream (a device or socket); "
+                              "give a file name")
+        if not mode & 0o222:
+            raise OutputError(f"{label} is read-only; make it writable (chmod u+w) or choose "
+                              "another path")
+    if not target.parent.is_dir():
         raise OutputError(
-            f"cannot write {label}: the folder {path.parent} does not exist; create it first"
+            f"cannot write {label}: the folder {target.parent} does not exist; create it first"
         )
     return label
 
 
+def _write_stream(path: Path, text: str, label: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise OutputError(f"cannot write {label}: {_why(exc)}; choose another path") from None
+
+
 def write_text_atomic(path: str | os.PathLike[str], text: str, what: str = "") -> None:
     """Write ``text`` (UTF-8, ``\\n`` line ends) to ``path`` through a temporary file in the
-    same folder and a rename.
+    same folder, flushed to disk, and a rename. A symlink is written through (its target
+    is replaced, the link stays); a stream (:func:`is_stream`: ``/dev/null``, a named pipe)
+    is written into directly, since renaming a file over it would replace the device.
 
     Args:
         path: the user's output file.
@@ -124,20 +165,28 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, what: str = "") -
         what: how the user named it (``"--output"``), put in front of the error messages.
 
     Raises:
-        OutputError: ``path`` is a folder, its folder does not exist, or writing failed;
-            the message names ``path`` and nothing left behind.
+        OutputError: :func:`check_output_file` refuses ``path``, or writing failed; the
+            message names ``path`` and nothing is left behind.
     """
     path = Path(path).expanduser()
     label = check_output_file(path, what)
-    remove_stale_temps(path)
+    if is_stream(path):
+        _write_stream(path, text, label)
+        return
+    target = output_target(path)
+    remove_stale_temps(target)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_tmp_prefix(path), suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_tmp_prefix(target), suffix=".tmp")
     except OSError as exc:
         raise OutputError(f"cannot write {label}: {_why(exc)}; choose another path") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
             fh.write(text)
-        os.replace(tmp, path)
+            fh.flush()
+            os.fsync(fh.fileno())
+        # mkstemp makes the file private: keep the replaced file's mode, else a plain 0o644
+        os.chmod(tmp, stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644)
+        os.replace(tmp, target)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
@@ -188,6 +237,8 @@ __all__ = [
     "OutputError",
     "check_output_file",
     "claim_output_folder",
+    "is_stream",
+    "output_target",
     "remove_stale",
     "remove_stale_temps",
     "temp_tag",

@@ -14,8 +14,8 @@ from optical_core.cli.common import CLIError, progress, read_pairs, write_out
 
 def add_align(sub) -> None:
     from optical_core.alignment import DEFAULT_OT_THRESHOLD, LINK_METHODS
+    from optical_core.ot.config import SOLVERS
     from optical_core.ot.costs import METRICS
-    from optical_core.ot.solve import SOLVERS
 
     p = sub.add_parser(
         "align", help="align 'src ||| tgt' lines, write Pharaoh links",
@@ -43,8 +43,7 @@ def add_align(sub) -> None:
 
 def ot_config(args):
     """The solver settings of ``args``; a bad value is a :class:`CLIError` naming its option."""
-    from optical_core.ot.costs import OTInputError
-    from optical_core.ot.solve import OTConfig
+    from optical_core.ot.config import OTConfig, OTInputError
 
     try:
         return OTConfig(solver=args.solver, epsilon=args.epsilon, tau=args.tau, mass=args.mass)
@@ -61,6 +60,20 @@ def check_align_options(args) -> None:
         raise CLIError(f"--threshold must be a finite number, got {args.threshold}")
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
+
+
+def check_not_the_input(input_path: str, output: str) -> None:
+    """Refuse an ``--output`` that is the input file (also through a link): the links
+    would replace the pairs they were read from."""
+    import os
+
+    try:
+        same = input_path != "-" and os.path.samefile(input_path, output)
+    except OSError:  # one of them does not exist (yet): they cannot be the same file
+        return
+    if same:
+        raise CLIError(f"--output {output} is the input file; the links would replace the "
+                       "pairs: give another output file")
 
 
 def align_lines(encoder, pairs: list[tuple[str, str]], args, cfg) -> tuple[list[str], int, list]:
@@ -103,6 +116,7 @@ def run_align(args) -> int:
     cfg = ot_config(args)
     if args.output != "-":
         check_output_file(args.output, "--output")
+        check_not_the_input(args.input, args.output)
     lines = read_pairs(args.input)
     pairs = [pair for pair in lines if pair is not None]
     encoder = load_encoder(args.model)

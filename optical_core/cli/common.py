@@ -97,7 +97,7 @@ class open_in:
         if self.path == "-":
             return sys.stdin
         try:
-            self.handle = open(self.path, encoding="utf-8")
+            self.handle = open(self.path, encoding="utf-8-sig")  # drops a BOM
         except OSError as exc:
             why = exc.strerror or type(exc).__name__
             raise CLIError(f"cannot read {self.path}: {why}; check the path") from None

@@ -111,6 +111,7 @@ def write_runs(ev, corpus, run_file: Path, tag: str, cer: float) -> list[Path]:
     clean run alone when there is no noise; a failure names the user's path."""
     from optical_core.cli.common import CLIError
     from optical_core.retrieval.evaluate import write_run
+    from optical_core.safe_write import OutputError
 
     if ev.noisy_ranking is not None:
         todo = [(ev.noisy_ranking, run_file, f"{tag}-{ev.kind}{cer:g}"),
@@ -119,11 +120,9 @@ def write_runs(ev, corpus, run_file: Path, tag: str, cer: float) -> list[Path]:
         todo = [(ev.clean_ranking, run_file, f"{tag}-clean")]
     for ranking, path, name in todo:
         try:
-            write_run(ranking, corpus, path, name=name)
-        except OSError as exc:
-            why = exc.strerror or type(exc).__name__
-            raise CLIError(f"cannot write --run-file {path}: {why}; choose another "
-                           "path") from None
+            write_run(ranking, corpus, path, name=name, what="--run-file")
+        except OutputError as exc:  # it names the user's path and what to do
+            raise CLIError(str(exc)) from None
     return [path for _, path, _ in todo]
 
 
@@ -131,7 +130,7 @@ def run_evaluate(args) -> int:
     from optical_core.cli.common import CLIError
     from optical_core.encoders.base import ModelLoadError, TruncationWarning, is_anchor_model
     from optical_core.encoders.registry import load_encoder
-    from optical_core.ot.solve import OTConfig
+    from optical_core.ot.config import OTConfig
     from optical_core.retrieval.corpus import demo_corpus, load_corpus
     from optical_core.retrieval.evaluate import (
         evaluate_noise,

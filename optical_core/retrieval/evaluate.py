@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +45,7 @@ from optical_core.retrieval.metrics import (
 from optical_core.retrieval.noise import BATCH_LEVELS, perturb_queries
 from optical_core.retrieval.scorers import Ranking, ScorerConfig, rank
 from optical_core.retrieval.shifts import RankShifts, rank_shifts
+from optical_core.safe_write import check_output_file, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     from optical_core.encoders.transformer import Encoder
@@ -450,22 +450,29 @@ def write_run(
     depth: int | None = DEFAULT_RUN_DEPTH,
     kind: str | None = None,
     name: str = "optical",
+    what: str = "",
 ) -> Path:
-    """Write the top ``depth`` of a ranking as a TREC run or ranx JSON, atomically.
+    """Write the top ``depth`` of a ranking as a TREC run or ranx JSON, atomically
+    (:func:`optical_core.safe_write.write_text_atomic`: a killed or failed write leaves the
+    old file and no temporary file behind).
 
     Args:
         kind: ``json`` (ranx: ``{query: {doc: score}}``) or ``trec``
             (``qid Q0 docid rank score name``); default from the suffix (``.json`` → json,
             anything else → trec).
+        what: how the user named the file (``"--run-file"``), put in front of errors.
 
     The scores are the scorer's (see :class:`Ranking`); TREC ranks are 1-based.
+
+    Raises:
+        OutputError: the path cannot be written (its folder is missing, it is a folder, a
+            read-only file, or the write failed); the message names ``path``.
     """
     p = Path(path).expanduser()
     fmt = kind or ("json" if p.suffix.lower() == ".json" else "trec")
     if fmt not in ("json", "trec"):
         raise ValueError(f"unknown run format {fmt!r}; choose json or trec")
-    if not p.parent.exists():
-        raise FileNotFoundError(f"the folder {p.parent} does not exist")
+    check_output_file(p, what)
     d = ranking.order.shape[1] if depth is None else min(depth, ranking.order.shape[1])
     if fmt == "json":
         obj = {
@@ -481,14 +488,5 @@ def write_run(
             for r, qid in enumerate(ranking.query_ids)
             for k, (j, s) in enumerate(zip(ranking.order[r, :d], ranking.scores[r, :d]))
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_text_atomic(p, text, what=what)
     return p
