@@ -349,7 +349,11 @@ def claim_run_folder(path: str | os.PathLike[str], resume: bool = False,
     """
     p = Path(path)
     if resume:
-        return read_record(p)
+        rec = read_record(p)
+        if not isinstance(rec.get("config", {}), dict):
+            raise RunError(f"{p / RUN_FILE}: its config is not a table of options; the run "
+                           "record is damaged")
+        return rec
     if p.exists() and not p.is_dir():
         raise RunError(f"--out {p} is a file, not a folder; choose a new folder for the run")
     if not p.is_dir() or not any(p.iterdir()):

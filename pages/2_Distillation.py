@@ -29,10 +29,17 @@ from optical_core.distill.config import (
     DistillError,
 )
 from ui.common import LANG_NAMES, page_setup
-from ui.distill import form_defaults, label, schedule_options, session_id, show_job, tip
+from ui.distill import (
+    form_defaults,
+    label,
+    schedule_options,
+    session_id,
+    show_job,
+    show_run_error,
+    tip,
+)
 from ui.distill import manager as job_queue
 from ui.distill_robust import config_problem, robustness_options
-from ui.errors import show_error
 from ui.quick import quick_box
 from ui.run_summary import runs_table
 
@@ -162,7 +169,7 @@ def submit(base: DistillConfig, fields: dict[str, Any], name: str) -> None:
         manager.submit(sid, cfg, path, name=name.strip())
         st.session_state["distill_new_name"] = True
     except (DistillError, runs.RunError, RuntimeError) as exc:
-        show_error(exc)
+        show_run_error(exc)
 
 
 def live() -> None:
@@ -201,7 +208,7 @@ def runs_panel() -> None:
                                name=info.name)
                 st.rerun()
             except (DistillError, runs.RunError, RuntimeError, StopIteration) as exc:
-                show_error(exc)
+                show_run_error(exc)
 
 
 # No sidebar tracker: the job panel below watches this tab's quick student itself.

@@ -130,9 +130,10 @@ def test_a_started_job_carries_the_robustness_options(env):
 
 
 @pytest.mark.parametrize("change, message", [
-    ({key("consistency_weight"): 0.5}, "they need noise_p > 0 or subword_dropout > 0"),
+    # the page names the fields by their labels, not by DistillConfig's field names
+    ({key("consistency_weight"): 0.5}, "they need 'Noisy share' > 0 or 'Subword dropout' > 0"),
     ({"loss": "mse", key("cooc_weight"): 0.3}, "it needs loss 'ot' or 'ot+mse'"),
-    ({key("noise_p"): 0.5, key("noise_kind"): []}, "noise_kind names no noise kind"),
+    ({key("noise_p"): 0.5, key("noise_kind"): []}, "'Noise kinds' names no noise kind"),
 ])
 def test_options_that_do_not_go_together_are_a_note_and_start_nothing(env, change, message):
     at = _page()

@@ -96,7 +96,7 @@ def test_cli_recipe_robust_trains_and_bad_robust_options_fail_on_one_line(tiny, 
     cfg = json.loads((out / "run.json").read_text())["config"]
     assert cfg["noise_p"] == 0.8 and cfg["cooc_weight"] == 0.3 and cfg["cooc_measure"] == "npmi"
     assert cfg["consistency_weight"] == 0.0 and cfg["subword_dropout"] == 0.0
-    for args, msg in ((["--consistency-weight", "1"], "need noise_p > 0"),
+    for args, msg in ((["--consistency-weight", "1"], "need --noise-p > 0"),
                       (["--noise-p", "0.5", "--noise-kind", "smudge"], "unknown noise kind"),
                       (["--loss", "mse", "--cooc-weight", "0.5"], "co-occurrence")):
         code = main(["distill", "--demo-data", "--teacher", tiny, *args,

@@ -52,12 +52,12 @@ def test_out_onto_a_folder_that_is_not_a_run_is_refused_and_left_alone(
 
 
 @pytest.mark.parametrize("flags, option", [
-    (["--seed", "-1"], "seed"),
-    (["--epochs", "inf"], "epochs"),
-    (["--max-steps", "-1"], "max_steps"),
-    (["--eval-limit", "-3"], "eval_limit"),
-    (["--noise-kind", "smudge"], "noise_kind"),  # checked even with --noise-p 0
-    (["--sinkhorn-iters", "0"], "sinkhorn_iters"),
+    (["--seed", "-1"], "--seed"),  # named by the flag as typed, not the field
+    (["--epochs", "inf"], "--epochs"),
+    (["--max-steps", "-1"], "--max-steps"),
+    (["--eval-limit", "-3"], "--eval-limit"),
+    (["--noise-kind", "smudge"], "--noise-kind"),  # checked even with --noise-p 0
+    (["--sinkhorn-iters", "0"], "--sinkhorn-iters"),
 ])
 def test_a_bad_option_is_refused_before_the_first_write(tiny, tmp_path, capsys, flags, option):
     out = tmp_path / "run"

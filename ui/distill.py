@@ -18,6 +18,7 @@ import streamlit as st
 
 from optical_core.distill.config import LR_SCHEDULES, DistillConfig, DistillError, option_named
 from optical_core.distill.jobs import DEFAULT_ORPHAN_S, JobManager, JobState, orphan_grace_s
+from optical_core.distill.option_words import label_words
 from optical_core.runs import primary_mrr_key
 from ui.errors import show_error
 from ui.run_summary import eval_series, options_summary, probe_plan_figure, robust_summary
@@ -43,6 +44,16 @@ def manager() -> JobManager:
         show_error(exc)
         grace = DEFAULT_ORPHAN_S
     return job_manager(grace)
+
+
+def show_run_error(exc: BaseException) -> None:
+    """Why a job cannot start, in the form's words: a ``DistillError`` (the user's options,
+    not a bug) with each option named by its field's label (``'Noisy share'``), else
+    :func:`ui.errors.show_error`."""
+    if isinstance(exc, DistillError):
+        st.error(label_words(str(exc)), icon=":material/error:")
+    else:
+        show_error(exc)
 
 
 def label(name: str) -> str:

@@ -26,6 +26,7 @@ from optical_core.distill.config import (
     option_named,
     recipe_options,
 )
+from optical_core.distill.option_words import label_words
 from optical_core.perturb.kinds import NOISE_KINDS
 from ui.distill import clamp_to, widget_range
 from ui.run_summary import show_value
@@ -169,5 +170,5 @@ def config_problem(base: DistillConfig, fields: Mapping[str, Any]) -> str | None
     try:
         DistillConfig.from_dict({**base.to_dict(), **fields}).validate()
     except (DistillError, TypeError, ValueError) as exc:
-        return str(exc)
+        return label_words(str(exc))  # the form's labels, not the field names
     return None

@@ -13,6 +13,7 @@ import argparse
 import os
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from optical_core.cli.common import stop_on_ctrl_c
@@ -24,6 +25,7 @@ from optical_core.distill.config import (
     options,
     recipe_options,
 )
+from optical_core.distill.option_words import flag_words
 
 #: The CLI's help sections of :attr:`Option.group`.
 GROUPS: dict[str, str] = {
@@ -93,16 +95,38 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
+def check_out(out: str) -> None:
+    """Refuse an ``--out`` that names no folder: an empty one (the current folder), or a
+    link to a folder that does not exist (the run would create it and its parents wherever
+    the link points).
+
+    Raises:
+        DistillError: naming ``--out`` and what to give instead.
+    """
+    if not str(out).strip():
+        raise DistillError(f"--out is empty, which would be the current folder {Path.cwd()}; "
+                           "give the run folder, e.g. --out runs/de-ot")
+    path = Path(out).expanduser()
+    if path.is_symlink() and not path.exists():
+        raise DistillError(f"--out {out} is a link to {os.readlink(path)}, which does not "
+                           "exist; create that folder first or give a plain folder")
+
+
 def config_from_args(args: argparse.Namespace) -> DistillConfig:
     """The checked :class:`DistillConfig` of the command line.
 
     Raises:
-        DistillError: a bad option (named, with the values it takes).
+        DistillError: a bad option, named by its flag as the user typed it (``--epochs``),
+            with the values it takes.
     """
+    check_out(args.out)
     given = given_options(args)
     if "ot_tau" in given and given.get("ot_solver") != "unbalanced":
         raise DistillError("--tau only applies to --ot-solver unbalanced")
-    return DistillConfig.from_options(**recipe_options(args.recipe, given)).validate()
+    try:
+        return DistillConfig.from_options(**recipe_options(args.recipe, given)).validate()
+    except DistillError as exc:
+        raise DistillError(flag_words(str(exc))) from None
 
 
 def run_distill(args) -> int:

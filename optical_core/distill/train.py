@@ -191,7 +191,11 @@ def plan_start(config: DistillConfig, run_dir: Path, resume: bool = False,
         raise DistillError(f"cannot resume: {exc}" if resume else str(exc)) from None
     if not resume:
         return RunStart(config.validate(), clear=record is not None)
-    stored = DistillConfig.from_dict(record.get("config", {}))
+    try:  # checked before the CLI's epochs and steps are laid over it
+        stored = DistillConfig.from_dict(record.get("config", {})).validate()
+    except DistillError as exc:
+        raise DistillError(f"cannot resume: the config in {run_dir / runs_mod.RUN_FILE} is "
+                           f"damaged ({exc}); start a new run") from None
     stored.epochs = max(stored.epochs, config.epochs) if config.epochs else stored.epochs
     stored.max_steps = config.max_steps or stored.max_steps
     incomplete: list[Path] = []
