@@ -66,3 +66,49 @@ def test_recipe_options_lays_explicit_values_over_the_recipe():
     assert explicit == {"noise_p": 0.3}  # the caller's values are not changed
     with pytest.raises(DistillError, match="unknown recipe 'smooth'; choose one of"):
         recipe_options("smooth", {})
+
+
+def test_self_teaching_place_and_temperature_default_to_the_first_form():
+    """At their defaults the two options name the same run as before they existed (run
+    names and reuse of shipped runs unchanged) and give the loss the first form's term."""
+    from optical_core.distill.config import SELF_TEACH_ON, option_named
+    from optical_core.distill.models import loss_config
+    from optical_core.experiments.config import run_hash, same_config
+
+    d = DistillConfig()
+    assert (d.self_teach_on, d.self_teach_temperature) == ("pooled", 0.05)
+    assert SELF_TEACH_ON == ("pooled", "tokens", "scores")
+    new = ("self_teach_on", "self_teach_temperature")
+    robust = {**robust_recipe(), "self_teach_weight": 1.0}
+    today = DistillConfig.from_options(lang="cs", **robust).validate().to_dict()
+    old = {k: v for k, v in today.items() if k not in new}
+    assert same_config(old, today) and run_hash(old) == run_hash(today)
+    moved = DistillConfig.from_options(**{**today, "self_teach_on": "tokens"}).validate()
+    assert run_hash(moved.to_dict()) != run_hash(today)
+    terms = loss_config(moved)
+    assert (terms.self_teach_on, terms.self_teach_temperature) == ("tokens", 0.05)
+    # the CLI's flag and the page's label come from the option's metadata
+    assert option_named("self_teach_on").flag == "--self-teach-on"
+    assert option_named("self_teach_on").choices == SELF_TEACH_ON
+    assert option_named("self_teach_temperature").label == "Self-Teaching temperature"
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"self_teach_on": "cls"}, "unknown self_teach_on 'cls'; choose one of"),
+    ({"self_teach_temperature": 0.0}, "self_teach_temperature must be > 0 and finite, got 0.0"),
+    ({"self_teach_temperature": -1.0}, "self_teach_temperature must be > 0 and finite"),
+    ({"self_teach_temperature": float("nan")}, "self_teach_temperature must be > 0 and finite"),
+    ({"self_teach_temperature": float("inf")}, "self_teach_temperature must be > 0 and finite"),
+    ({"self_teach_temperature": "hot"}, "self_teach_temperature must be a number"),
+])
+def test_bad_self_teaching_options_get_one_line_messages(values, message):
+    cfg = {**robust_recipe(), "self_teach_weight": 0.1, **values}
+    with pytest.raises(DistillError, match=message) as err:
+        DistillConfig.from_options(**cfg).validate()
+    assert "\n" not in str(err.value)
+
+
+def test_self_teaching_place_without_its_weight_is_refused():
+    for values in ({"self_teach_on": "scores"}, {"self_teach_temperature": 0.1}):
+        with pytest.raises(DistillError, match="give self_teach_weight > 0"):
+            DistillConfig.from_options(**robust_recipe(), **values).validate()

@@ -245,6 +245,26 @@ def test_self_teaching_term_has_a_gradient_alone_and_with_mse(tiny, tiny_other):
     assert set(mse_st.last_components) == {"mse", "self_teach", "noisy_share"}
 
 
+@pytest.mark.parametrize("on", ["pooled", "tokens", "scores"])
+def test_each_self_teaching_place_trains_the_student_through_the_loss(tiny, tiny_other, on):
+    student, teacher, feats = _robust_inputs(tiny, tiny_other)
+    fn = OpticalLoss(student, teacher, OpticalLossConfig(self_teach_weight=1.0, self_teach_on=on,
+                                                         self_teach_temperature=0.1))
+    total = fn(feats, None)
+    comps = fn.last_components
+    assert comps["self_teach"] > 0
+    assert total.item() == pytest.approx(comps["ot"] + comps["self_teach"], rel=1e-5)
+    off = OpticalLoss(student, teacher)
+    assert not torch.allclose(_grads(student, fn, feats), _grads(student, off, feats))
+    with torch.no_grad():  # two identical readings: nothing to teach
+        fn([feats[0], feats[2], dict(feats[2])], None)
+    assert fn.last_components["self_teach"] == 0
+    for bad, match in (({"self_teach_on": "cls"}, "unknown self_teach_on"),
+                       ({"self_teach_temperature": 0.0}, "self_teach_temperature must be > 0")):
+        with pytest.raises(DistillError, match=match):
+            OpticalLossConfig(self_teach_weight=1.0, **bad)
+
+
 def test_mse_through_optical_loss_equals_sentence_transformers_mse(tiny, tiny_other):
     """MSE-KD routed through OpticalLoss (when it carries a robustness term) computes
     exactly sentence-transformers' MSELoss."""

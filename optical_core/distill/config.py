@@ -10,8 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from optical_core.ot.costs import OTInputError
-from optical_core.ot.solve import OTConfig
+from optical_core.ot.config import OTConfig, OTInputError
 
 LOSSES: tuple[str, ...] = ("ot", "mse", "ot+mse")
 OT_SOLVERS: tuple[str, ...] = ("sinkhorn", "unbalanced", "exact")
@@ -22,6 +21,12 @@ DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 #: What the KD terms (OT, MSE) read of an augmented foreign sentence (see ``kd_input``).
 KD_INPUTS: tuple[str, ...] = ("noisy", "clean")
+#: Where Self-Teaching's KL reads the student (see :mod:`optical_core.distill.loss_terms`):
+#: the pooled sentence vector, the content token vectors, or centred in-batch scores.
+SELF_TEACH_ON: tuple[str, ...] = ("pooled", "tokens", "scores")
+#: Temperature of Self-Teaching's scores, ``S = cos / temperature`` (0.05, scale 20: the
+#: temperature of sentence-transformers' in-batch ranking loss, and the term's first form).
+SELF_TEACH_TEMPERATURE = 0.05
 #: Measures of the bitext co-occurrence cost (:mod:`optical_core.ot.cooc`).
 COOC_MEASURES: tuple[str, ...] = ("npmi", "dice")
 #: What a run recorded before a field existed was trained with: a ``run.json`` without the
@@ -272,6 +277,13 @@ class DistillConfig:
     self_teach_weight: float = option(0.0, "weight of Self-Teaching's KL(clean || noisy) of "
                                       "in-batch scores (0: off)", "Self-Teaching weight",
                                       group="robustness")
+    self_teach_on: str = option("pooled", "what Self-Teaching's KL reads: the pooled vector, "
+                                "the content tokens (mean token-to-document distribution) or "
+                                "centred pooled scores", "Self-Teaching on", group="robustness",
+                                choices=SELF_TEACH_ON)
+    self_teach_temperature: float = option(SELF_TEACH_TEMPERATURE, "temperature T of "
+                                           "Self-Teaching's scores, S = cos / T",
+                                           "Self-Teaching temperature", group="robustness")
     cooc_weight: float = option(0.0, "share λ of the bitext co-occurrence cost in the OT "
                                 "plan's cost (0: off)", "Co-occurrence λ", group="robustness")
     cooc_measure: str = option("npmi", "co-occurrence measure", "Co-occurrence measure",
@@ -331,6 +343,10 @@ class DistillConfig:
             (self.kd_input == "noisy" or self.needs_clean(),
              ("kd_input 'clean' leaves the perturbed sentence to the consistency or "
               "self-teaching term: give one of them a weight > 0")),
+            (self.self_teach_weight > 0 or (self.self_teach_on == "pooled" and
+                                            self.self_teach_temperature == SELF_TEACH_TEMPERATURE),
+             "self_teach_on and self_teach_temperature shape the Self-Teaching term: give "
+             "self_teach_weight > 0 or leave them at their defaults"),
             (self.cooc_weight == 0 or self.loss != "mse",
              "the co-occurrence cost shapes the OT plan: it needs loss 'ot' or 'ot+mse'"),
         ]
@@ -430,6 +446,7 @@ RANGES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "subword_dropout": (lambda v: _finite(v) and 0 <= v <= 1, "lie in [0, 1]"),
     "consistency_weight": (lambda v: _finite(v) and v >= 0, "be >= 0 and finite"),
     "self_teach_weight": (lambda v: _finite(v) and v >= 0, "be >= 0 and finite"),
+    "self_teach_temperature": (lambda v: _finite(v) and v > 0, "be > 0 and finite"),
     "cooc_weight": (lambda v: _finite(v) and 0 <= v <= 1, "lie in [0, 1]"),
 }
 #: What "unknown ..." calls the value of a choice option in its message.

@@ -59,7 +59,7 @@ the student, t(·) the teacher. The loss is::
 * **Self-Teaching** (Zhuang & Zuccon, SIGIR 2022), over the same ``k`` sentences,
   scored against the teacher's English sentence embeddings of the batch ``E`` (B, d)::
 
-      S(q)  = SELF_TEACH_SCALE · cos(q, E)                       (k, B)
+      S(q)  = cos(q, E) / T                                      (k, B), T = 0.05
       L_st  = KL(softmax S(sg[s(x)]) ‖ softmax S(s(x̃)))         mean over the k
 
   the clean query's in-batch distribution taught to the noisy query (as
@@ -68,6 +68,30 @@ the student, t(·) the teacher. The loss is::
   temperature on the clean side only), and the documents are the teacher's English
   sentences of the batch. For their recipe (KD on the clean query, the typo'd copy only
   in the KL) use ``kd_input="clean"`` with every sentence perturbed.
+
+  Where the KL reads the student (``self_teach_on``; T = ``self_teach_temperature``)::
+
+      pooled  S(q) = cos(q̄, E) / T             q̄ the pooled vector (the form above)
+      tokens  p_q  = mean_i softmax(cos(x_i, E) / T)   over the content tokens x_i
+              L_st = KL(p_sg[x] ‖ p_x̃)
+      scores  S(q) = cos(q̄ − μ, E − Ē) / T     μ the batch's mean student vector (detached)
+
+  What keeps each from the trivial solution (every query the same vector, where any
+  KL(clean ‖ noisy) is 0): the anchors, as long as ``w_s · L_st`` stays below what
+  collapse costs them. Collapse costs MSE-KD at most 4/d (0.0104 at d = 384; 0.0002 over
+  an untrained student on cs), while the pooled KL at T = 0.05 is ~0.5 (see
+  :func:`~optical_core.distill.loss_terms.self_teaching_kl`): at weight 1 it wins, at
+  ≲ 0.01 it does not. ``tokens`` puts the term on the unit content tokens that OT-KD
+  anchors (collapsing them costs ``1 − cos`` ≈ 0.3–0.5 per token), so it cannot hide in
+  [CLS]/[SEP] or in token lengths. ``scores`` centres each document's score on the batch's
+  mean, so a document that every query scores high (a component all queries share) stops
+  deciding every softmax and the KL asks for the clean query's own ranking.
+  tests/test_distill_self_teaching.py trains a tiny student (MSE-KD, d = 32) 60 steps: at
+  weight 0.01 with half the batch perturbed every choice spreads its vectors as the
+  anchor alone does, at weight 100 they collapse. With *every* sentence perturbed the
+  pooled and scores KLs at 0.01 still pull them together (mean cosine 0.95 and 0.99
+  against the anchor's 0.72): their gradient grows as 1/T where MSE's shrinks as 1/d, so
+  MSE-KD may need weights nearer 0.001 (the weight sweep's grid has it).
 
 After each call ``last_components`` holds the unweighted terms as floats (``ot``,
 ``ot_en``, ``mse``, ``consistency``, ``self_teach``, and ``noisy_share``, the share of
@@ -91,25 +115,28 @@ from optical_core.distill.config import (
     KD_INPUTS,
     MARGINALS,
     OT_SOLVERS,
+    SELF_TEACH_ON,
+    SELF_TEACH_TEMPERATURE,
     TRAINING_OT,
     DistillError,
 )
 from optical_core.distill.loss_terms import (
+    Reading,
     changed_rows,
     mask_of,
     model_inputs,
     plan_stats,
     same_vocab,
     select_rows,
-    self_teaching_kl,
+    self_teaching_term,
     teacher_features,
     to_device,
     token_marginal,
 )
 from optical_core.distill.teacher_cache import TeacherEmbeddings, special_ids, tokenize
-from optical_core.ot.costs import OTInputError, cost_matrix
+from optical_core.ot.config import OTConfig, OTInputError
+from optical_core.ot.costs import cost_matrix
 from optical_core.ot.plans import batch_plans
-from optical_core.ot.solve import OTConfig
 
 #: BibTeX of the paper the loss follows (:attr:`OpticalLoss.citation`).
 CITATION = """
@@ -142,6 +169,9 @@ class OpticalLossConfig:
         ot_weight, mse_weight: weights ``w_ot``, ``w_mse`` of the OT and MSE terms.
         kd_input: with a third column, what the KD terms read: ``noisy`` (x̃) or ``clean``.
         consistency_weight, self_teach_weight: ``w_c``, ``w_s`` (0 = off).
+        self_teach_on: where the Self-Teaching KL reads the student: ``pooled``,
+            ``tokens`` or ``scores`` (the module docstring's formulas).
+        self_teach_temperature: ``T`` of its scores, > 0.
         cooc_weight: share ``λ`` in [0, 1] of the co-occurrence cost in the plan's cost.
 
     Raises:
@@ -156,6 +186,8 @@ class OpticalLossConfig:
     kd_input: str = "noisy"
     consistency_weight: float = 0.0
     self_teach_weight: float = 0.0
+    self_teach_on: str = "pooled"
+    self_teach_temperature: float = SELF_TEACH_TEMPERATURE
     cooc_weight: float = 0.0
 
     def __post_init__(self) -> None:
@@ -170,6 +202,12 @@ class OpticalLossConfig:
         if not all(math.isfinite(w) and w >= 0
                    for w in (self.consistency_weight, self.self_teach_weight)):
             raise DistillError("the consistency and self-teaching weights must be finite and >= 0")
+        if self.self_teach_on not in SELF_TEACH_ON:
+            raise DistillError(f"unknown self_teach_on {self.self_teach_on!r}; choose one of "
+                               f"{SELF_TEACH_ON}")
+        if not (math.isfinite(self.self_teach_temperature) and self.self_teach_temperature > 0):
+            raise DistillError("self_teach_temperature must be > 0 and finite, got "
+                               f"{self.self_teach_temperature!r}")
         if not (math.isfinite(self.cooc_weight) and 0 <= self.cooc_weight <= 1):
             raise DistillError("cooc_weight must lie in [0, 1]")
 
@@ -232,7 +270,7 @@ class OpticalLoss(nn.Module):
             from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer
 
             from optical_core.distill.loss import OpticalLoss, OpticalLossConfig
-            from optical_core.ot.solve import OTConfig
+            from optical_core.ot.config import OTConfig
 
             teacher = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")
             student = SentenceTransformer("sentence-transformers/all-MiniLM-L6-v2")  # a copy
@@ -434,8 +472,10 @@ class OpticalLoss(nn.Module):
             comps["consistency"] = float(cons.detach())
             total = total + cfg.consistency_weight * cons
         if cfg.self_teach_weight > 0:
-            st = self_teaching_kl(clean["sentence_embedding"].detach(),
-                                  noisy["sentence_embedding"], t_sent)
+            sp = self.student_special
+            st = self_teaching_term(cfg.self_teach_on, cfg.self_teach_temperature, t_sent,
+                                    s_kd["sentence_embedding"], Reading.target(clean, clean_f, sp),
+                                    Reading.of(noisy, noisy_f, sp))
             comps["self_teach"] = float(st.detach())
             total = total + cfg.self_teach_weight * st
         return total

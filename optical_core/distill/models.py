@@ -142,7 +142,8 @@ def loss_config(cfg: DistillConfig) -> OpticalLossConfig:
     weights = {"ot": (1.0, 0.0), "mse": (0.0, 1.0),
                "ot+mse": (cfg.ot_weight, cfg.mse_weight)}[cfg.loss]
     robust = {"kd_input": cfg.kd_input, "consistency_weight": cfg.consistency_weight,
-              "self_teach_weight": cfg.self_teach_weight} if cfg.needs_clean() else {}
+              "self_teach_weight": cfg.self_teach_weight, "self_teach_on": cfg.self_teach_on,
+              "self_teach_temperature": cfg.self_teach_temperature} if cfg.needs_clean() else {}
     return OpticalLossConfig(
         ot=cfg.ot, marginals=cfg.marginals, align_english=cfg.align_english and cfg.loss != "mse",
         ot_weight=weights[0], mse_weight=weights[1], cooc_weight=cfg.cooc_weight, **robust)
