@@ -152,6 +152,20 @@ def test_the_page_opens_with_the_question_and_the_grids_answer():
     assert "None" not in _visible_text(at)
 
 
+def _line_colours(fig: dict) -> dict[str, str]:
+    return {t["name"]: t["line"]["color"] for t in fig["data"]
+            if t.get("showlegend") and t.get("mode") == "lines+markers"}
+
+
+def test_the_answers_figure_colours_each_method_as_the_grids_figure_does():
+    """robust29k's answer names 6 of its 11 lines: each keeps its colour of the whole grid's
+    figure below (the answer's figure had given them the palette from its start)."""
+    at = page(results="shipped:robust29k")
+    answer, detail = _line_colours(charts(at)[0]), _line_colours(curves_chart(at))
+    assert 0 < len(answer) < len(detail)
+    assert answer.items() <= detail.items()
+
+
 @pytest.mark.parametrize("grid", ["robust29kseeds", "robustaer"])
 def test_every_shipped_grid_is_in_the_picker_and_its_plots_fit_it(grid):
     from ui.results import shipped_grids

@@ -43,15 +43,23 @@ _MPL_DASH = {"solid": "-", "dash": "--", "dot": ":"}
 _KEY = ["method", "doc_encoder", "pairs", "lr"]
 
 
-def _series(curves: pd.DataFrame) -> list[tuple[tuple, str, str, str]]:
+def _series(curves: pd.DataFrame, within: pd.DataFrame | None = None
+            ) -> list[tuple[tuple, str, str, str]]:
     """``(key, label, colour, dash)`` per line: one per (method, doc encoder, pairs, lr), in
-    method order.
+    method order. With ``within`` (a larger set of curves that holds ``curves``), each line
+    keeps the label, colour and dash it has among ``within``'s lines, so that a figure of a
+    few methods colours them as the figure of the whole grid beside it does.
 
     The label is the method spelled out, naming the document encoder, pairs and lr only
     where a method has several of them. The i-th line gets the i-th Okabe–Ito colour; the
     external anchor is dashed, and a trained method whose documents the student embeds is
     dotted when the grid also has it with the teacher's.
     """
+    if within is not None:
+        def norm(key: tuple) -> tuple:
+            return tuple("nan" if pd.isna(v) else v for v in key)
+        present = {norm(k) for k in curves[_KEY].itertuples(index=False)}
+        return [s for s in _series(within) if norm(s[0]) in present]
     keys = curves[_KEY].drop_duplicates()
     keys = keys.assign(_m=keys["method"].map(method_order),
                        _d=keys["doc_encoder"].map(lambda d: d != "teacher"))
@@ -98,7 +106,8 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 
 def noise_curves_figure(curves: pd.DataFrame, metric: str = "mrr@10",
-                        title: str | None = None) -> go.Figure:
+                        title: str | None = None, within: pd.DataFrame | None = None
+                        ) -> go.Figure:
     """The metric (in %) against the target CER (in %), one panel per query language.
 
     Args:
@@ -107,6 +116,8 @@ def noise_curves_figure(curves: pd.DataFrame, metric: str = "mrr@10",
             ``measured_cer``).
         metric: the metric key, for the axis title.
         title: figure title.
+        within: the whole grid's curves, when ``curves`` is a part of them: each line keeps
+            the colour it has there (:func:`_series`).
 
     Each line has its 95 % bootstrap interval as a shaded band; hovering a point shows the
     interval, the measured CER and the number of seeds. ``layout.meta.kind`` is
@@ -119,7 +130,7 @@ def noise_curves_figure(curves: pd.DataFrame, metric: str = "mrr@10",
                         vertical_spacing=0.14,
                         subplot_titles=[f"{LANG_NAMES.get(g, g)} → English" for g in langs])
     name = METRIC_LABELS.get(metric, metric)
-    for key, label, color, dash in _series(curves):
+    for key, label, color, dash in _series(curves, within):
         shown = False
         for i, lang in enumerate(langs):
             pts = _select(curves, lang, key)
@@ -165,9 +176,10 @@ def noise_curves_figure(curves: pd.DataFrame, metric: str = "mrr@10",
 
 
 def clean_figure(curves: pd.DataFrame, metric: str = "mrr@10",
-                 title: str | None = None) -> go.Figure:
+                 title: str | None = None, within: pd.DataFrame | None = None) -> go.Figure:
     """The metric (in %) of each method on clean queries, for a grid without noise levels:
-    one dot per method with its 95 % interval as a bar, one panel per query language.
+    one dot per method with its 95 % interval as a bar, one panel per query language
+    (``within``: as in :func:`noise_curves_figure`).
 
     ``layout.meta.kind`` is ``"results_clean"``.
     """
@@ -176,7 +188,7 @@ def clean_figure(curves: pd.DataFrame, metric: str = "mrr@10",
     fig = make_subplots(rows=1, cols=len(langs), shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=[f"{LANG_NAMES.get(g, g)} → English" for g in langs])
     name = METRIC_LABELS.get(metric, metric)
-    series = _series(clean)
+    series = _series(clean, None if within is None else within[np.isclose(within["cer"], 0)])
     for key, label, color, _dash in series:
         for i, lang in enumerate(langs):
             pts = _select(clean, lang, key)
@@ -208,11 +220,12 @@ def answer_figure(curves: pd.DataFrame, methods: Sequence[str], metric: str = "m
                   title: str | None = None) -> go.Figure:
     """The one figure under a grid's answer: the ``methods`` it names (at most six lines),
     against noise when the grid has noise levels (:func:`noise_curves_figure`), else on
-    clean queries (:func:`clean_figure`)."""
+    clean queries (:func:`clean_figure`). Each method has the colour it has in the figure of
+    all of ``curves``, so the two figures of the Results page agree."""
     picked = curves[curves["method"].isin(list(methods))]
     if picked["cer"].nunique() > 1:
-        return noise_curves_figure(picked, metric, title)
-    return clean_figure(picked, metric, title)
+        return noise_curves_figure(picked, metric, title, within=curves)
+    return clean_figure(picked, metric, title, within=curves)
 
 
 def noise_curves_png(curves: pd.DataFrame, metric: str = "mrr@10", title: str | None = None,
