@@ -22,11 +22,11 @@ SEEDS = [42, 43]
 NQ = 40
 
 
-def _grid() -> GridConfig:
+def _grid(trained_on: str = "random_char") -> GridConfig:
     return GridConfig(
         name="fam", methods=["mse", "ot@aug"], langs=["cs"], pairs=[100], seeds=SEEDS,
         noise_kinds=KINDS, cer_levels=[0.0, 0.1, 0.2], n_boot=300, gold=False,
-        variants={"aug": {"noise_p": 0.5, "noise_max_cer": 0.2, "noise_kind": "random_char"}},
+        variants={"aug": {"noise_p": 0.5, "noise_max_cer": 0.2, "noise_kind": trained_on}},
     ).validate()
 
 
@@ -127,7 +127,7 @@ def test_a_missing_seed_of_a_held_out_kind_leaves_the_mean_out():
     assert all("infamily_retention" in r for r in ot)
 
 
-def _folder(tmp_path):
+def _folder(tmp_path, trained_on: str = "random_char"):
     """A results folder of the hand-made cells: the grid's CSVs, as the runner writes them."""
     from optical_core.experiments.config import write_csv
     from optical_core.experiments.results import load_results
@@ -137,7 +137,7 @@ def _folder(tmp_path):
         m["model"].run = f"run-{m['model'].method}-{m['model'].seed}"
     out = tmp_path / "fam"
     out.mkdir()
-    for name, rows in grid_tables(_grid(), evals).items():
+    for name, rows in grid_tables(_grid(trained_on), evals).items():
         write_csv(out / f"{name}.csv", rows)
     return load_results(out), scores
 
@@ -181,3 +181,14 @@ def test_the_answer_says_what_a_method_keeps_on_noise_it_never_trained_on(tmp_pa
     row = found[0].noisy
     assert "on noise it never trained on" in text
     assert f"{answer_pct(row['heldout_retention'])} %" in text and "(keyboard, ocr)" in text
+
+
+def test_a_method_trained_on_every_family_has_none_held_out(tmp_path):
+    from optical_core.experiments.heldout import heldout_headline
+
+    res, _ = _folder(tmp_path, ",".join(KINDS))
+    ot = res.pooled[(res.pooled["method"] == "ot@aug") & (res.pooled["cer"] > 0)]
+    assert (ot["heldout_kinds"] == "").all() and ot["heldout_retention"].isna().all()
+    assert not ot["held_out"].any() and ot["infamily_retention"].notna().all()
+    line = heldout_headline(res)
+    assert ("(random_char, keyboard, ocr); it has no held-out family in this grid") in line

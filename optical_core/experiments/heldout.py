@@ -100,14 +100,17 @@ def heldout_headline(results: Results, scorer: str = "dense") -> str | None:
     parts = []
     for _, r in sort_rows(f[np.isclose(f["cer"], top)], ("pairs",)).iterrows():
         where = r["lang"] + (f", {r['pairs']} pairs" if sizes and r["pairs"] else "")
-        held = f"{_kept_pct(r, 'heldout')} on noise it never saw ({_kinds(r['heldout_kinds'])})"
+        held = (f"{_kept_pct(r, 'heldout')} on noise it never saw "
+                f"({_kinds(r['heldout_kinds'])})" if r["heldout_kinds"]
+                else "has no held-out family in this grid")
         if r["trained_on"] == NO_NOISE or not r["infamily_kinds"]:
             what = "untrained" if r["method"] in UNTRAINED else "trained on clean text"
             parts.append(f"`{r['method']}` ({where}, {what}) keeps {held}")
         else:
             parts.append(f"`{r['method']}` ({where}, trained on {_kinds(r['trained_on'])}) "
                          f"keeps {_kept_pct(r, 'infamily')} on its training noise "
-                         f"({_kinds(r['infamily_kinds'])}) and {held}")
+                         f"({_kinds(r['infamily_kinds'])})"
+                         + (f" and {held}" if r["heldout_kinds"] else f"; it {held}"))
     docs = ", documents embedded by the teacher" if (f["doc_encoder"] == "teacher").any() else ""
     return (f"**Held-out noise** ({scorer}{docs}, {split}, {100 * top:g} % CER, share of the "
             "clean MRR@10 kept, 95 % interval over seeds and queries): "
