@@ -55,7 +55,8 @@ DEPTH = 10
 MAX_CHARS = 1000
 #: The noise slider's top level (%): the one-query noise is a prefix of one draw there.
 MAX_CER_PCT = 30
-NOISE_HELP = {"typo": "Typo: " + NOISE_KINDS["keyboard"], **NOISE_KINDS}
+# "typo" is the keyboard kind under its everyday name; its text already says "typo".
+NOISE_HELP = {"typo": NOISE_KINDS["keyboard"], **NOISE_KINDS}
 DEFAULTS = {
     "ret_split": DEFAULT_SPLIT, "ret_task2": False, "ret_lang": "de", "ret_scorer": "dense",
     "ret_k": 20, "ret_eps": 0.05, "ret_source": "test set", "ret_qidx": 0,

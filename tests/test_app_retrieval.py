@@ -80,6 +80,9 @@ def test_demo_fallback_shows_both_rankings_and_plans(no_data):
     assert "no single token explains the move" in why
     assert at.text_area(key="ret_noisy").value != at.session_state["ret_typed"]
     assert any(m.label.startswith("Relevant caption") for m in at.metric)
+    # The noise kind's caption says what a typo is once ("Typo: Fat-finger typo: …" before).
+    noise = [c.value for c in at.caption if "Fat-finger" in c.value]
+    assert noise and all(c.lower().count("typo") == 1 for c in noise)
 
 
 def test_the_explanation_names_only_what_its_table_shows(no_data):
