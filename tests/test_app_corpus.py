@@ -46,11 +46,15 @@ def test_an_uploaded_file_is_scored_and_sorted(tiny_bert_dir, monkeypatch):
     table = _table(at)
     assert sorted(table["line"]) == [1, 2, 3]
     assert list(table["Δ"]) == [0.0, 0.0, 0.0]  # the same model twice
+    assert any("so every Δ is 0" in i.value for i in at.info)  # and the page says why
+    # Short metric labels that fit at 1,000 px; the models are named in the line above.
+    assert [m.label for m in at.metric][:2] == ["Mean AER (1)", "Mean AER (2)"]
     assert set(table.columns) >= {"AER 1", "AER 2", "source", "target", "open"}
     # A second model: a tiny random BERT aligns worse; rows sorted by |Δ|, largest first.
     at.selectbox(key="_w_optical_model_id__corpus_choice").set_value("__other__").run()
     at.text_input(key="_w_optical_model_id__corpus_text").set_value(str(tiny_bert_dir)).run()
     assert not ok(at).error, [e.value for e in at.error]
+    assert not any("so every Δ is 0" in i.value for i in at.info)
     table = _table(at)
     deltas = [abs(d) for d in table["Δ"]]
     assert deltas == sorted(deltas, reverse=True) and deltas[0] > 0

@@ -154,10 +154,17 @@ def show_diffs(pairs: list[CorpusPair], gold: str | None, model1: str, model2: s
     names = (f"{label} 1", f"{label} 2")
     mean1 = sum(getattr(s, metric) for s in s1) / len(s1)
     mean2 = sum(getattr(s, metric) for s in s2) / len(s2)
+    if model1 == model2:  # a lecturer's first visit: say why every Δ is 0
+        st.info(f"Both models are {model_label(model1)}, so every Δ is 0. Pick another "
+                "second model (2) above, e.g. a distilled run or the model it started from, "
+                "to see where they differ.", icon=":material/compare_arrows:")
+    # Short labels (the line above names both models): a model name in the label was cut
+    # off at 1,000 px ("Mean AER: 1 · all-MiniL…").
     k1, k2, k3 = st.columns(3)
-    k1.metric(f"Mean {label}: 1 · {model_label(model1)}", f"{mean1:.3f}",
-              help=help_for("AER" if metric == "aer" else "row entropy"))
-    k2.metric(f"Mean {label}: 2 · {model_label(model2)}", f"{mean2:.3f}",
+    k1.metric(f"Mean {label} (1)", f"{mean1:.3f}",
+              help=f"Model 1: {model_label(model1)}. "
+              + help_for("AER" if metric == "aer" else "row entropy"))
+    k2.metric(f"Mean {label} (2)", f"{mean2:.3f}", help=f"Model 2: {model_label(model2)}.",
               delta=f"{mean2 - mean1:+.3f}" if abs(mean2 - mean1) >= 0.0005 else None,
               delta_color="inverse")
     k3.metric("Sentences", f"{len(diffs)}")

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE_ICONS = {
     "Home": ":material/home:", "Alignment": ":material/grid_on:",
     "Distillation": ":material/school:", "Retrieval": ":material/search:",
-    "Results": ":material/table_chart:", "Corpus": ":material/format_list_numbered:",
+    "Results": ":material/table_chart:", "Corpus": ":material/fact_check:",
 }
 
 
