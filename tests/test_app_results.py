@@ -152,6 +152,16 @@ def test_the_page_opens_with_the_question_and_the_grids_answer():
     assert "None" not in _visible_text(at)
 
 
+def test_a_clean_only_grid_does_not_explain_retention():
+    """robustaer has no noise levels: its answer has no retention, nor does its glossary line
+    (the share of the clean score kept under noise), while a noisy grid's answer does."""
+    clean_only = [c.value for c in page(results="shipped:robustaer").caption]
+    noisy = [c.value for c in page(results="shipped:results5k").caption]
+    assert any(c.startswith("OT-KD:") and "Δ:" in c for c in clean_only)
+    assert not any("retention:" in c for c in clean_only)
+    assert any("retention:" in c for c in noisy)
+
+
 def _line_colours(fig: dict) -> dict[str, str]:
     return {t["name"]: t["line"]["color"] for t in fig["data"]
             if t.get("showlegend") and t.get("mode") == "lines+markers"}

@@ -396,7 +396,8 @@ def answer_panel(res: Results) -> None:
     st.markdown(f"**Answer of this grid** ({ans.setting}). {ans.summary}")
     st.markdown("\n".join(f"- {md_escape(s)}" for s in ans.sentences))
     named = method_terms(method_name(m) for m in ans.methods)
-    st.caption(explain([*named, "Δ", "95 % interval", "retention"]))
+    # Retention (noisy / clean) only where the answer has noisy levels to keep a share of.
+    st.caption(explain([*named, "Δ", "95 % interval", *(["retention"] if ans.noisy else [])]))
     if not ans.methods:
         return
     split = shown.splits()[0] if shown.splits() else None
