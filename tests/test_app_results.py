@@ -159,6 +159,10 @@ def test_a_clean_only_grid_does_not_explain_retention():
     noisy = [c.value for c in page(results="shipped:results5k").caption]
     assert any(c.startswith("OT-KD:") and "Δ:" in c for c in clean_only)
     assert not any("retention:" in c for c in clean_only)
+    # Its answer compares seven methods; the figure draws six and names the one it leaves out.
+    assert any(c.startswith("Not drawn") and "OT-KD + unbalanced OT (τ = 1)" in c
+               for c in clean_only)
+    assert not any(c.startswith("Not drawn") for c in noisy)
     assert any("retention:" in c for c in noisy)
 
 

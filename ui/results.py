@@ -409,4 +409,20 @@ def answer_panel(res: Results) -> None:
     st.plotly_chart(answer_figure(data, ans.methods, "mrr@10", title), key="res_answer",
                     config={"displaylogo": False})
     st.caption("Dots and bands: 95 % intervals over queries (and seeds). " + help_for("MRR@10"))
+    missing = undrawn_methods(ans.sentences, ans.methods, list(data["method"].unique()))
+    if missing:
+        st.caption(f"Not drawn ({len(ans.methods)} lines at most, to keep them apart): "
+                   f"{', '.join(missing)}; the answer above and the tables below have them.")
+
+
+def undrawn_methods(sentences: list[str], drawn: list[str], methods: list[str]) -> list[str]:
+    """The spelled-out names of ``methods`` that an answer's ``sentences`` compare (``, X
+    against`` or ``against X (``) but its figure, which shows only ``drawn``, leaves out."""
+    out = []
+    for m in methods:
+        name = method_name(m)
+        if m not in drawn and any(f", {name} against " in t or f" against {name} (" in t
+                                  for t in sentences):
+            out.append(name)
+    return out
 
