@@ -21,6 +21,7 @@ from optical_core.distill.config import (
     KD_INPUTS,
     RECIPES,
     ROBUST_FIELDS,
+    SELF_TEACH_ON,
     DistillConfig,
     DistillError,
     option_named,
@@ -47,6 +48,7 @@ BOUNDS: dict[str, tuple[float, float, float]] = {
     "subword_dropout": (0.0, 0.5, 0.05),
     "consistency_weight": (0.0, 10.0, 0.1),
     "self_teach_weight": (0.0, 10.0, 0.1),
+    "self_teach_temperature": (0.01, 10.0, 0.01),
     "cooc_weight": (0.0, 1.0, 0.05),
 }
 
@@ -157,6 +159,13 @@ def robustness_options(base: DistillConfig) -> dict[str, Any]:
                  horizontal=True, disabled=ss[key("cooc_weight")] == 0,
                  help="npmi: normalised pointwise mutual information; dice: the Dice "
                  "coefficient of the two words' sentence counts.")
+        no_st = ss[key("self_teach_weight")] == 0
+        r10, r11, _ = st.columns(3)
+        r10.radio(LABELS["self_teach_on"], SELF_TEACH_ON, key=key("self_teach_on"),
+                  horizontal=True, disabled=no_st, help=option_named("self_teach_on").help)
+        r11.number_input(LABELS["self_teach_temperature"], **_range("self_teach_temperature"),
+                         key=key("self_teach_temperature"), disabled=no_st,
+                         help=option_named("self_teach_temperature").help)
     fields = {f: ss[key(f)] for f in ROBUST_FIELDS}
     fields["noise_kind"] = ",".join(fields["noise_kind"])
     for f in BOUNDS:

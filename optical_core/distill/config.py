@@ -530,7 +530,8 @@ RECIPES: dict[str, Callable[[], dict[str, Any]]] = {"cooc": cooc_recipe, "robust
 #: ``noise_p``), the Distillation page a widget.
 ROBUST_FIELDS: tuple[str, ...] = (
     "noise_p", "noise_max_cer", "noise_kind", "subword_dropout", "kd_input",
-    "consistency_weight", "self_teach_weight", "cooc_weight", "cooc_measure",
+    "consistency_weight", "self_teach_weight", "self_teach_on", "self_teach_temperature",
+    "cooc_weight", "cooc_measure",
 )
 
 
