@@ -153,6 +153,24 @@ def test_write_run_goes_through_safe_write(tmp_path, monkeypatch):
         write_run(_ranking(), corpus, tmp_path)
 
 
+def test_evaluate_writes_a_run_into_a_pipe_and_no_clean_file_beside_it(tmp_path, tiny, capsys,
+                                                                       cache_root):
+    """``--run-file`` a stream: the noisy run goes into it, and the clean run (written
+    beside a file as ``X.clean``) is left out: beside ``/dev/null`` it would be
+    ``/dev/null.clean``, a file in the system's device folder."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    code, _, err = run(["evaluate", "--demo", "--model", tiny, "--noise", "random_char",
+                        "--cer", "0.2", "--bootstrap", "100", "--run-file", str(fifo)], capsys)
+    reader.join(timeout=30)
+    assert code == 0, err
+    assert fifo.is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+    assert got and got[0].splitlines()[0].split()[1] == "Q0"
+
+
 # ------------------------------------------------------------------------ distill
 
 DISTILL = ["distill", "--demo-data", "--no-eval", "--max-steps", "1"]

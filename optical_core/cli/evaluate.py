@@ -78,8 +78,12 @@ def add_evaluate(sub) -> None:
     p.set_defaults(func=run_evaluate)
 
 
-def _clean_path(path: Path) -> Path:
-    return path.with_name(f"{path.stem}.clean{path.suffix}")
+def _clean_path(path: Path) -> Path | None:
+    """Where the clean run goes beside ``path``; ``None`` for a stream (``/dev/null``, a
+    pipe), which has no folder of the user's to put it in."""
+    from optical_core.safe_write import is_stream
+
+    return None if is_stream(path) else path.with_name(f"{path.stem}.clean{path.suffix}")
 
 
 #: Bootstrap resamples past this take minutes per metric and add no precision worth it.
@@ -114,8 +118,9 @@ def write_runs(ev, corpus, run_file: Path, tag: str, cer: float) -> list[Path]:
     from optical_core.safe_write import OutputError
 
     if ev.noisy_ranking is not None:
-        todo = [(ev.noisy_ranking, run_file, f"{tag}-{ev.kind}{cer:g}"),
-                (ev.clean_ranking, _clean_path(run_file), f"{tag}-clean")]
+        todo = [(ev.noisy_ranking, run_file, f"{tag}-{ev.kind}{cer:g}")]
+        if _clean_path(run_file) is not None:
+            todo.append((ev.clean_ranking, _clean_path(run_file), f"{tag}-clean"))
     else:
         todo = [(ev.clean_ranking, run_file, f"{tag}-clean")]
     for ranking, path, name in todo:
@@ -152,7 +157,8 @@ def run_evaluate(args) -> int:
     run_file = Path(args.run_file).expanduser() if args.run_file else None
     if run_file is not None:
         for path in (run_file, _clean_path(run_file)):
-            check_output_file(path, "--run-file")
+            if path is not None:
+                check_output_file(path, "--run-file")
     cfg = ScorerConfig(scorer=args.scorer, rerank_depth=args.k,
                        ot=OTConfig(epsilon=args.epsilon))
     # what embeds the documents is settled from the run record, before loading anything
