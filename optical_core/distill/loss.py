@@ -82,7 +82,7 @@ the student, t(·) the teacher. The loss is::
   an untrained student on cs), while the pooled KL at T = 0.05 is ~0.5 (see
   :func:`~optical_core.distill.loss_terms.self_teaching_kl`): at weight 1 it wins, at
   ≲ 0.01 it does not. ``tokens`` puts the term on the unit content tokens that OT-KD
-  anchors (collapsing them costs ``1 − cos`` ≈ 0.3–0.5 per token), so it cannot hide in
+  anchors (collapsing them costs ``1 − cos`` per transported token), so it cannot hide in
   [CLS]/[SEP] or in token lengths. ``scores`` centres each document's score on the batch's
   mean, so a document that every query scores high (a component all queries share) stops
   deciding every softmax and the KL asks for the clean query's own ranking.
