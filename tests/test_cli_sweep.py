@@ -261,3 +261,16 @@ def test_experiment_names_the_name_option(tmp_path, capsys):
                         "--results-dir", str(tmp_path / "res")], capsys)
     assert code == 2
     assert one_error(err).startswith("error: --name: invalid run name 'a/b'")
+
+
+@pytest.mark.parametrize("flag", ["--student", "--teacher"])
+def test_distill_names_the_model_flag_of_a_model_that_does_not_load(tmp_path, tiny, flag,
+                                                                    capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("not a model\n")
+    models = {"--teacher": tiny, "--student": tiny, flag: str(afile)}
+    code, _, err = run([*DISTILL, *(x for kv in models.items() for x in kv),
+                        "--out", str(tmp_path / "r")], capsys)
+    assert code == 2
+    assert one_error(err).startswith(f"error: {flag}: '{afile}' is a file")
+    assert afile.read_text() == "not a model\n"

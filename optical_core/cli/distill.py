@@ -170,6 +170,10 @@ def run_distill(args) -> int:
         with stop_on_ctrl_c(cancel, lambda msg: bar.write(msg, file=sys.stderr)):
             result = run_distillation(cfg, args.out, resume=args.resume, progress=progress,
                                       cancel=cancel, restart=args.restart)
+    except DistillError as exc:
+        if args.resume:  # the stored config speaks, not this command line's flags
+            raise
+        raise DistillError(flag_words(str(exc))) from None
     finally:
         bar.close()
     if int(os.environ.get("RANK", "0")) == 0:

@@ -61,15 +61,20 @@ def load_models(cfg: DistillConfig):
     from optical_core.encoders.registry import teacher_kind
     from optical_core.encoders.transformer import load_sentence_transformer
 
+    # each message opens with the option it is about ("student: ..."), which the CLI
+    # turns into its flag (distill.option_words)
     try:
         teacher = load_sentence_transformer(resolve_model(cfg.teacher), "cpu")
-        kind = teacher_kind(teacher)
-        student_id = cfg.student if cfg.student is not None else kind.default_student(cfg.teacher)
+    except ModelLoadError as exc:
+        raise DistillError(f"teacher: {exc}") from exc
+    kind = teacher_kind(teacher)
+    student_id = cfg.student if cfg.student is not None else kind.default_student(cfg.teacher)
+    try:
         student = load_sentence_transformer(
             str(runs_mod.resolve_model_dir(resolve_model(student_id))), "cpu"
         )
     except ModelLoadError as exc:
-        raise DistillError(str(exc)) from exc
+        raise DistillError(f"student: {exc}") from exc
     teacher.max_seq_length = cfg.max_tokens
     student.max_seq_length = cfg.max_tokens
     if kind.fit_student is not None:
