@@ -31,7 +31,8 @@ def build_tiny_bert(folder: Path, hidden: int = 32, layers: int = 2, seed: int =
 
 
 def make_tiny_model(path: str | os.PathLike[str], seed: int = 0, hidden: int = 32) -> str:
-    """Save a tiny random BERT sentence-transformers model (mean pooling, normalised) to ``path``."""
+    """Save a tiny random BERT sentence-transformers model (mean pooling, normalised) to
+    ``path``."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 

@@ -1,5 +1,6 @@
 """What the real-browser tests (and ``bench/bench_memory.py``) share: a `streamlit run app.py`
-server, Debian's chromium and one place for screenshots (``$OPTICAL_SCREENSHOT_DIR``, else ``<tmp>/optical-screenshots``;
+server, Debian's chromium and one place for screenshots (``$OPTICAL_SCREENSHOT_DIR``, else
+``<tmp>/optical-screenshots``;
 ``.ci/run`` sets it and prints it at the end, for CI to keep as artifacts)."""
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ PICKER_JS = """() => {
 def require_browser() -> None:
     """Skip the calling test when chromium or the playwright package is missing."""
     if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium, or set OPTICAL_CHROMIUM)")
+        pytest.skip(f"no chromium at {CHROMIUM} "
+                    "(apt-get install chromium, or set OPTICAL_CHROMIUM)")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is missing")
 
 
@@ -147,7 +149,8 @@ def chromium() -> Iterator:
 
 def screenshot_dir() -> Path:
     """The folder for screenshots: ``$OPTICAL_SCREENSHOT_DIR`` or ``<tmp>/optical-screenshots``."""
-    folder = Path(os.environ.get(SCREENSHOT_ENV) or Path(tempfile.gettempdir()) / "optical-screenshots")
+    default = Path(tempfile.gettempdir()) / "optical-screenshots"
+    folder = Path(os.environ.get(SCREENSHOT_ENV) or default)
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 

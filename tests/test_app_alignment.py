@@ -105,7 +105,8 @@ def test_epsilon_changes_the_figure_without_re_encoding(monkeypatch):
         return real(self, texts_, *a, **k)
 
     monkeypatch.setattr(Encoder, "token_embeddings", counting)
-    at = ok(page(al_src="A cat sleeps on a warm windowsill.", al_tgt="A kitten naps by the window."))
+    at = ok(page(al_src="A cat sleeps on a warm windowsill.",
+                 al_tgt="A kitten naps by the window."))
     n_calls = len(calls)
     assert n_calls >= 1
     before = plan(at)
@@ -164,10 +165,12 @@ def test_cost_weighting_and_level_controls():
     assert sq.max() > 2.0
     assert "applied as" in texts(at, "markdown")  # ε scaled to the cost range, said so
     at.radio(key="al_metric").set_value("cosine").run()
-    bars = [t for t in chart(ok(at))["data"] if t["type"] == "bar" and t["name"] == "source weight a"]
+    bars = [t for t in chart(ok(at))["data"]
+            if t["type"] == "bar" and t["name"] == "source weight a"]
     uniform = _arr(bars[0]["x"])
     at.radio(key="al_weighting").set_value("norm").run()
-    bars = [t for t in chart(ok(at))["data"] if t["type"] == "bar" and t["name"] == "source weight a"]
+    bars = [t for t in chart(ok(at))["data"]
+            if t["type"] == "bar" and t["name"] == "source weight a"]
     norm = _arr(bars[0]["x"])
     assert np.allclose(uniform, uniform[0]) and not np.allclose(norm, norm[0])
     at.radio(key="al_level").set_value("word").run()
@@ -240,7 +243,8 @@ def test_diffuse_typed_english_texts_are_not_blamed_on_a_language():
 
 def test_paraphrase_demo_pair_is_not_diffuse_and_large_epsilon_is_named():
     at = ok(page(al_source="demo"))
-    assert at.selectbox(key="al_demo").format_func(at.selectbox(key="al_demo").value).startswith("en-para-01")
+    demo = at.selectbox(key="al_demo")
+    assert demo.format_func(demo.value).startswith("en-para-01")
     assert "diffuse" not in texts(at, "warning")
     at.select_slider(key="al_eps").set_value(1.0).run()
     assert "blurred by the large ε" in texts(ok(at), "info")
@@ -492,4 +496,5 @@ def test_pair_choice_survives_a_page_switch():
     at.switch_page("pages/1_Alignment.py").run()
     ok(at)
     assert at.radio(key="al_source").value == "demo"
-    assert at.selectbox(key="al_demo").format_func(at.selectbox(key="al_demo").value).startswith("fr-01")
+    demo = at.selectbox(key="al_demo")
+    assert demo.format_func(demo.value).startswith("fr-01")

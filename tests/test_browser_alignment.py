@@ -52,7 +52,8 @@ def test_epsilon_slider_redraws_the_plan(server, browser):
 
     # Streamlit's slider thumb holds a visually hidden <input type="range"> (react-aria):
     # focus it and use the keyboard, as a keyboard user would.
-    slider = page.locator('[data-testid="stSidebar"]').get_by_role("slider", name="ε — entropic blur")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    slider = sidebar.get_by_role("slider", name="ε — entropic blur")
     slider.focus()
     t0 = time.perf_counter()
     for _ in range(3):  # 0.05 → 0.07 → 0.1 → 0.15
@@ -98,7 +99,8 @@ def _settle(page, plan_with: str | None = None):
         "!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
     if plan_with is not None:
         page.wait_for_function(
-            f"(() => {{ const p = ({PLAN_JS})(); return p && p.title.includes({plan_with!r}); }})()",
+            f"(() => {{ const p = ({PLAN_JS})(); "
+            f"return p && p.title.includes({plan_with!r}); }})()",
             timeout=60_000,
         )
 
@@ -119,7 +121,8 @@ def test_controls_keep_their_values_after_bad_input_and_page_switch(server, brow
         page.keyboard.press("ArrowRight")
     _wait_url(page, "threshold=0.7")
     _settle(page)
-    page.locator('[data-testid="stSidebar"]').get_by_role("slider", name="ε — entropic blur").focus()
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_role("slider", name="ε — entropic blur").focus()
     for _ in range(2):  # 0.05 → 0.1
         page.keyboard.press("ArrowRight")
     _settle(page, "ε = 0.1")

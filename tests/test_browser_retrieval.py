@@ -26,7 +26,8 @@ TABLES_JS = """() => Array.from(document.querySelectorAll('[data-testid="stTable
       Array.from(r.querySelectorAll('th,td')).map(c => c.innerText.trim())))"""
 RUNNING_JS = """() => !document.querySelector('[data-testid="stStatusWidget"]')"""
 # What the "Why did it move?" caption picker shows.
-CAPTION_JS = """() => { const box = Array.from(document.querySelectorAll('[data-testid="stSelectbox"]'))
+CAPTION_JS = """() => {
+  const box = Array.from(document.querySelectorAll('[data-testid="stSelectbox"]'))
   .find(e => e.innerText.trim().startsWith('Caption'));
   return box ? (box.querySelector('input') || {}).value || box.innerText : null; }"""
 TOP_CAPTION = "Two children are playing football in the park."  # the typed query's first hit

@@ -7,7 +7,8 @@ import ot as pot
 import pytest
 import torch
 
-from optical_core.ot.costs import OTInputError, cost_matrix, weighted_marginal
+from optical_core.ot.config import OTInputError
+from optical_core.ot.costs import cost_matrix, weighted_marginal
 
 # ------------------------------------------------------------------------------- costs
 

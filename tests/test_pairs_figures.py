@@ -43,7 +43,8 @@ def test_plan_figure_hover_overlays_and_labels(sharp):
     # tokens are tick labels on numeric axes, so repeated tokens stay apart
     assert list(fig.layout.xaxis.ticktext) == ["puppy", "a", ".", "running"]
     bars = {t.name: t for t in fig.data if t.type == "bar"}
-    assert np.allclose(bars["received"].y, p.plan.sum(0)) and np.allclose(bars["source weight a"].x, p.a)
+    assert np.allclose(bars["received"].y, p.plan.sum(0))
+    assert np.allclose(bars["source weight a"].x, p.a)
     assert fig.layout.meta["kind"] == "plan"
     plain = plan_figure(p, marginals=False)
     assert len(plain.data) == 1 and list(plain.layout.yaxis.ticktext) == ["a", "dog", "runs", "."]

@@ -168,7 +168,8 @@ def cooccurrence_table(
             ``min_count < 1``.
     """
     if measure not in COOC_MEASURES:
-        raise OTInputError(f"unknown co-occurrence measure {measure!r}; choose one of {COOC_MEASURES}")
+        raise OTInputError(
+            f"unknown co-occurrence measure {measure!r}; choose one of {COOC_MEASURES}")
     if int(min_count) < 1:
         raise OTInputError("min_count must be at least 1")
     src = [_unique_ids(d) for d in src_docs]
@@ -189,7 +190,8 @@ def cooccurrence_table(
     for start in range(0, len(src), _CHUNK):
         keys = [(s[:, None] * vt + t[None, :]).ravel()
                 for s, t in zip(src[start:start + _CHUNK], tgt[start:start + _CHUNK], strict=True)]
-        k, c = np.unique(np.concatenate(keys) if keys else np.empty(0, np.int64), return_counts=True)
+        flat = np.concatenate(keys) if keys else np.empty(0, np.int64)
+        k, c = np.unique(flat, return_counts=True)
         parts_k.append(k)
         parts_c.append(c)
     all_k = np.concatenate(parts_k)
