@@ -60,7 +60,9 @@ POOLS: dict[str, dict[str, list[str]]] = {
                         "{nothing}", "-"],
               "--model": ["{tiny}", "{tiny}", *NO_MODELS]},
     "score": {name: ["{gold}", "{pred}", "{empty}", "{blank_lines}", "{latin1}", "{pairs}",
-                     "{nothing}", "{dir}", "{file}"] for name in ("--gold", "--pred", "--text")},
+                     "{nothing}", "{dir}", "{file}"] for name in ("--gold", "--pred", "--text")}
+    | {"--corpus": ["{pairs}", "{empty}", "{latin1}", "{nothing}", "{dir}", "{file}"],
+       "--model": ["{tiny}", *NO_MODELS], "--second-model": ["{tiny}", *NO_MODELS]},
     "evaluate": {"--model": NO_MODELS, "--doc-encoder": [*NO_MODELS, "teacher", "student"]},
     "retrieve-images": {"--teacher": NO_MODELS, "--model": NO_MODELS},
     "download": {"--dest": ["{file}", "{users}", "{under_file}", "/proc/optical-fuzz/x"]},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from optical_core.cli.common import CLIError, read_lines
+from optical_core.cli.score_corpus import add_corpus_options, run_score_corpus
 
 # ----------------------------------------------------------------------- score
 
@@ -14,8 +15,8 @@ def add_score(sub) -> None:
     p = sub.add_parser("score", help="AER, precision, recall, F1 of predicted links",
                        description="Score Pharaoh links against gold ('i-j' sure, 'ipj' "
                        "possible), micro-averaged over sentences as awesome-align does.")
-    p.add_argument("--gold", required=True, help="gold Pharaoh file")
-    p.add_argument("--pred", required=True, help="predicted Pharaoh file")
+    p.add_argument("--gold", default=None, help="gold Pharaoh file")
+    p.add_argument("--pred", default=None, help="predicted Pharaoh file")
     p.add_argument("--one-indexed", action="store_true",
                    help="both files are 1-indexed (the WPT/awesome-align gold files are)")
     p.add_argument("--gold-one-indexed", action="store_true",
@@ -23,6 +24,7 @@ def add_score(sub) -> None:
     p.add_argument("--text", default=None,
                    help="the 'source ||| target' file both alignments index: every link "
                    "is checked to lie inside its sentence")
+    add_corpus_options(p)
     p.set_defaults(func=run_score)
 
 
@@ -69,6 +71,12 @@ def check_scorable(args, gold: list, pred: list) -> list[str]:
 
 def run_score(args) -> int:
     from optical_core.alignment import score_corpus
+
+    if args.corpus is not None:
+        return run_score_corpus(args)
+    if not (args.gold and args.pred):
+        raise CLIError("give --gold and --pred (two Pharaoh files), or --corpus FILE to "
+                       "score each sentence of a text file with a model")
 
     gold_one = args.one_indexed or args.gold_one_indexed
     gold = read_links(args.gold, "--gold", gold_one)
