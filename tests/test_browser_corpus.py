@@ -43,7 +43,7 @@ def test_upload_and_open_a_pair_on_alignment(server, tmp_path):
             str(corpus))
         grid = page.locator('[data-testid="stDataFrame"]')
         grid.wait_for(timeout=T)
-        page.get_by_text("Mean AER: 1").wait_for(timeout=T)
+        page.get_by_text("Mean AER (1)").wait_for(timeout=T)
         save_screenshot(page, "corpus_table")
         # One click on a pair's link opens it on the Alignment page, in this tab.
         link = page.get_by_role("link", name="Line 1 ·")
