@@ -11,7 +11,7 @@ Distillation page (default MiniLM teacher and student, ``--pairs`` training pair
 Multi30k, or of the demo set when Multi30k is missing; one epoch, batch 32, evaluation on
 the val split before and after) and waits until the page reports it finished; with
 ``--job quick`` it clicks Home's "Train a quick student" button instead (the class demo's
-one-click student, :func:`optical_core.distill.config.quick_student`) and waits until the
+one-click student, :func:`optical_core.distill.recipes.quick_student`) and waits until the
 sidebar has switched to it.
 
 A sampler thread reads the resident set size of the server and its children every 0.1 s
@@ -212,7 +212,7 @@ def main() -> int:
         job_kind = f"tiny random teacher, {pairs} demo pairs"
         quick_env = {"OPTICAL_QUICK_STUDENT": json.dumps(defaults)}
     elif args.job == "quick":
-        from optical_core.distill.config import quick_student
+        from optical_core.distill.recipes import quick_student
 
         q = quick_student()
         pairs, defaults = q.pairs, {}

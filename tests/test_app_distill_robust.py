@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from optical_core.distill.config import RECIPES, ROBUST_FIELDS, DistillConfig, robust_recipe
+from optical_core.distill.config import DistillConfig
+from optical_core.distill.recipes import RECIPES, ROBUST_FIELDS, robust_recipe
 from ui.distill import SCHEDULE_LABELS, schedule_key
 from ui.distill_robust import LABELS, key, recipe_caption
 from ui.run_summary import robust_summary

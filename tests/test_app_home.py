@@ -1,5 +1,5 @@
 """AppTest of the home page's quick student: one click queues
-:func:`optical_core.distill.config.quick_student` on the Distillation page's job queue, the
+:func:`optical_core.distill.recipes.quick_student` on the Distillation page's job queue, the
 home page shows the live job, and the sidebar model switches to the run when it finishes.
 
 ``OPTICAL_QUICK_STUDENT`` points the preset at a tiny random teacher and the demo pairs, so
@@ -129,7 +129,7 @@ def test_a_training_quick_student_shows_in_the_sidebar_of_other_pages(runs_dir, 
 
 
 def test_the_preset_is_used_as_it_is_without_the_test_hook(monkeypatch):
-    from optical_core.distill.config import QUICK_PAIRS
+    from optical_core.distill.recipes import QUICK_PAIRS
     from ui.quick import quick_config
 
     monkeypatch.delenv("OPTICAL_QUICK_STUDENT", raising=False)

@@ -13,7 +13,7 @@ from _helpers import REPO
 
 from optical_core.cli.distill import given_options, recipe_help
 from optical_core.cli.entry import build_parser, main
-from optical_core.distill.config import RECIPES, ROBUST_FIELDS, recipe_options, robust_recipe
+from optical_core.distill.recipes import RECIPES, ROBUST_FIELDS, recipe_options, robust_recipe
 
 
 def _cli(*args, env=None, timeout=180):

@@ -8,11 +8,10 @@ from dataclasses import fields
 
 import pytest
 
-from optical_core.distill.config import (
+from optical_core.distill.config import DistillConfig, DistillError
+from optical_core.distill.recipes import (
     RECIPES,
     ROBUST_FIELDS,
-    DistillConfig,
-    DistillError,
     cooc_recipe,
     recipe_options,
     robust_recipe,

@@ -81,7 +81,7 @@ def test_bf16_autocast_trains_on_the_cpu(tiny, tmp_path):
 
 @pytest.mark.parametrize("lang", ["de", "fr", "cs"])
 def test_the_quick_student_is_a_short_ot_run_with_the_cooc_recipe(lang):
-    from optical_core.distill.config import QUICK_PAIRS, cooc_recipe, quick_student
+    from optical_core.distill.recipes import QUICK_PAIRS, cooc_recipe, quick_student
 
     cfg = quick_student(lang)
     assert (cfg.lang, cfg.loss, cfg.pairs, cfg.epochs) == (lang, "ot", QUICK_PAIRS, 1.0)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from optical_core.distill.config import DistillConfig, robust_recipe
+from optical_core.distill.config import DistillConfig
+from optical_core.distill.recipes import robust_recipe
 from optical_core.runs import RunInfo
 
 ROOT = Path(__file__).resolve().parents[1]

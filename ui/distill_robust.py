@@ -3,8 +3,8 @@
 and the note when a job's options do not go together (a run's non-default robustness
 options are written by :func:`ui.run_summary.robust_summary`).
 
-A recipe (:data:`~optical_core.distill.config.RECIPES`) *fills* the expander's widgets with
-:func:`~optical_core.distill.config.recipe_options`, the merge the command line uses, and
+A recipe (:data:`~optical_core.distill.recipes.RECIPES`) *fills* the expander's widgets with
+:func:`~optical_core.distill.recipes.recipe_options`, the merge the command line uses, and
 what the user then changes wins, as an explicit flag beats ``--recipe``. The widgets thus
 always hold the values to submit.
 """
@@ -19,15 +19,13 @@ import streamlit as st
 from optical_core.distill.config import (
     COOC_MEASURES,
     KD_INPUTS,
-    RECIPES,
-    ROBUST_FIELDS,
     SELF_TEACH_ON,
     DistillConfig,
     DistillError,
     option_named,
-    recipe_options,
 )
 from optical_core.distill.option_words import label_words
+from optical_core.distill.recipes import RECIPES, ROBUST_FIELDS, recipe_options
 from optical_core.perturb.kinds import NOISE_KINDS
 from ui.distill import clamp_to, widget_range
 from ui.run_summary import show_value

@@ -1,4 +1,4 @@
-"""The quick student: one click trains :func:`optical_core.distill.config.quick_student`
+"""The quick student: one click trains :func:`optical_core.distill.recipes.quick_student`
 (OT-KD with the cooc recipe on 2,000 pairs, about a minute) through the Distillation
 page's job queue, and the sidebar model switches to it when it has finished
 (:func:`ui.models.follow_run`).
@@ -27,8 +27,9 @@ import streamlit as st
 
 from optical_core import runs
 from optical_core.data import LANG_NAMES, multi30k_available
-from optical_core.distill.config import QUICK_PAIRS, DistillConfig, DistillError, quick_student
+from optical_core.distill.config import DistillConfig, DistillError
 from optical_core.distill.jobs import JobManager, JobState
+from optical_core.distill.recipes import QUICK_PAIRS, quick_student
 from ui.distill import manager, session_id, show_job
 from ui.errors import show_error
 from ui.models import follow_run

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from optical_core.distill.config import ROBUST_FIELDS, DistillConfig
+from optical_core.distill.config import DistillConfig
+from optical_core.distill.recipes import ROBUST_FIELDS
 from optical_core.runs import RunInfo, primary_mrr_key
 
 

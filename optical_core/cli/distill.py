@@ -17,15 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from optical_core.cli.common import stop_on_ctrl_c
-from optical_core.distill.config import (
-    RECIPES,
-    DistillConfig,
-    DistillError,
-    Option,
-    options,
-    recipe_options,
-)
+from optical_core.distill.config import DistillConfig, DistillError, Option, options
 from optical_core.distill.option_words import flag_words
+from optical_core.distill.recipes import RECIPES, recipe_options
 
 #: The CLI's help sections of :attr:`Option.group`.
 GROUPS: dict[str, str] = {
@@ -86,7 +80,7 @@ def add_distill(sub) -> None:
 
 def given_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options given on the command line, field name → value (a flag left out is
-    ``None``), for :func:`~optical_core.distill.config.recipe_options` to lay over
+    ``None``), for :func:`~optical_core.distill.recipes.recipe_options` to lay over
     ``--recipe``; ``--data-dir`` (a flag of every subcommand) as ``data_dir``."""
     given = {o.name: getattr(args, o.name) for o in options()
              if o.cli and getattr(args, o.name, None) is not None}
