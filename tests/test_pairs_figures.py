@@ -78,6 +78,7 @@ def test_cost_diff_and_transport_figures(sharp):
     p = align_embeddings(*sharp)
     c = cost_figure(p)
     assert np.allclose(np.asarray(c.data[0].z), p.cost)
+    assert c.layout.xaxis.tickangle == -90  # narrow column: slanted labels overprinted
     d = diff_figure(p.plan, p.plan * 0, p.src_tokens, p.tgt_tokens)
     assert d.data[0].zmid == 0 and np.allclose(np.asarray(d.data[0].z), -p.plan)
     t = transport_diagram(p.src_tokens, p.tgt_tokens, p.plan)
