@@ -38,7 +38,8 @@ def test_upload_and_open_a_pair_on_alignment(server, tmp_path):
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{server}/Corpus", wait_until="domcontentloaded")
-        page.get_by_text("Upload a file").click()
+        # The radio option; without gold sets the page also shows "Upload a file of …".
+        page.get_by_text("Upload a file", exact=True).click()
         page.locator('[data-testid="stFileUploader"] input[type=file]').set_input_files(
             str(corpus))
         grid = page.locator('[data-testid="stDataFrame"]')
