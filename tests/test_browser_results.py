@@ -117,7 +117,10 @@ def test_first_visit_shows_the_shipped_grid(empty_server, browser):
     from ui.results import shipped_results
 
     assert shipped_results().date in body  # the day the shipped grid was made
-    assert page.locator('[data-testid="stDataFrame"]').count() >= 4
+    # The tables below the heading stream in after it: wait for them, then count.
+    page.wait_for_function(
+        """() => document.querySelectorAll('[data-testid="stDataFrame"]').length >= 4""",
+        timeout=120_000)
     assert page.get_by_role("button", name="Write the report").count() == 0
     assert "results=shipped" in page.url
     shot = save_screenshot(page, "results_shipped")
