@@ -13,10 +13,10 @@ from optical_core.experiments.answer import (
     MAX_SERIES,
     RESEARCH_QUESTION,
     grid_answer,
-    pct,
     signed,
     verdict,
 )
+from optical_core.experiments.formatting import pct
 from optical_core.experiments.names import method_name
 from optical_core.experiments.results import load_results
 from optical_core.experiments.shipped import shipped_grid_folders

@@ -171,7 +171,7 @@ def test_the_report_headline_and_section_carry_the_held_out_retention(tmp_path):
 
 def test_the_answer_says_what_a_method_keeps_on_noise_it_never_trained_on(tmp_path):
     from optical_core.experiments.answer import comparison_sentence, comparisons
-    from optical_core.experiments.answer import pct as answer_pct
+    from optical_core.experiments.formatting import pct as answer_pct
 
     res, _ = _folder(tmp_path)
     p = res.pooled[(res.pooled["kind"].isin(["clean", "random_char"]))]

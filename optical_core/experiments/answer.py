@@ -11,8 +11,8 @@ difference whose 95 % interval holds 0 is worded as no difference. A grid with c
 queries only answers with its clean comparison and its word alignment (AER).
 
 Every number of a sentence is a value of the table it came from, formatted by
-:func:`pct` / :func:`signed` (fractions × 100, one decimal), or a seed count, query count or
-noise level of that table.
+:func:`~optical_core.experiments.formatting.pct` / :func:`signed` (fractions × 100, one
+decimal), or a seed count, query count or noise level of that table.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from optical_core.data import LANG_NAMES
+from optical_core.experiments.formatting import pct
 from optical_core.experiments.names import method_name
 from optical_core.experiments.results import Results
 from optical_core.experiments.tables import DEFAULT_KIND, DEFAULT_SPLIT, LANGS, base_method
@@ -35,11 +36,6 @@ RESEARCH_QUESTION = (
 MAX_COMPARISONS = 6
 #: At most this many methods in the answer's figure (a projector shows six lines apart).
 MAX_SERIES = 6
-
-
-def pct(v: float) -> str:
-    """A fraction as a percentage with one decimal: ``0.8636`` → ``"86.4"``."""
-    return f"{100 * v:.1f}"
 
 
 def signed(v: float) -> str:
